@@ -1,0 +1,838 @@
+#!/bin/bash
+# Utilities for both macOS and Linux builds; use with `source common_utils.sh`.
+#
+# multibuild's public names, arguments, stdout and exit status; its known bugs
+# (quotes in paths, temporary files in the cwd, `exit` in sourced functions,
+# leaked globals, distutils) are not copied.  Internal helpers are `_nw_*`.
+# shellcheck disable=SC2034  # version and platform variables are read by callers
+if [ -n "$COMMON_UTILS_SOURCED" ]; then return; fi
+COMMON_UTILS_SOURCED=1
+
+# Turn on exit-on-error, as multibuild does: config.sh hooks rely on it.
+set -e
+
+# Our own location on this filesystem (relative when sourced by a relative path).
+MULTIBUILD_DIR=$(dirname "${BASH_SOURCE[0]}")
+DOWNLOADS_SDIR=downloads
+PYPY_URL=https://downloads.python.org/pypy
+GET_PIP_URL=https://bootstrap.pypa.io/get-pip.py
+
+# Unicode width, only relevant for Python 2.
+UNICODE_WIDTH=${UNICODE_WIDTH:-32}
+
+if [ "$(uname)" == "Darwin" ]; then
+    IS_MACOS=1
+    IS_OSX=1
+else
+    # The manylinux images have no `python` on PATH; pick one if we are in one.
+    if ! command -v python > /dev/null 2>&1 && [ -x /opt/python/cp39-cp39/bin/python ]; then
+        PATH=/opt/python/cp39-cp39/bin:$PATH
+    fi
+fi
+
+# NW_ML_VER_GIVEN: 1 when the caller chose MB_ML_VER (before the default below),
+# so repair_wheelhouse targets that policy; empty lets auditwheel pick the best.
+NW_ML_VER_GIVEN=${MB_ML_VER:+1}
+if [ "$MB_ML_LIBC" == "musllinux" ]; then
+    IS_ALPINE=1
+    MB_ML_VER=${MB_ML_VER:-_1_2}
+else
+    MB_ML_VER=${MB_ML_VER:-2014}
+fi
+
+# Work round Travis/rvm bugs that redefine cd and friends.
+function shell_session_update { :; }
+unset -f cd pushd popd
+
+function _nw_err {
+    # Print an error line to stderr.
+    # Parameters: message words
+    echo "$*" >&2
+}
+
+function start_spinner {
+    # Print "Still building..." to stderr every 60 s until stop_spinner.
+    # Keeps long quiet builds alive on CI.  The loop watches its parent shell
+    # and ends within a second when that shell goes away.
+    # Depends on: MB_SPINNER_PID (set here), NW_SPINNER_INTERVAL (seconds, 60)
+    if [ -n "$MB_SPINNER_PID" ]; then
+        return
+    fi
+    local parent=$BASHPID
+    local interval=${NW_SPINNER_INTERVAL:-60}
+    >&2 echo "Building libraries..."
+    (
+        trap 'exit 0' TERM
+        local ticks=0
+        while kill -0 "$parent" 2> /dev/null; do
+            sleep 1 &
+            wait $! || exit 0
+            ticks=$((ticks + 1))
+            if [ "$ticks" -ge "$interval" ]; then
+                >&2 echo "Still building..."
+                ticks=0
+            fi
+        done
+    ) &
+    MB_SPINNER_PID=$!
+    disown
+}
+
+function stop_spinner {
+    # Stop the loop started by start_spinner, if any.
+    # Depends on: MB_SPINNER_PID; prints "Building libraries finished." to stderr
+    if [ -z "$MB_SPINNER_PID" ]; then
+        return
+    fi
+    kill "$MB_SPINNER_PID" 2> /dev/null || true
+    unset MB_SPINNER_PID
+    >&2 echo "Building libraries finished."
+}
+
+function any_python {
+    # Print the command of a Python interpreter: $PYTHON_EXE, python3 or python.
+    # Depends on: PYTHON_EXE (optional)
+    local cmd
+    for cmd in "$PYTHON_EXE" python3 python; do
+        if [ -n "$cmd" ] && type -t "$cmd" > /dev/null; then
+            echo "$cmd"
+            return
+        fi
+    done
+    _nw_err "Could not find python or python3"
+    return 1
+}
+
+function _nw_py {
+    # Run Python code with any_python; extra arguments go to sys.argv[1:].
+    # Parameters: code [args...]
+    local py
+    py=$(any_python) || return 1
+    "$py" -c "$@"
+}
+
+function abspath {
+    # Print the absolute path of PATH (symlinks not resolved).
+    # Parameters: path
+    _nw_py 'import os, sys; print(os.path.abspath(sys.argv[1]))' "$1"
+}
+
+function relpath {
+    # Print PATH relative to START.
+    # Parameters: path [start=$PWD]
+    _nw_py 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$1" "${2:-$PWD}"
+}
+
+function realpath {
+    # Print the canonical path of PATH (symlinks resolved).
+    # Parameters: path
+    _nw_py 'import os, sys; print(os.path.realpath(sys.argv[1]))' "$1"
+}
+
+function lex_ver { # <version>
+    # Print a version as a 9-digit string that sorts lexically: 2.1.4rc1 -> 002001004.
+    # Missing parts are 0; each part is its leading digits; a 4th part is ignored.
+    # A part over 999 is an error (stderr, return 1).
+    local ver=$1
+    local -a parts
+    IFS=. read -r -a parts <<< "$ver"
+    local out="" i part num
+    for i in 0 1 2; do
+        part=${parts[$i]:-}
+        num=0
+        if [[ $part =~ ^([0-9]+) ]]; then
+            num=$((10#${BASH_REMATCH[1]}))
+        fi
+        if [ "$num" -gt 999 ]; then
+            _nw_err "lex_ver: component '$part' of '$ver' is over 999"
+            return 1
+        fi
+        out+=$(printf "%03d" "$num")
+    done
+    echo "$out"
+}
+
+function unlex_ver { # <lexed version>
+    # Inverse of lex_ver: 003002012 -> 3.2.12; characters after the 9th are ignored.
+    local lex=$1
+    if ! [[ ${lex:0:9} =~ ^[0-9]{9}$ ]]; then
+        _nw_err "unlex_ver: '$lex' is not a lex_ver string"
+        return 1
+    fi
+    echo "$((10#${lex:0:3})).$((10#${lex:3:3})).$((10#${lex:6:3}))"
+}
+
+function strip_ver_suffix { # <version>
+    # Print major.minor.micro without any suffix: 3.4.0rc1 -> 3.4.0.
+    local lexed
+    lexed=$(lex_ver "$1") || return 1
+    unlex_ver "$lexed"
+}
+
+function is_function { # <name>
+    # Print "true" if NAME is a shell function, nothing otherwise (never runs it).
+    # Returns 1 when NAME is not a function, as multibuild's does.
+    (set +e; declare -Ff "$1" > /dev/null && echo true)
+}
+
+function gh_clone { # <owner/repo>
+    # Clone a GitHub repository into the current directory.
+    git clone "https://github.com/$1"
+}
+
+function set_opts { # <option string as in $->
+    # Set or unset the shell options e x h m B H to match the option string.
+    local opts=$1
+    local opt
+    for opt in e x h m B H; do
+        if [[ $opts == *"$opt"* ]]; then
+            set "-$opt"
+        else
+            set "+$opt"
+        fi
+    done
+}
+
+function _nw_errexit_on {
+    # Succeed if `set -e` is on in the calling shell.
+    [[ $- == *e* ]]
+}
+
+function suppress {
+    # Run a command, showing its output only if it fails.
+    # Prints "Running CMD ARGS"; the output goes to a file under $TMPDIR that a trap
+    # removes.  The command runs in a subshell with the caller's `set -e` setting.
+    # Parameters: cmd [args...]; returns the command's status
+    if [ $# -eq 0 ]; then
+        _nw_err "suppress: no command given"
+        return 1
+    fi
+    echo "Running $*"
+    local errexit="" status
+    if _nw_errexit_on; then errexit=1; fi
+    set +e
+    (
+        tmp=$(mktemp -d "${TMPDIR:-/tmp}/nw-suppress.XXXXXXXX") || exit 1
+        trap 'rm -rf -- "$tmp"' EXIT
+        (
+            if [ -n "$errexit" ]; then set -e; fi
+            "$@"
+        ) > "$tmp/output" 2>&1
+        rc=$?
+        if [ "$rc" -ne 0 ]; then cat "$tmp/output"; fi
+        exit "$rc"
+    )
+    status=$?
+    if [ -n "$errexit" ]; then set -e; fi
+    return "$status"
+}
+
+function expect_return {
+    # Run a command in a subshell and succeed if it returns the expected code.
+    # Parameters: code cmd [args...]
+    # Returns 0 on the expected code, else the command's code (1 if it was 0).
+    if [ $# -lt 2 ]; then
+        _nw_err "Must have at least 2 arguments"
+        return 1
+    fi
+    local expected=$1
+    shift
+    local errexit="" status
+    if _nw_errexit_on; then errexit=1; fi
+    set +e
+    (
+        if [ -n "$errexit" ]; then set -e; fi
+        "$@"
+    )
+    status=$?
+    if [ -n "$errexit" ]; then set -e; fi
+    if [ "$status" -eq "$expected" ]; then
+        return 0
+    elif [ "$status" -eq 0 ]; then
+        return 1
+    fi
+    return "$status"
+}
+
+function cmd_notexit {
+    # Run a command in a subshell without `set -e`; return its status.
+    # Parameters: cmd [args...]
+    if [ $# -eq 0 ]; then
+        _nw_err "no command"
+        return 1
+    fi
+    local errexit="" status
+    if _nw_errexit_on; then errexit=1; fi
+    set +e
+    ("$@")
+    status=$?
+    if [ -n "$errexit" ]; then set -e; fi
+    return "$status"
+}
+
+function rm_mkdir { # <path>
+    # Remove directory PATH if present, then make it empty.
+    local path=$1
+    if [ -z "$path" ]; then
+        _nw_err "Need not-empty path"
+        return 1
+    fi
+    if [ -d "$path" ]; then
+        rm -rf -- "$path"
+    fi
+    mkdir -- "$path"
+}
+
+function untar { # <archive>
+    # Extract an archive into the current directory, by its last extension:
+    # tar, gz/tgz, bz2, xz, zip.
+    local in_fname=$1
+    if [ -z "$in_fname" ]; then
+        _nw_err "untar: need an archive name"
+        return 1
+    fi
+    case "${in_fname##*.}" in
+        tar) tar -xf "$in_fname" ;;
+        gz | tgz) tar -zxf "$in_fname" ;;
+        bz2) tar -jxf "$in_fname" ;;
+        xz) tar -Jxf "$in_fname" ;;
+        zip) unzip -qq "$in_fname" ;;
+        *)
+            _nw_err "Did not recognize extension of '$in_fname'"
+            return 1
+            ;;
+    esac
+}
+
+function install_rsync {
+    # Make sure rsync is installed (system package manager).
+    if command -v rsync > /dev/null 2>&1 || [ -n "$IS_MACOS" ]; then
+        return
+    fi
+    if [ -n "$IS_ALPINE" ]; then
+        apk add rsync
+    elif command -v apt-get > /dev/null 2>&1; then
+        apt-get install -y rsync
+    else
+        yum install -y rsync
+    fi
+}
+
+function _nw_curl_to { # <url> <dest>
+    # Download URL to DEST via a temporary name, with retries; no partial DEST.
+    local url=$1 dest=$2
+    local part="$dest.part.$$"
+    if ! curl -fsSL --retry 5 --retry-delay 2 -o "$part" "$url"; then
+        rm -f -- "$part"
+        _nw_err "download failed: $url"
+        return 1
+    fi
+    mv -f -- "$part" "$dest"
+}
+
+function fetch_unpack {
+    # Fetch an archive (unless already in $ARCHIVE_SDIR) and unpack it into the cwd.
+    # Parameters: url [archive_fname=basename of url]
+    # Depends on: ARCHIVE_SDIR (default archives), MULTIBUILD_DIR
+    # Prints the top-level names in the archive.
+    local url=$1
+    if [ -z "$url" ]; then
+        _nw_err "fetch_unpack: url not defined"
+        return 1
+    fi
+    local archive_fname=${2:-$(basename "$url")}
+    local arch_sdir=${ARCHIVE_SDIR:-archives}
+    local out_archive="$arch_sdir/$archive_fname"
+    mkdir -p "$arch_sdir"
+    if [ ! -f "$out_archive" ]; then
+        if [ -f "$MULTIBUILD_DIR/archives/$archive_fname" ]; then
+            ln -s "$(abspath "$MULTIBUILD_DIR/archives/$archive_fname")" "$out_archive"
+        else
+            _nw_curl_to "$url" "$out_archive" >&2 || return 1
+        fi
+    fi
+    local abs_archive tmp
+    abs_archive=$(abspath "$out_archive")
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/nw-unpack.XXXXXXXX")
+    (
+        trap 'rm -rf -- "$tmp"' EXIT
+        set -e
+        cd "$tmp"
+        untar "$abs_archive" >&2
+        cd - > /dev/null
+        local name
+        for name in "$tmp"/* "$tmp"/.[!.]*; do
+            [ -e "$name" ] || continue
+            basename "$name"
+            rm -rf -- "./$(basename "$name")"
+            mv -- "$name" .
+        done
+    )
+}
+
+function _nw_git_origin_url { # <repo_dir>
+    # Print remote.origin.url of a repository, or nothing.
+    git -C "$1" config --get remote.origin.url || true
+}
+
+function fill_submodule { # <repo_dir>
+    # Give a submodule checkout a self-contained .git directory (for versioneer,
+    # containers): clone it next to itself and move the clone into place.
+    local repo_dir=$1
+    if [ -z "$repo_dir" ]; then
+        _nw_err "fill_submodule: repo_dir not defined"
+        return 1
+    fi
+    if [ ! -d "$repo_dir" ]; then
+        _nw_err "fill_submodule: repository directory '$repo_dir' not found"
+        return 1
+    fi
+    if [ -d "$repo_dir/.git" ]; then
+        return
+    fi
+    if [ ! -e "$repo_dir/.git" ]; then
+        _nw_err "fill_submodule: '$repo_dir' is not a git checkout"
+        return 1
+    fi
+    local origin_url parent copy
+    origin_url=$(_nw_git_origin_url "$repo_dir")
+    parent=$(dirname "$repo_dir")
+    copy=$(mktemp -d "$parent/.nw-fill.XXXXXXXX")
+    if ! git clone -q --recursive "$repo_dir" "$copy/repo"; then
+        rm -rf -- "$copy"
+        _nw_err "fill_submodule: could not clone '$repo_dir'"
+        return 1
+    fi
+    rm -rf -- "$repo_dir"
+    mv -- "$copy/repo" "$repo_dir"
+    rmdir -- "$copy"
+    if [ -n "$origin_url" ]; then
+        git -C "$repo_dir" remote set-url origin "$origin_url"
+    fi
+}
+
+function clean_code {
+    # Check out BUILD_COMMIT in REPO_DIR and clean it: fetch origin (with tags),
+    # checkout, clean -fxd, reset --hard, update submodules recursively.
+    # Parameters: [repo_dir=$REPO_DIR] [build_commit=$BUILD_COMMIT]
+    local repo_dir=${1:-$REPO_DIR}
+    local build_commit=${2:-$BUILD_COMMIT}
+    if [ -z "$repo_dir" ]; then
+        _nw_err "clean_code: repository directory not defined (pass it or set REPO_DIR)"
+        return 1
+    fi
+    if [ -z "$build_commit" ]; then
+        _nw_err "clean_code: commit not defined (pass it or set BUILD_COMMIT)"
+        return 1
+    fi
+    if [ ! -d "$repo_dir" ]; then
+        _nw_err "clean_code: repository directory '$repo_dir' not found"
+        return 1
+    fi
+    fill_submodule "$repo_dir" || return 1
+    if [ -n "$(_nw_git_origin_url "$repo_dir")" ]; then
+        git -C "$repo_dir" fetch -q origin --tags || {
+            _nw_err "clean_code: git fetch origin failed in '$repo_dir'"
+            return 1
+        }
+    fi
+    if ! git -C "$repo_dir" rev-parse -q --verify "$build_commit^{commit}" > /dev/null \
+        && ! git -C "$repo_dir" rev-parse -q --verify "origin/$build_commit^{commit}" > /dev/null; then
+        _nw_err "clean_code: commit '$build_commit' not found in '$repo_dir'"
+        return 1
+    fi
+    git -C "$repo_dir" checkout -q "$build_commit" \
+        && git -C "$repo_dir" clean -fxdq \
+        && git -C "$repo_dir" reset -q --hard \
+        && git -C "$repo_dir" submodule update -q --init --recursive
+}
+
+function _nw_pip {
+    # Run pip: $PIP_CMD (word-split, as multibuild does) or `any_python -m pip`.
+    # Parameters: pip arguments
+    # Depends on: PIP_CMD, PYTHON_EXE
+    local -a cmd
+    if [ -n "$PIP_CMD" ]; then
+        read -r -a cmd <<< "$PIP_CMD"
+    else
+        cmd=("$(any_python)" -m pip) || return 1
+    fi
+    "${cmd[@]}" "$@"
+}
+
+function _nw_pip_opts_array {
+    # Split the output of pip_opts (overridable) into the array named _nw_opts.
+    local opts
+    opts=$(pip_opts)
+    # shellcheck disable=SC2034  # read by the caller
+    read -r -a _nw_opts <<< "$opts"
+}
+
+function _nw_pre_build {
+    # Run the project's pre_build hook (if defined) inside the spinner.
+    start_spinner
+    if [ -n "$(is_function "pre_build")" ]; then
+        pre_build
+    fi
+    stop_spinner
+}
+
+function _nw_maybe_repair { # <wheelhouse>
+    # End of a build: repair_wheelhouse WHEELHOUSE unless NW_DEFER_REPAIR=1.
+    # Depends on: NW_DEFER_REPAIR
+    if [ "$NW_DEFER_REPAIR" == "1" ]; then
+        return
+    fi
+    if [ -z "$(is_function repair_wheelhouse)" ]; then
+        _nw_err "repair_wheelhouse is not defined (source manylinux_utils.sh or osx_utils.sh, or set NW_DEFER_REPAIR=1)"
+        return 1
+    fi
+    repair_wheelhouse "$1"
+}
+
+function build_wheel_cmd {
+    # Build a wheel of REPO_DIR into $WHEEL_SDIR, then repair it.
+    # Parameters: [cmd=pip_wheel_cmd] [repo_dir=$REPO_DIR]
+    # Depends on: WHEEL_SDIR (wheelhouse), BUILD_DEPENDS, PIP_CMD, NW_DEFER_REPAIR,
+    #   and the hooks pre_build, pip_opts, repair_wheelhouse
+    local builder=${1:-pip_wheel_cmd}
+    local repo_dir=${2:-$REPO_DIR}
+    if [ -z "$repo_dir" ]; then
+        _nw_err "build_wheel_cmd: repo_dir not defined (pass it or set REPO_DIR)"
+        return 1
+    fi
+    local wheelhouse
+    wheelhouse=$(abspath "${WHEEL_SDIR:-wheelhouse}")
+    mkdir -p "$wheelhouse"
+    _nw_pre_build
+    if [ -n "$BUILD_DEPENDS" ]; then
+        local -a _nw_opts deps
+        _nw_pip_opts_array
+        read -r -a deps <<< "$BUILD_DEPENDS"
+        _nw_pip install "${_nw_opts[@]}" "${deps[@]}"
+    fi
+    (cd "$repo_dir" && "$builder" "$wheelhouse")
+    _nw_maybe_repair "$wheelhouse"
+}
+
+function pip_wheel_cmd { # <abs wheelhouse>
+    # Build the project in the cwd with `pip wheel --no-deps` into WHEELHOUSE.
+    local -a _nw_opts
+    _nw_pip_opts_array
+    _nw_pip wheel "${_nw_opts[@]}" -w "$1" --no-deps .
+}
+
+function bdist_wheel_cmd { # <abs wheelhouse>
+    # Build the project in the cwd with `setup.py bdist_wheel`; copy to WHEELHOUSE.
+    check_python || return 1
+    "$PYTHON_EXE" setup.py bdist_wheel
+    cp dist/*.whl "$1"
+}
+
+function wrap_wheel_builder {
+    # Run a wheel builder command; osx_utils.sh and projects override this.
+    "$@"
+}
+
+function build_pip_wheel {
+    # Build with `pip wheel`.  Parameters: [repo_dir]
+    wrap_wheel_builder build_wheel_cmd "pip_wheel_cmd" "$@"
+}
+
+function build_bdist_wheel {
+    # Build with `setup.py bdist_wheel`.  Parameters: [repo_dir]
+    wrap_wheel_builder build_wheel_cmd "bdist_wheel_cmd" "$@"
+}
+
+function build_wheel {
+    # Default wheel build (in the container, or on macOS).  Parameters: [repo_dir]
+    wrap_wheel_builder build_pip_wheel "$@"
+}
+
+function build_index_wheel_cmd {
+    # Build a wheel of SPEC from the package index into $WHEEL_SDIR, then repair it.
+    # Parameters: spec [pip args...]
+    # Depends on: WHEEL_SDIR, BUILD_DEPENDS, PIP_CMD, NW_DEFER_REPAIR, pre_build
+    local spec=$1
+    if [ -z "$spec" ]; then
+        _nw_err "build_index_wheel_cmd: project spec not defined"
+        return 1
+    fi
+    shift
+    local wheelhouse
+    wheelhouse=$(abspath "${WHEEL_SDIR:-wheelhouse}")
+    mkdir -p "$wheelhouse"
+    _nw_pre_build
+    local -a _nw_opts deps
+    _nw_pip_opts_array
+    if [ -n "$BUILD_DEPENDS" ]; then
+        read -r -a deps <<< "$BUILD_DEPENDS"
+        _nw_pip install "${_nw_opts[@]}" "$@" "${deps[@]}"
+    fi
+    _nw_pip wheel "${_nw_opts[@]}" "$@" -w "$wheelhouse" --no-deps "$spec"
+    _nw_maybe_repair "$wheelhouse"
+}
+
+function build_index_wheel {
+    # Build a wheel from the package index.  Parameters: spec [pip args...]
+    wrap_wheel_builder build_index_wheel_cmd "$@"
+}
+
+function pip_opts {
+    # Print extra options for every pip call: --find-links $MANYLINUX_URL if set.
+    if [ -n "$MANYLINUX_URL" ]; then
+        echo "--find-links $MANYLINUX_URL"
+    fi
+}
+
+function get_os {
+    # Print the OS name (platform.uname()[0]): Linux, Darwin, Windows.
+    _nw_py 'import platform; print(platform.uname()[0])'
+}
+
+function get_platform {
+    # Print the machine name (platform.uname()[4]): x86_64, aarch64, arm64...
+    _nw_py 'import platform; print(platform.uname()[4])'
+}
+
+function get_distutils_platform {
+    # Print the platform of $PYTHON_EXE as distutils did (sysconfig.get_platform()).
+    check_python || return 1
+    "$PYTHON_EXE" -c 'import sysconfig; print(sysconfig.get_platform())'
+}
+
+# shellcheck disable=SC2120  # pip args are optional
+function install_wheel {
+    # Install TEST_DEPENDS and the supported wheel(s) from $WHEEL_SDIR.
+    # Parameters: [pip args...] (passed to every pip install)
+    # Depends on: WHEEL_SDIR, TEST_DEPENDS (one pip install per line), PYTHON_EXE,
+    #   PIP_CMD, MULTIBUILD_DIR
+    local wheelhouse
+    wheelhouse=$(abspath "${WHEEL_SDIR:-wheelhouse}")
+    check_pip || return 1
+    check_python || return 1
+    local -a _nw_opts reqs
+    _nw_pip_opts_array
+    local line
+    if [ -n "$TEST_DEPENDS" ]; then
+        while IFS= read -r line; do
+            read -r -a reqs <<< "$line"
+            if [ "${#reqs[@]}" -gt 0 ]; then
+                _nw_pip install "${_nw_opts[@]}" "$@" "${reqs[@]}"
+            fi
+        done <<< "$TEST_DEPENDS"
+    fi
+    if ! "$PYTHON_EXE" -c 'import packaging.tags' 2> /dev/null \
+        && ! "$PYTHON_EXE" -c 'import pip._vendor.packaging.tags' 2> /dev/null; then
+        _nw_pip install "${_nw_opts[@]}" "$@" packaging
+    fi
+    local -a wheels=() supported=()
+    local whl
+    for whl in "$wheelhouse"/*.whl; do
+        if [ -e "$whl" ]; then wheels+=("$whl"); fi
+    done
+    if [ "${#wheels[@]}" -gt 0 ]; then
+        local listing
+        listing=$("$PYTHON_EXE" "$MULTIBUILD_DIR/supported_wheels.py" "${wheels[@]}")
+        while IFS= read -r line; do
+            if [ -n "$line" ]; then supported+=("$line"); fi
+        done <<< "$listing"
+    fi
+    if [ "${#supported[@]}" -eq 0 ]; then
+        _nw_err "ERROR: no supported wheels found in $wheelhouse"
+        return 1
+    fi
+    _nw_pip install "${_nw_opts[@]}" "$@" "${supported[@]}"
+}
+
+function install_run {
+    # Install the wheel, then run the project's run_tests in ./tmp_for_test.
+    # Parameters: none (install_wheel's pip args are not passed)
+    # Depends on: run_tests (from $CONFIG_PATH), and what install_wheel reads
+    if [ -z "$(is_function run_tests)" ]; then
+        _nw_err "install_run: run_tests is not defined in ${CONFIG_PATH:-config.sh}"
+        return 1
+    fi
+    # shellcheck disable=SC2119  # install_run passes no pip args, as multibuild's
+    install_wheel
+    mkdir -p tmp_for_test
+    (cd tmp_for_test && run_tests)
+    rmdir tmp_for_test 2> /dev/null || echo "Cannot remove tmp_for_test"
+}
+
+# The latest versions of PyPy, for fill_pypy_ver.
+LATEST_PP_5p0=5.0.1
+LATEST_PP_5p1=5.1.1
+LATEST_PP_5p3=5.3.1
+LATEST_PP_5p4=5.4.1
+LATEST_PP_5p6=5.6.0
+LATEST_PP_5p7=5.7.1
+LATEST_PP_5p8=5.8.0
+LATEST_PP_5p9=5.9.0
+LATEST_PP_5p10=5.10.0
+LATEST_PP_5=$LATEST_PP_5p10
+
+LATEST_PP_6p0=6.0.0
+LATEST_PP_6=$LATEST_PP_6p0
+
+LATEST_PP_7p0=7.0.0
+LATEST_PP_7p1=7.1.1
+LATEST_PP_7p2=7.2.0
+LATEST_PP_7p3=7.3.12
+LATEST_PP_7=$LATEST_PP_7p3
+
+function unroll_version { # <prefix> <version>
+    # Expand a version through ${PREFIX}_${VER//./p} variables until none is left:
+    # `unroll_version LATEST_PP 7` -> 7.3.12.
+    local prefix=$1 ver=$2
+    local name
+    while :; do
+        name="${prefix}_${ver//./p}"
+        if ! [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!name}" ]; then
+            break
+        fi
+        ver=${!name}
+    done
+    echo "$ver"
+}
+
+function fill_pypy_ver { # <version>
+    # Fill a PyPy version to major.minor.micro: 7 -> 7.3.12.
+    unroll_version LATEST_PP "$1"
+}
+
+function get_pypy_build_prefix { # <version>
+    # Print the PyPy download name prefix: pypy3.8-7.3.8 -> pypy3.8-v,
+    # 7.x -> pypy2.7-v, 5.3 to 6.x -> pypy2-v, older -> pypy-.
+    local version=$1
+    if [[ $version =~ ^pypy([0-9]+\.[0-9]+)-[0-9] ]]; then
+        echo "pypy${BASH_REMATCH[1]}-v"
+    elif [[ $version =~ ^([0-9]+)\.([0-9]+) ]]; then
+        local major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
+        if [ "$major" -gt 6 ]; then
+            echo "pypy2.7-v"
+        elif [ "$major" -eq 6 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 3 ]; }; then
+            echo "pypy2-v"
+        else
+            echo "pypy-"
+        fi
+    else
+        _nw_err "error: expected version number, got '$version'"
+        return 1
+    fi
+}
+
+function _nw_pypy_suffix { # <plat> <version>
+    # Print the PyPy archive platform suffix for PLAT.
+    local plat=$1 version=$2
+    case "$plat" in
+        x86_64)
+            if [ -n "$IS_MACOS" ]; then
+                if [ "$(lex_ver "$version")" -ge "$(lex_ver 7.3.10)" ]; then
+                    echo macos_x86_64
+                else
+                    echo osx64
+                fi
+            else
+                echo linux64
+            fi
+            ;;
+        i686) echo linux32 ;;
+        ppc64le | s390x | aarch64) echo "$plat" ;;
+        *)
+            _nw_err "install_pypy: unexpected platform '$plat'"
+            return 1
+            ;;
+    esac
+}
+
+function install_pypy { # <version>
+    # Download and unpack PyPy; set PYTHON_EXE and PIP_CMD to it.
+    # Parameters: version (pypy3.9-7.3, 7.3.12, ...)
+    # Depends on: PLAT (x86_64), PYPY_URL, DOWNLOADS_SDIR
+    local version=$1
+    local prefix major py_version suffix
+    prefix=$(get_pypy_build_prefix "$version") || return 1
+    major=${prefix:4:1}
+    py_version=$(fill_pypy_ver "${version#*-}")
+    suffix=$(_nw_pypy_suffix "${PLAT:-x86_64}" "$py_version") || return 1
+    local py_build="$prefix$py_version-$suffix"
+    local archive="$DOWNLOADS_SDIR/$py_build.tar.bz2"
+    mkdir -p "$DOWNLOADS_SDIR"
+    if [ ! -f "$archive" ]; then
+        _nw_curl_to "$PYPY_URL/$py_build.tar.bz2" "$archive" || return 1
+    fi
+    untar "$archive"
+    if [ "$major" == "3" ] && [ ! -e "$py_build/bin/pypy" ]; then
+        ln -s pypy3 "$py_build/bin/pypy"
+    fi
+    PYTHON_EXE=$(realpath "$py_build/bin/pypy")
+    "$PYTHON_EXE" -m ensurepip
+    "$PYTHON_EXE" -m pip install --upgrade pip setuptools wheel
+    if [ "$major" == "3" ] && [ ! -e "$py_build/bin/pip" ]; then
+        ln -s pip3 "$py_build/bin/pip"
+    fi
+    PIP_CMD="$PYTHON_EXE -m pip"
+}
+
+function retry {
+    # Run a command up to 5 times, waiting NW_RETRY_DELAY (1) seconds between tries.
+    # Parameters: cmd [args...]; prints "Retry failed [5]: CMD" to stderr at the end
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        if "$@"; then
+            return 0
+        fi
+        if [ "$attempt" -lt 5 ]; then
+            sleep "${NW_RETRY_DELAY:-1}"
+        fi
+    done
+    _nw_err "Retry failed [5]: $*"
+    return 1
+}
+
+function check_python {
+    # Fail (stderr, return 1) if PYTHON_EXE is not set.
+    if [ -z "$PYTHON_EXE" ]; then
+        _nw_err "PYTHON_EXE variable not defined"
+        return 1
+    fi
+}
+
+function check_pip {
+    # Fail (stderr, return 1) if PIP_CMD is not set.
+    if [ -z "$PIP_CMD" ]; then
+        _nw_err "PIP_CMD variable not defined"
+        return 1
+    fi
+}
+
+function get_py_mm {
+    # Print X.Y of $PYTHON_EXE.
+    check_python || return 1
+    "$PYTHON_EXE" -c 'import sys; print("{0}.{1}".format(*sys.version_info[:2]))'
+}
+
+function cpython_path { # <version=2.7> [unicode width=$UNICODE_WIDTH]
+    # Print the manylinux image path of a CPython: 3.9 -> /opt/python/cp39-cp39,
+    # 3.7 -> /opt/python/cp37-cp37m, 2.7 (width 32) -> /opt/python/cp27-cp27mu.
+    local py_ver=${1:-2.7}
+    local u_width=${2:-$UNICODE_WIDTH}
+    local u_suff=u
+    if [ "$u_width" == "16" ]; then
+        u_suff=""
+    elif [ -n "$u_width" ] && [ "$u_width" != "32" ] && [ "$u_width" != "u" ]; then
+        _nw_err "Incorrect u_width value $u_width"
+        return 1
+    fi
+    local lex
+    lex=$(lex_ver "$py_ver") || return 1
+    local no_dots
+    no_dots=$(unlex_ver "$lex")
+    no_dots=${no_dots%.*}
+    no_dots=${no_dots//./}
+    local m_suff=""
+    if [ "$lex" -lt "$(lex_ver 3.8)" ]; then m_suff=m; fi
+    if [ "$lex" -ge "$(lex_ver 3.4)" ]; then u_suff=""; fi
+    echo "/opt/python/cp${no_dots}-cp${no_dots}${m_suff}${u_suff}"
+}
