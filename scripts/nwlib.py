@@ -303,9 +303,9 @@ def _strip(name: str, prefix: str | None) -> str | None:
     if not prefix:
         return name
     prefix = prefix.strip("/")
-    bare = name.lstrip("/")
-    if bare == prefix:
-        return None
+    bare = re.sub(r"^(?:\.?/)+", "", name)  # "/usr/local/x" and "./usr/local/x" alike
+    if bare.rstrip("/") in ("", ".") or (prefix + "/").startswith(bare.rstrip("/") + "/"):
+        return None  # the prefix itself or one of its parent directories
     if bare.startswith(prefix + "/"):
         return bare[len(prefix) + 1 :]
     return name
