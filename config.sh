@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# NumPy's hooks for the multibuild contract: pre_build, build_wheel, pre_repair,
+# run_tests.  Sourced last (after the library, $ENV_VARS_PATH and
+# configure_build.sh) in the build environment and in the test environment.
+#
+# Depends on: REPO_DIR, PLAT, PYTHON_EXE, PIP_CMD, NW_OPENBLAS_INTERFACE
+# (env_vars.sh: ilp64, env_vars32.sh: lp64), TEST_LABEL (numpy.test() label,
+# default fast), NW_BUILD_DIR (stable meson build directory, for ccache).
+
+# The toolkit root: config.sh is sourced from there (natively and in /io).
+NW_ROOT=${NW_ROOT:-$PWD}
+# threadpoolctl lets run_tests ask the installed NumPy which BLAS it loaded.
+TEST_DEPENDS=${TEST_DEPENDS:-threadpoolctl}
+
+# Print the prepared OpenBLAS directory (downloads once, then from the cache).
+numpy_openblas_dir() {
+    "${NW_PYTHON:-${PYTHON_EXE:-python3}}" "$NW_ROOT/scripts/openblas_support.py"
+}
+
+# Print the absolute path of the NumPy source.
+numpy_source_dir() {
+    case "$REPO_DIR" in
+        /*) echo "$REPO_DIR" ;;
+        *) echo "$NW_ROOT/$REPO_DIR" ;;
+    esac
+}
+
+# Make OpenBLAS findable by the build (pkg-config) and by the repair tool.
+numpy_use_openblas() {
+    local basedir
+    basedir=$(numpy_openblas_dir)
+    export PKG_CONFIG_PATH="$basedir/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    export NW_REPAIR_LIBRARY_PATH="$basedir/lib"
+}
+
+# Append the bundled-software notice for this OS to the source's LICENSE.txt
+# (once: a re-run of an unchanged checkout must not append it twice).
+numpy_append_license() {
+    local repo_dir=${1:-$REPO_DIR}
+    local notice="$NW_ROOT/LICENSE_linux.txt"
+    case "$(uname -s)" in
+        Darwin) notice="$NW_ROOT/LICENSE_osx.txt" ;;
+        MINGW* | MSYS* | CYGWIN*) notice="$NW_ROOT/LICENSE_win32.txt" ;;
+    esac
+    if [ ! -f "$repo_dir/LICENSE.txt" ]; then
+        echo "pre_build: $repo_dir/LICENSE.txt is missing" >&2
+        return 1
+    fi
+    if ! grep -q "also bundles the following software" "$repo_dir/LICENSE.txt"; then
+        printf '\n' >>"$repo_dir/LICENSE.txt"
+        cat "$notice" >>"$repo_dir/LICENSE.txt"
+    fi
+}
+
+pre_build() {
+    numpy_use_openblas
+    numpy_append_license "$REPO_DIR"
+    # NumPy's own build requirements (no build isolation: the build venv keeps
+    # its paths from one build to the next, so ccache hits on a rebuild).
+    local requires
+    requires=$("$PYTHON_EXE" "$NW_ROOT/scripts/numpy_tools.py" build-requires "$REPO_DIR")
+    # shellcheck disable=SC2086,SC2046  # word splitting wanted: one requirement per word
+    $PIP_CMD install $(pip_opts) $requires
+}
+
+# pip wheel with meson-python settings for OpenBLAS; a stable build dir for ccache.
+numpy_pip_wheel_cmd() {
+    local abs_wheelhouse=$1
+    local ilp64=true
+    # shellcheck disable=SC2046  # pip_opts prints options to split
+    if [ "${NW_OPENBLAS_INTERFACE:-ilp64}" = lp64 ]; then ilp64=false; fi
+    $PIP_CMD wheel $(pip_opts) --no-deps --no-build-isolation -w "$abs_wheelhouse" \
+        -Cbuild-dir="${NW_BUILD_DIR:-$NW_ROOT/build/meson}" \
+        -Csetup-args=-Dblas=scipy-openblas -Csetup-args=-Dlapack=scipy-openblas \
+        -Csetup-args=-Duse-ilp64="$ilp64" -Csetup-args=-Dallow-noblas=false .
+}
+
+build_wheel() {
+    wrap_wheel_builder build_wheel_cmd numpy_pip_wheel_cmd "${1:-$REPO_DIR}"
+}
+
+# Called before repair_wheelhouse in its own step: the repair tool must find
+# the same OpenBLAS the build linked.
+pre_repair() {
+    numpy_use_openblas
+}
+
+# Runs in an empty directory with the wheel installed in a clean venv.
+run_tests() {
+    local python=${PYTHON_EXE:-python}
+    # NumPy's f2py and config-tool tests run executables by name: this venv first.
+    PATH="$(dirname "$(command -v "$python")"):$PATH"
+    export PATH
+    local source_dir
+    source_dir=$(numpy_source_dir)
+    # shellcheck disable=SC2046  # pip_opts prints options to split
+    $PIP_CMD install $(pip_opts) -r "$source_dir/requirements/test_requirements.txt"
+    "$python" -c 'import numpy; numpy.show_config()'
+    "$python" -c "import sys, numpy; sys.exit(not numpy.test('${TEST_LABEL:-fast}', \
+extra_argv=['-n', 'auto', '-q', '--durations=10']))"
+    "$python" "$NW_ROOT/scripts/openblas_support.py" --check-version
+    "$python" "$NW_ROOT/scripts/numpy_tools.py" check-license numpy
+}

