@@ -84,7 +84,7 @@ class Entry:
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and self.upload not in ("failed", "not run", "pending")
 
 
 # ------------------------------------------------------------------------ listing
@@ -594,12 +594,20 @@ def resolve_target(
 
 
 def find_twine() -> str:
-    twine = shutil.which("twine")
-    if twine is None:
+    """twine from NW_TWINE, else PATH, else beside this interpreter (its venv's bin/)."""
+    wanted = os.environ.get("NW_TWINE")
+    if wanted:
+        found = shutil.which(wanted)
+        if found is None:
+            raise nwlib.ConfigurationError(f"twine not found: NW_TWINE={wanted!r} does not run")
+        return found
+    here = Path(sys.executable).parent
+    found = shutil.which("twine") or shutil.which("twine", path=str(here))
+    if found is None:
         raise nwlib.ConfigurationError(
-            f"twine not found on PATH ({os.environ.get('PATH', '')}); install it: pip install twine"
+            f"twine not found on PATH or in {here}; install it: pip install twine"
         )
-    return twine
+    return found
 
 
 def _existing_files(session, target: Target, project: str, timeout: float) -> dict[str, RemoteFile]:
@@ -633,9 +641,10 @@ def _remote_sha256(session, rf: RemoteFile, target: Target, timeout: float) -> s
 
 def _twine_failure(output: str) -> str:
     """The one line of twine's output that says why it failed, URLs masked."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    pick = next((ln for ln in lines if "Error" in ln or "ERROR" in ln), lines[-1] if lines else "")
-    pick = re.sub(r"^(ERROR|WARNING)\s+", "", pick)
+    pick = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
+    pick = re.sub(r"^ERROR\s+", "", pick)
     return re.sub(r"\w+://\S+", lambda m: nwlib.sanitize_url(m[0]), pick) or "twine failed"
 
 
@@ -665,7 +674,7 @@ def upload_exactly_once(
     twine = "twine" if dry_run else find_twine()
     session = _page_session(3)
     listings: dict[str, dict[str, RemoteFile]] = {}
-    base = [twine, "upload", "--non-interactive", *target.twine_args]
+    base = [twine, "--no-color", "upload", "--non-interactive", *target.twine_args]
     if not verbose:
         base.append("--disable-progress-bar")
     if sign:
