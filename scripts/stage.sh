@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# `make stage`: upload $WHEEL_SDIR/*.whl to staging, after check_wheel.py passes.
+#
+# Two targets:
+# - anaconda.org (default), with anaconda-client:
+#     anaconda -t TOKEN upload --skip-existing -u $ANACONDA_ORG FILES...
+#   (--force instead of --skip-existing with STAGE_FORCE=1);
+# - any PyPI-compatible index when STAGE_REPOSITORY_URL is set, with twine through
+#   `wheel_uploader.py --files` (same exactly-once logic as wheel-uploader: a file
+#   already there with the same sha256 is skipped, with another sha256 it is an error).
+#
+# Depends on: WHEEL_SDIR (default wheelhouse), ANACONDA_ORG (explicit org wins),
+#   BUILD_COMMIT, BUILD_REASON, NIGHTLY (choose the org when ANACONDA_ORG is unset),
+#   ANACONDA_TOKEN or ANACONDA_TOKEN_FILE, STAGE_FORCE, STAGE_REPOSITORY_URL
+#   (credentials: TWINE_USERNAME/TWINE_PASSWORD or .pypirc), DRY_RUN (1: print the
+#   command lines, token masked, upload nothing), NW_PYTHON (the toolkit's python).
+# A missing token, or a CI secret left unexpanded (the literal `$(...)` of Azure on
+# fork PRs), is a warning and a skipped upload (exit 0). The token is never printed.
+set -euo pipefail
+
+NW_STAGING_ORG="${NW_STAGING_ORG:-multibuild-wheels-staging}"
+NW_NIGHTLY_ORG="${NW_NIGHTLY_ORG:-scientific-python-nightly-wheels}"
+NW_TOKEN_MASK='********'
+
+_nw_stage_err() { # <message>: print an error line to stderr
+    echo "stage: error: $1" >&2
+}
+
+_nw_stage_warn() { # <message>: print a warning line to stderr
+    echo "stage: warning: $1" >&2
+}
+
+_nw_stage_is_release() { # <commit>: 0 if a version tag or a commit hash, 1 for a branch
+    local commit=$1
+    [[ "$commit" =~ ^v?[0-9]+(\.[0-9]+)+((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$ ]] \
+        || [[ "$commit" =~ ^[0-9a-f]{7,40}$ ]]
+}
+
+# Print the anaconda.org organisation to upload to.
+# Depends on: ANACONDA_ORG, BUILD_REASON, NIGHTLY, BUILD_COMMIT
+_nw_stage_org() {
+    if [ -n "${ANACONDA_ORG:-}" ]; then
+        echo "$ANACONDA_ORG"
+    elif [ "${BUILD_REASON:-}" = "Schedule" ] || [ "${NIGHTLY:-0}" = "1" ]; then
+        echo "$NW_NIGHTLY_ORG"
+    elif [ -n "${BUILD_COMMIT:-}" ] && ! _nw_stage_is_release "$BUILD_COMMIT"; then
+        echo "$NW_NIGHTLY_ORG"
+    else
+        echo "$NW_STAGING_ORG"
+    fi
+}
+
+# Print the anaconda.org token; return 1 (after a warning) when there is none.
+# Depends on: ANACONDA_TOKEN, ANACONDA_TOKEN_FILE
+_nw_stage_token() {
+    local token="${ANACONDA_TOKEN:-}"
+    local source_name="ANACONDA_TOKEN"
+    if [ -z "$token" ] && [ -n "${ANACONDA_TOKEN_FILE:-}" ]; then
+        source_name="ANACONDA_TOKEN_FILE ($ANACONDA_TOKEN_FILE)"
+        if [ ! -r "$ANACONDA_TOKEN_FILE" ]; then
+            _nw_stage_warn "$source_name cannot be read; skipping the upload"
+            return 1
+        fi
+        token=$(tr -d '[:space:]' < "$ANACONDA_TOKEN_FILE")
+    fi
+    if [ -z "$token" ]; then
+        _nw_stage_warn "no anaconda.org token ($source_name is empty or unset); skipping the upload"
+        return 1
+    fi
+    # shellcheck disable=SC2016  # the literal text $( is what we look for
+    if [[ "$token" == *'$('* ]]; then
+        _nw_stage_warn "$source_name is an unexpanded CI secret (\$(...)); skipping the upload"
+        return 1
+    fi
+    printf '%s\n' "$token"
+}
+
+_nw_stage_show() { # <arg>...: print `+ command` with the word after -t masked
+    local out="+" mask=0 arg
+    for arg in "$@"; do
+        if [ "$mask" = 1 ]; then
+            arg=$NW_TOKEN_MASK
+            mask=0
+        elif [ "$arg" = "-t" ]; then
+            mask=1
+        fi
+        out+=" $(printf '%q' "$arg")"
+    done
+    echo "$out"
+}
+
+_nw_stage_anaconda() { # <wheel>...: upload with anaconda-client
+    local org token mode
+    org=$(_nw_stage_org)
+    if ! token=$(_nw_stage_token); then
+        return 0
+    fi
+    mode="--skip-existing"
+    if [ "${STAGE_FORCE:-0}" = "1" ]; then
+        mode="--force"
+    fi
+    local cmd=(anaconda -t "$token" upload "$mode" -u "$org" "$@")
+    _nw_stage_show "${cmd[@]}"
+    if [ "${DRY_RUN:-0}" = "1" ]; then
+        return 0
+    fi
+    if ! command -v anaconda > /dev/null; then
+        _nw_stage_err "anaconda-client ('anaconda') is not on PATH; install it: pip install anaconda-client"
+        return 1
+    fi
+    "${cmd[@]}"
+}
+
+_nw_stage_twine() { # <python> <wheel>...: upload with twine, each file exactly once
+    local python=$1
+    shift
+    local cmd=("$python" "$_nw_stage_dir/wheel_uploader.py" --files --no-check
+        --repository-url "$STAGE_REPOSITORY_URL")
+    if [ "${DRY_RUN:-0}" = "1" ]; then
+        cmd+=(--dry-run)
+    fi
+    "${cmd[@]}" "$@"
+}
+
+_nw_stage_main() {
+    local wheel_dir="${WHEEL_SDIR:-wheelhouse}"
+    local python="${NW_PYTHON:-}"
+    if [ -z "$python" ]; then
+        python="$_nw_stage_dir/../.venv/bin/python"
+        if [ ! -x "$python" ]; then
+            python=python3
+        fi
+    fi
+    local wheels=()
+    if [ -d "$wheel_dir" ]; then
+        mapfile -t wheels < <(find "$wheel_dir" -maxdepth 1 -name '*.whl' -type f | sort)
+    fi
+    if [ "${#wheels[@]}" -eq 0 ]; then
+        _nw_stage_err "no wheels in $wheel_dir/ to stage (set WHEEL_SDIR?)"
+        return 1
+    fi
+    echo "+ $python scripts/check_wheel.py ${wheels[*]}"
+    if ! "$python" "$_nw_stage_dir/check_wheel.py" "${wheels[@]}"; then
+        _nw_stage_err "check_wheel.py failed; nothing uploaded"
+        return 1
+    fi
+    if [ -n "${STAGE_REPOSITORY_URL:-}" ]; then
+        _nw_stage_twine "$python" "${wheels[@]}"
+    else
+        _nw_stage_anaconda "${wheels[@]}"
+    fi
+}
+
+_nw_stage_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+_nw_stage_main "$@"
