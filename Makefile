@@ -94,7 +94,7 @@ test-wheel: setup
 
 .PHONY: stage  ## Upload $(WHEEL_SDIR)/*.whl to anaconda.org or a package index
 stage: setup
-	bash scripts/stage.sh
+	NW_PYTHON="$(BIN)/python" bash scripts/stage.sh
 
 .PHONY: set-commit  ## Rewrite BUILD_COMMIT in every CI file: make set-commit COMMIT=vX.Y.Z
 set-commit: setup
