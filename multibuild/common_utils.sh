@@ -50,6 +50,13 @@ function _nw_err {
     echo "$*" >&2
 }
 
+function _nw_alive { # <pid>
+    # Succeed if process PID runs (a zombie, whose parent has not reaped it, does not).
+    local state
+    state=$(ps -o stat= -p "$1" 2> /dev/null) || return 1
+    [[ $state != Z* ]]
+}
+
 function start_spinner {
     # Print "Still building..." to stderr every 60 s until stop_spinner.
     # Keeps long quiet builds alive on CI.  The loop watches its parent shell
@@ -64,7 +71,7 @@ function start_spinner {
     (
         trap 'exit 0' TERM
         local ticks=0
-        while kill -0 "$parent" 2> /dev/null; do
+        while _nw_alive "$parent"; do
             sleep 1 &
             wait $! || exit 0
             ticks=$((ticks + 1))

@@ -455,6 +455,7 @@ function macos_arm64_cross_build_setup {
     export host_alias="aarch64-apple-darwin20.0.0"
 }
 
+# shellcheck disable=SC2120  # the command argument is optional
 function macos_arm64_native_build_setup {
     # Set the environment for a native arm64 build, then run any command given.
     PLAT=arm64
@@ -509,6 +510,7 @@ function wrap_wheel_builder {
         fi
     elif [ "$PLAT" == "arm64" ]; then
         if [ "$host" == "arm64" ]; then
+            # shellcheck disable=SC2119  # setup only; the command runs after it
             (macos_arm64_native_build_setup && "$@")
         else
             (macos_arm64_cross_build_setup && "$@")
