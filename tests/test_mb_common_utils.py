@@ -43,10 +43,11 @@ def test_lex_ver(bash, ver, out):
     assert (r.returncode, r.stdout, r.stderr) == (0, out + "\n", "")
 
 
-@pytest.mark.parametrize("ver", ["1.1000", "1000", "2.3.4567rc1"])
-def test_lex_ver_component_over_999_is_an_error(bash, ver):
+@pytest.mark.parametrize(
+    ("ver", "part"), [("1.1000", "1000"), ("1000", "1000"), ("2.3.4567rc1", "4567rc1")]
+)
+def test_lex_ver_component_over_999_is_an_error(bash, ver, part):
     r = run(bash, f"lex_ver {ver}")
-    part = [p for p in ver.split(".") if len(p.rstrip("rc1")) > 3 or p.startswith("1000")][0]
     assert r.returncode == 1
     assert r.stdout == ""
     assert r.stderr == f"lex_ver: component '{part}' of '{ver}' is over 999\n"
@@ -104,28 +105,18 @@ def test_is_function_prints_true_or_nothing(bash, tmp_path):
 
 
 def test_sourcing_turns_on_errexit_and_sets_variables(bash):
-    r = (
-        run(
-            bash,
-            'echo "$-" | grep -q e && echo errexit\n'
-            'echo "$MULTIBUILD_DIR|$UNICODE_WIDTH|$MB_ML_VER|$NW_ML_VER_GIVEN|$IS_MACOS"\n'
-            "source multibuild/common_utils.sh; echo again",
-            files=(),
-        )
-        if False
-        else bash(
-            "source multibuild/common_utils.sh\n"
-            'case "$-" in *e*) echo errexit;; esac\n'
-            'echo "$MULTIBUILD_DIR|$UNICODE_WIDTH|$MB_ML_VER|$NW_ML_VER_GIVEN|$IS_MACOS"\n'
-            "source multibuild/common_utils.sh; echo sourced-twice"
-        )
+    r = bash(
+        "source multibuild/common_utils.sh\n"
+        'case "$-" in *e*) echo errexit;; esac\n'
+        'echo "$MULTIBUILD_DIR|$UNICODE_WIDTH|$MB_ML_VER|$NW_ML_VER_GIVEN|$IS_MACOS"\n'
+        "source multibuild/common_utils.sh; echo sourced-twice"
     )
     assert r.stdout == "errexit\nmultibuild|32|2014||\nsourced-twice\n"
 
 
 def test_mb_ml_ver_given_by_caller_is_remembered(bash):
     r = bash(
-        'MB_ML_VER=_2_28 source multibuild/common_utils.sh\necho "$MB_ML_VER|$NW_ML_VER_GIVEN"',
+        'source multibuild/common_utils.sh\necho "$MB_ML_VER|$NW_ML_VER_GIVEN"',
         env={"MB_ML_VER": "_2_28"},
     )
     assert r.stdout == "_2_28|1\n"
