@@ -98,7 +98,7 @@ stage: setup
 
 .PHONY: set-commit  ## Rewrite BUILD_COMMIT in every CI file: make set-commit COMMIT=vX.Y.Z
 set-commit: setup
-	$(BIN)/python scripts/set_commit.py "$(COMMIT)"
+	$(BIN)/python scripts/set_commit.py -- "$(COMMIT)"
 
 .PHONY: clean  ## Remove build/, $(WHEEL_SDIR)/ and the test scratch directory
 clean:
