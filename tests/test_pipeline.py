@@ -1,0 +1,215 @@
+"""The make targets end to end on the fixture project (tests/fixtures/clib-demo):
+a C extension linked against a shared library that only the repair step makes
+part of the wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, clean_env, make
+
+FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
+
+
+def fixture_copy(tmp_path: Path) -> Path:
+    """A private copy of the fixture project, so a test can break it."""
+    dest = tmp_path / "clib-demo"
+    shutil.copytree(FIXTURE, dest, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    return dest
+
+
+def settings(tmp_path: Path, project: Path, **extra: str) -> dict[str, str]:
+    return {
+        "REPO_DIR": str(project),
+        "CONFIG_PATH": str(project / "config.sh"),
+        "WHEEL_SDIR": str(tmp_path / "wheelhouse"),
+        "NW_WORK_DIR": str(tmp_path / "work"),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """One successful `make wheels` of the fixture, shared by the assertions below."""
+    tmp_path = tmp_path_factory.mktemp("pipeline")
+    project = fixture_copy(tmp_path)
+    env = settings(tmp_path, project)
+    proc = make("wheels", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tmp_path, proc
+
+
+def test_wheels_produces_a_repaired_tested_wheel(pipeline):
+    tmp_path, proc = pipeline
+    wheels = sorted((tmp_path / "wheelhouse").glob("*.whl"))
+    assert [w.name for w in wheels] == [
+        "clib_demo-1.0.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
+    ]
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    grafted = [n for n in names if n.startswith("clib_demo.libs/libclib")]
+    assert len(grafted) == 1, names
+    # run_tests ran in the clean venv and passed.
+    assert "clib_demo.add(2, 3) == 5" in proc.stdout
+    assert "PASS clib_demo-1.0.0" in proc.stdout
+
+
+def test_wheels_report_matches_the_files(pipeline):
+    tmp_path, proc = pipeline
+    report = json.loads((tmp_path / "wheelhouse" / "build-report.json").read_text())
+    assert [s["step"] for s in report["steps"]] == [
+        "source", "build", "repair", "check", "test-wheel",
+    ]  # fmt: skip
+    assert {s["status"] for s in report["steps"]} == {"passed"}
+    (entry,) = report["wheels"]
+    wheel = tmp_path / "wheelhouse" / entry["name"]
+    assert entry["size"] == wheel.stat().st_size
+    from nwlib import file_hash
+
+    assert entry["sha256"] == file_hash(wheel)
+    assert report["tools"]["auditwheel"].startswith("auditwheel 6.8.2")
+    assert f"sha256 {entry['sha256']}" in proc.stdout  # the table printed at the end
+
+
+def test_the_unrepaired_wheel_is_kept_out_of_the_wheelhouse(pipeline):
+    tmp_path, _ = pipeline
+    raw = sorted((tmp_path / "work" / "raw").glob("*.whl"))
+    assert [w.name for w in raw] == ["clib_demo-1.0.0-cp311-cp311-linux_x86_64.whl"]
+    assert not (tmp_path / "wheelhouse" / raw[0].name).exists()
+
+
+def test_build_failure_names_the_step_and_shows_the_compiler_error(tmp_path):
+    project = fixture_copy(tmp_path)
+    ext = project / "src" / "clib_demo" / "_ext.c"
+    ext.write_text(ext.read_text() + "\nthis is not C;\n")
+    proc = make("wheels", tmp_path=tmp_path, env=settings(tmp_path, project))
+    assert proc.returncode != 0
+    assert "steps.py: error: step 'build' failed" in proc.stderr
+    assert "error:" in proc.stderr.split("last 30 lines", 1)[1]  # the compiler's own line
+    assert f"full log: {tmp_path / 'work' / 'logs' / 'build.log'}" in proc.stderr
+    assert not (tmp_path / "wheelhouse").exists() or not list(
+        (tmp_path / "wheelhouse").glob("*.whl")
+    )
+
+
+def test_failing_tests_put_the_wheel_in_failed(tmp_path):
+    project = fixture_copy(tmp_path)
+    config = project / "config.sh"
+    config.write_text(config.read_text().replace("!= 5", "!= 6"))
+    proc = make("wheels", tmp_path=tmp_path, env=settings(tmp_path, project))
+    assert proc.returncode != 0
+    assert "step 'test-wheel' failed" in proc.stderr
+    assert list((tmp_path / "wheelhouse").glob("*.whl")) == []
+    assert len(list((tmp_path / "wheelhouse" / "failed").glob("clib_demo-*.whl"))) == 1
+    report = json.loads((tmp_path / "wheelhouse" / "build-report.json").read_text())
+    assert report["steps"][-1] == {**report["steps"][-1], "step": "test-wheel", "status": "failed"}
+    assert report["wheels"] == []
+
+
+def test_run_tests_not_defined(tmp_path):
+    project = fixture_copy(tmp_path)
+    config = project / "config.sh"
+    text = config.read_text()
+    config.write_text(text[: text.index("run_tests()")])
+    proc = make("wheels", tmp_path=tmp_path, env=settings(tmp_path, project))
+    assert proc.returncode != 0
+    assert "run_tests is not defined" in proc.stdout + proc.stderr
+    assert list((tmp_path / "wheelhouse").glob("*.whl")) == []
+
+
+def test_missing_config(tmp_path):
+    project = fixture_copy(tmp_path)
+    env = settings(tmp_path, project, CONFIG_PATH=str(tmp_path / "nope.sh"))
+    proc = make("build", tmp_path=tmp_path, env=env)
+    assert proc.returncode != 0  # make reports 2 for any failed recipe
+    assert f"steps.py: error: config file '{tmp_path / 'nope.sh'}' not found" in proc.stderr
+
+
+def test_unknown_plat(tmp_path):
+    project = fixture_copy(tmp_path)
+    proc = make("build", tmp_path=tmp_path, env=settings(tmp_path, project, PLAT="sparc64"))
+    assert proc.returncode != 0
+    assert "sparc64" in proc.stderr
+    assert list((tmp_path / "work" / "raw").glob("*.whl")) == []
+
+
+def test_foreign_plat_without_container_engine(tmp_path):
+    project = fixture_copy(tmp_path)
+    proc = make("build", tmp_path=tmp_path, env=settings(tmp_path, project, PLAT="aarch64"))
+    assert proc.returncode != 0
+    assert "PLAT=aarch64 needs a container engine (host is x86_64)" in proc.stderr
+
+
+def test_no_supported_wheel(tmp_path):
+    project = fixture_copy(tmp_path)
+    repaired = tmp_path / "work" / "repaired"
+    repaired.mkdir(parents=True)
+    foreign = repaired / "clib_demo-1.0.0-cp311-cp311-manylinux_2_17_aarch64.whl"
+    with zipfile.ZipFile(foreign, "w") as zf:
+        zf.writestr("clib_demo/__init__.py", "")
+    proc = make("test-wheel", tmp_path=tmp_path, env=settings(tmp_path, project))
+    assert proc.returncode != 0
+    assert "no supported wheels found" in proc.stdout + proc.stderr
+    assert list((tmp_path / "wheelhouse").glob("*.whl")) == []
+
+
+def test_steps_refuse_to_run_out_of_order(tmp_path):
+    project = fixture_copy(tmp_path)
+    proc = make("repair", tmp_path=tmp_path, env=settings(tmp_path, project))
+    assert proc.returncode != 0
+    assert "no wheel in" in proc.stderr and "run `make build` first" in proc.stderr
+
+
+def test_interrupted_build_then_rerun_starts_clean(tmp_path):
+    project = fixture_copy(tmp_path)
+    env = settings(tmp_path, project)
+    # Leave the debris of an interrupted run where it would be picked up.
+    raw = tmp_path / "work" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "clib_demo-0.9-cp311-cp311-linux_x86_64.whl").write_bytes(b"stale")
+    proc = subprocess.Popen(
+        ["make", "-C", str(ROOT), "build"],
+        env=clean_env(tmp_path, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    for _ in range(600):  # wait until the build really started
+        if (tmp_path / "work" / "logs" / "build.log").exists():
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    proc.wait(timeout=120)
+    rerun = make("build", tmp_path=tmp_path, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert [w.name for w in raw.glob("*.whl")] == ["clib_demo-1.0.0-cp311-cp311-linux_x86_64.whl"]
+
+
+def test_help_lists_every_target(tmp_path):
+    proc = make("help", tmp_path=tmp_path)
+    assert proc.returncode == 0
+    makefile = (ROOT / "Makefile").read_text()
+    targets = [line.split()[1] for line in makefile.splitlines() if line.startswith(".PHONY: ")]
+    for target in targets:
+        assert f"  {target} " in proc.stdout
+    for variable in ("PYTHON", "REPO_DIR", "BUILD_COMMIT", "PLAT", "MB_ML_VER", "WHEEL_SDIR",
+                     "CONFIG_PATH", "ENV_VARS_PATH", "DOCKER_IMAGE"):  # fmt: skip
+        assert f"  {variable} " in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "target", ["help", "setup", "wheels", "nightly", "source", "openblas", "build", "repair",
+               "check", "test-wheel", "stage", "clean", "lint", "test", "benchmark"],
+)  # fmt: skip
+def test_make_n_has_no_side_effects(tmp_path, target):
+    before = sorted(p.name for p in ROOT.iterdir())
+    proc = make("-n", target, tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in ROOT.iterdir()) == before
