@@ -448,7 +448,7 @@ function clean_code {
         _nw_err "clean_code: commit '$build_commit' not found in '$repo_dir'"
         return 1
     fi
-    git -C "$repo_dir" checkout -q "$build_commit" \
+    git -C "$repo_dir" checkout -q -f "$build_commit" \
         && git -C "$repo_dir" clean -fxdq \
         && git -C "$repo_dir" reset -q --hard \
         && git -C "$repo_dir" submodule update -q --init --recursive
