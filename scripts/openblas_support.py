@@ -161,9 +161,15 @@ def _parse_wheel_tag(tag: str) -> Target | None:
     if match:
         bound = LEGACY_MANYLINUX[match[1]]
         return Target("linux", match[2], "manylinux", f"manylinux{match[1]}", bound)
+    match = re.fullmatch(r"(manylinux|musllinux)_([a-z]\w*)", tag)  # a Target.key: no bound
+    if match:
+        return Target("linux", match[2], match[1])
     match = re.fullmatch(r"linux_(\w+)", tag)
     if match:
         return Target("linux", match[1], "manylinux")
+    match = re.fullmatch(r"macosx_([a-z]\w*)", tag)
+    if match:
+        return Target("macos", match[1])
     match = re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", tag)
     if match:
         return Target("macos", match[3], macos_max=(int(match[1]), int(match[2])))
@@ -412,7 +418,9 @@ def prepare_wheel(opts: Options, tables: dict[str, Any]) -> Path:
         )
         shipped.write_text(text, encoding="utf-8")
 
-    return _build_tree(final, assemble, {"source": "wheel", "file": filename, **_meta(opts)})
+    return _build_tree(
+        final, archive, assemble, {"source": "wheel", "file": filename, **_meta(opts)}
+    )
 
 
 def _wheel_library(tree: Path, target: Target, filename: str) -> tuple[str, str | None]:
@@ -505,7 +513,8 @@ def prepare_legacy(opts: Options, tables: dict[str, Any]) -> Path:
             f'(add "{filename}": "{observed}" to legacy.sha256 in {TABLES.name})'
         )
 
-    archive = _fetch(url, opts.cache / "downloads" / filename, expected, opts, not_in_table)
+    verify = None if expected else not_in_table
+    archive = _fetch(url, opts.cache / "downloads" / filename, expected, opts, verify)
 
     def assemble(tree: Path) -> None:
         nwlib.safe_extract(archive, tree, strip_prefix=_archive_prefix(archive))
@@ -521,7 +530,9 @@ def prepare_legacy(opts: Options, tables: dict[str, Any]) -> Path:
         for pc in (tree / "lib" / "pkgconfig").glob("*.pc"):
             _rewrite_prefix(pc, final)
 
-    return _build_tree(final, assemble, {"source": "legacy", "file": filename, **_meta(opts)})
+    return _build_tree(
+        final, archive, assemble, {"source": "legacy", "file": filename, **_meta(opts)}
+    )
 
 
 def _archive_prefix(archive: Path) -> str | None:
@@ -583,13 +594,20 @@ def _fetch(url: str, dest: Path, sha256: str | None, opts: Options, verify=None)
     )
 
 
-def _build_tree(final: Path, assemble, meta: dict[str, str]) -> Path:
-    """Run ``assemble(tree)`` in a scratch directory; rename it to ``final`` when complete."""
+def _build_tree(final: Path, archive: Path, assemble, meta: dict[str, str]) -> Path:
+    """Run ``assemble(tree)`` in a scratch directory; rename it to ``final`` when complete.
+
+    An archive that cannot be assembled is removed from the cache as well.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part"))
     try:
         tree = scratch / "tree"
-        assemble(tree)
+        try:
+            assemble(tree)
+        except FatalError:
+            archive.unlink(missing_ok=True)
+            raise
         (tree / MARKER).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         tree.chmod(0o755)  # mkdtemp made it private; builds may run as another user
         if final.exists():
@@ -717,7 +735,8 @@ def check_version(expected: str, interface: str) -> str:
 def run_tests(selected: list[str], opts: Options, tables: dict[str, Any], fixed: bool) -> int:
     """--test: prepare and validate every requested platform; one line each on stdout."""
     platforms = tables["platforms"]
-    if not selected or selected == ["all"]:
+    everything = not selected or selected == ["all"]
+    if everything:
         targets = all_targets(platforms)
     else:
         env = os.environ
@@ -738,9 +757,12 @@ def run_tests(selected: list[str], opts: Options, tables: dict[str, Any], fixed:
                 path = prepare(one, tables)
                 problems = validate_tree(path, one)
             except NothingToDoError as exc:
-                skipped += 1
-                print(f"SKIP {label} {exc}", flush=True)
-                continue
+                if not everything:  # asked for by name: missing is a failure
+                    problems, path = [str(exc)], None
+                else:
+                    skipped += 1
+                    print(f"SKIP {label} {exc}", flush=True)
+                    continue
             except FatalError as exc:
                 problems = [str(exc)]
                 path = None
