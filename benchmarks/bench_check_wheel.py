@@ -1,0 +1,76 @@
+"""Benchmark: audit the five official NumPy wheels with check_wheel.py, against
+``auditwheel show`` on the Linux x86_64 wheel alone, measured in the same run.
+
+    .venv/bin/python benchmarks/bench_check_wheel.py [--repeat N] [WHEEL...]
+
+Without WHEEL arguments the official wheels are taken from (or downloaded into)
+the test cache, exactly as the test suite does.  Prints best-of-N wall seconds
+of each command (both run as fresh processes) and the ratio; never fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
+
+import nwlib  # noqa: E402
+
+
+def official_wheels() -> list[Path]:
+    from conftest import CACHE, OFFICIAL_NUMPY, OFFICIAL_PLATFORMS, pip_download
+
+    wheels = []
+    for key, (platforms, pyver) in OFFICIAL_PLATFORMS.items():
+        dest = CACHE / "numpy-official" / key
+        found = sorted(dest.glob(f"numpy-{OFFICIAL_NUMPY}-*.whl")) if dest.exists() else []
+        if not found:
+            extra = ["--python-version", pyver]
+            for plat in platforms:
+                extra += ["--platform", plat]
+            pip_download(f"numpy=={OFFICIAL_NUMPY}", dest, *extra)
+            found = sorted(dest.glob(f"numpy-{OFFICIAL_NUMPY}-*.whl"))
+        wheels += found[:1]
+    return wheels
+
+
+def best_of(cmd: list[str], repeat: int) -> tuple[float, int]:
+    times, code = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        code = subprocess.run(cmd, capture_output=True).returncode
+        times.append(time.perf_counter() - start)
+    return min(times), code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("wheels", nargs="*", type=Path, help="wheels (default: official NumPy)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per command (best is kept)")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat: must be at least 1")
+    wheels = args.wheels or official_wheels()
+    linux = next((w for w in wheels if "manylinux" in w.name and "x86_64" in w.name), None)
+    if linux is None:
+        raise nwlib.ConfigurationError("no manylinux x86_64 wheel among the inputs")
+    bindir = Path(sys.executable).parent
+    ours = [sys.executable, str(ROOT / "scripts" / "check_wheel.py"), *map(str, wheels)]
+    theirs = [str(bindir / "auditwheel"), "show", "--json", str(linux)]
+    ours_s, ours_rc = best_of(ours, args.repeat)
+    theirs_s, theirs_rc = best_of(theirs, args.repeat)
+    size = sum(w.stat().st_size for w in wheels) / 2**20
+    print(f"check_wheel.py, {len(wheels)} wheels ({size:.1f} MiB): {ours_s:.2f} s (exit {ours_rc})")
+    print(f"auditwheel show, {linux.name}: {theirs_s:.2f} s (exit {theirs_rc})")
+    print(f"ratio check_wheel(all {len(wheels)}) / auditwheel show(linux only): "
+          f"{ours_s / theirs_s:.2f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    nwlib.run_main(main, "bench_check_wheel.py")
