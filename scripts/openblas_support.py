@@ -914,6 +914,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timeout must be > 0 and --retries >= 1")
     tables = load_tables()
     env = os.environ
+    if env.get("PIP_CERT") and not (env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")):
+        env["REQUESTS_CA_BUNDLE"] = env["PIP_CERT"]  # the CA bundle pip is told to trust
     source = args.source or "wheel"
     if source not in SOURCES:
         raise ConfigurationError(f"NW_OPENBLAS_SOURCE={source!r} is not wheel or legacy")
