@@ -494,9 +494,7 @@ def test_set_commit_changes_build_commit_everywhere_and_nothing_else(checkout, t
         assert "BUILD_COMMIT" in old_line
         assert old_line.replace(old, "v9.9.9") == new_line
     reported = [line for line in result.stdout.splitlines() if ": BUILD_COMMIT " in line]
-    assert sorted(reported) == sorted(
-        f"{path}: BUILD_COMMIT {old} -> v9.9.9" for path in targets
-    )
+    assert sorted(reported) == sorted(f"{path}: BUILD_COMMIT {old} -> v9.9.9" for path in targets)
     # ... and the CI files still validate
     for service, path in CI_FILES.items():
         check = subprocess.run(
