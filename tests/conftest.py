@@ -42,9 +42,10 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "TMPDIR": str(tmp_path),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CONSTRAINT", "PIP_CERT"):
-        if name in os.environ:
-            env[name] = os.environ[name]
+    # The machine's own network settings (CA bundle, proxy, pip's index) stay.
+    for name, value in os.environ.items():
+        if name.startswith(("PIP_", "SSL_")) or name.endswith(("_CA_BUNDLE", "_PROXY", "_proxy")):
+            env.setdefault(name, value)
     env.update(extra)
     return env
 
@@ -115,3 +116,88 @@ def official_numpy_wheels() -> dict[str, Path]:
         assert len(found) == 1, f"expected one numpy wheel for {key}, got {found}"
         wheels[key] = found[0]
     return wheels
+
+
+# ---------------------------------------------------------------- pypiserver (uploads)
+
+
+class PypiServer:
+    """A real pypiserver on 127.0.0.1 with htpasswd authentication on uploads.
+
+    ``url`` is the upload URL (twine ``--repository-url``), ``simple_url`` the
+    index pip reads; ``files()`` maps each stored file name to its sha256.
+    """
+
+    def __init__(self, root: Path, username: str = "stager", authenticate: str = "update"):
+        import secrets
+        import socket
+
+        from passlib.apache import HtpasswdFile
+
+        self.root, self.username = root, username
+        self.password = secrets.token_urlsafe(12)
+        self.packages = root / "packages"
+        self.packages.mkdir(parents=True)
+        htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
+        htpasswd.set_password(username, self.password)
+        htpasswd.save()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.simple_url = f"{self.url}simple/"
+        cmd = [str(VENV_BIN / "pypi-server"), "run", "-p", str(self.port), "-i", "127.0.0.1"]
+        cmd += ["-a", authenticate, "-P", str(root / "htpasswd"), "--disable-fallback"]
+        cmd += ["--hash-algo", "sha256", "--server", "wsgiref", str(self.packages)]
+        # `timeout` makes the server stop by itself even if pytest is killed.
+        self._log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as the server does
+        self.proc = subprocess.Popen(
+            ["timeout", "1800", *cmd], stdout=subprocess.DEVNULL, stderr=self._log
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, limit: float = 30.0) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = (self.root / "server.log").read_text(errors="replace")
+                raise RuntimeError(f"pypiserver exited: {log[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)  # polling for readiness, not a fixed wait
+        raise RuntimeError(f"pypiserver did not answer on {self.url} within {limit} s")
+
+    def files(self) -> dict[str, str]:
+        import hashlib
+
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(self.packages.rglob("*"))
+            if p.is_file()
+        }
+
+    def twine_env(self) -> dict[str, str]:
+        return {"TWINE_USERNAME": self.username, "TWINE_PASSWORD": self.password}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def pypiserver(tmp_path_factory):
+    """A fresh authenticated pypiserver per test; see :class:`PypiServer`."""
+    server = PypiServer(tmp_path_factory.mktemp("pypiserver"))
+    yield server
+    server.stop()
