@@ -3,8 +3,8 @@
 
     .venv/bin/python benchmarks/bench_check_wheel.py [--repeat N] [WHEEL...]
 
-Without WHEEL arguments the official wheels are taken from (or downloaded into)
-the test cache, exactly as the test suite does.  Prints best-of-N wall seconds
+Without WHEEL arguments the official wheels are taken from the test cache (the
+test suite downloads them there).  Prints best-of-N wall seconds
 of each command (both run as fresh processes) and the ratio; never fails on time.
 """
 
@@ -23,19 +23,15 @@ import nwlib  # noqa: E402
 
 
 def official_wheels() -> list[Path]:
-    from conftest import CACHE, OFFICIAL_NUMPY, OFFICIAL_PLATFORMS, pip_download
+    """The official wheels the test suite keeps in its cache (it downloads them)."""
+    from conftest import CACHE, OFFICIAL_NUMPY
 
-    wheels = []
-    for key, (platforms, pyver) in OFFICIAL_PLATFORMS.items():
-        dest = CACHE / "numpy-official" / key
-        found = sorted(dest.glob(f"numpy-{OFFICIAL_NUMPY}-*.whl")) if dest.exists() else []
-        if not found:
-            extra = ["--python-version", pyver]
-            for plat in platforms:
-                extra += ["--platform", plat]
-            pip_download(f"numpy=={OFFICIAL_NUMPY}", dest, *extra)
-            found = sorted(dest.glob(f"numpy-{OFFICIAL_NUMPY}-*.whl"))
-        wheels += found[:1]
+    wheels = sorted((CACHE / "numpy-official").glob(f"*/numpy-{OFFICIAL_NUMPY}-*.whl"))
+    if len(wheels) < 5:
+        raise nwlib.NothingToDoError(
+            f"official NumPy {OFFICIAL_NUMPY} wheels not in {CACHE}: run "
+            "`.venv/bin/pytest tests/test_check_wheel.py` once, or pass WHEEL paths"
+        )
     return wheels
 
 

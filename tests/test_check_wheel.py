@@ -69,6 +69,18 @@ def retag(members: dict[str, bytes], old: str, new: str) -> None:
     members[key] = members[key].replace(old.encode(), new.encode())
 
 
+def audit_retagged(src: Path, tmp_path: Path, old: str, new: str, edit=None) -> list[str]:
+    """Failures of a copy of ``src`` whose filename and WHEEL say ``new`` instead of ``old``."""
+
+    def change(members):
+        retag(members, old, new)
+        if edit:
+            edit(members)
+
+    bad = edit_wheel(src, tmp_path, name=src.name.replace(old, new), edit=change)
+    return only(check_wheels([bad])).failures
+
+
 def only(report_list):
     (report,) = report_list
     return report
@@ -256,18 +268,12 @@ def test_record_missing_and_extra_files(official_numpy_wheels, tmp_path):
 def test_macos_tag_lies_about_minimum_version(official_numpy_wheels, tmp_path):
     # GIVEN the arm64 wheel, built for macOS 14.0, renamed to claim macOS 10.9
     src = official_numpy_wheels["macosx_arm64"]
-    bad = edit_wheel(
-        src,
-        tmp_path,
-        name=src.name.replace("macosx_14_0", "macosx_10_9"),
-        edit=lambda m: retag(m, "macosx_14_0_arm64", "macosx_10_9_arm64"),
-    )
-    report = only(check_wheels([bad]))
+    failures = audit_retagged(src, tmp_path, "macosx_14_0_arm64", "macosx_10_9_arm64")
     assert (
         "numpy/_core/_multiarray_umath.cpython-311-darwin.so: arm64 code requires macOS 14.0, "
         "the tag macosx_10_9_arm64 promises 10.9"
-    ) in report.failures
-    assert all("requires macOS 14.0" in f for f in report.failures)
+    ) in failures
+    assert all("requires macOS 14.0" in f for f in failures)
 
 
 def test_macos_patched_minos(official_numpy_wheels, tmp_path):
@@ -295,13 +301,7 @@ def test_macos_patched_minos(official_numpy_wheels, tmp_path):
 
 def test_macos_wrong_architecture(official_numpy_wheels, tmp_path):
     src = official_numpy_wheels["macosx_arm64"]
-    bad = edit_wheel(
-        src,
-        tmp_path,
-        name=src.name.replace("arm64", "universal2"),
-        edit=lambda m: retag(m, "macosx_14_0_arm64", "macosx_14_0_universal2"),
-    )
-    failures = only(check_wheels([bad])).failures
+    failures = audit_retagged(src, tmp_path, "macosx_14_0_arm64", "macosx_14_0_universal2")
     assert (
         "numpy/_core/_simd.cpython-311-darwin.so: contains arm64, "
         "the tag macosx_14_0_universal2 needs x86_64"
@@ -318,17 +318,10 @@ def test_manylinux2014_tag_on_glibc_2_34_binary(official_numpy_wheels, tmp_path)
         data = members[LINUX_LINALG]
         assert b"GLIBC_2.27\0" in data
         members[LINUX_LINALG] = data.replace(b"GLIBC_2.27\0", b"GLIBC_2.34\0")
-        key = f"{DIST_INFO}/WHEEL"
-        text = members[key].decode()
-        lines = [ln for ln in text.splitlines() if ln and not ln.startswith("Tag:")]
-        members[key] = (
-            "\n".join([*lines, "Tag: cp311-cp311-manylinux2014_x86_64"]) + "\n"
-        ).encode()
+        retag(members, "manylinux_2_27_x86_64", "manylinux2014_x86_64")
+        retag(members, "manylinux_2_28_x86_64", "manylinux2014_x86_64")
 
-    bad = edit_wheel(
-        src, tmp_path, name=src.name.replace(old_tags, "manylinux2014_x86_64"), edit=patch
-    )
-    failures = only(check_wheels([bad])).failures
+    failures = audit_retagged(src, tmp_path, old_tags, "manylinux2014_x86_64", edit=patch)
     assert (
         f"{LINUX_LINALG} uses GLIBC_2.34 from libm.so.6: too recent for manylinux_2_17"
     ) in failures
@@ -337,14 +330,9 @@ def test_manylinux2014_tag_on_glibc_2_34_binary(official_numpy_wheels, tmp_path)
 
 
 def test_elf_architecture_must_match_tag(official_numpy_wheels, tmp_path):
-    src = official_numpy_wheels["manylinux_aarch64"]
-    bad = edit_wheel(
-        src,
-        tmp_path,
-        name=src.name.replace("aarch64", "x86_64"),
-        edit=lambda m: retag(m, "aarch64", "x86_64"),
+    failures = audit_retagged(
+        official_numpy_wheels["manylinux_aarch64"], tmp_path, "aarch64", "x86_64"
     )
-    failures = only(check_wheels([bad])).failures
     assert (
         "numpy/random/mtrand.cpython-311-aarch64-linux-gnu.so: built for aarch64, "
         "the tag says x86_64"
@@ -368,14 +356,7 @@ def test_windows_missing_bundled_dll(official_numpy_wheels, tmp_path):
 
 
 def test_windows_machine_type(official_numpy_wheels, tmp_path):
-    src = official_numpy_wheels["win_amd64"]
-    bad = edit_wheel(
-        src,
-        tmp_path,
-        name=src.name.replace("win_amd64", "win32"),
-        edit=lambda m: retag(m, "win_amd64", "win32"),
-    )
-    failures = only(check_wheels([bad])).failures
+    failures = audit_retagged(official_numpy_wheels["win_amd64"], tmp_path, "win_amd64", "win32")
     assert f"{WIN_MULTIARRAY}: machine type win_amd64, the tag says win32" in failures
     # and a 32-bit wheel must not carry the ILP64 OpenBLAS
     assert any("ILP64 OpenBLAS, but a win32 wheel must bundle the LP64" in f for f in failures)
@@ -510,13 +491,7 @@ def test_license_must_declare_bundled_library(official_numpy_wheels, tmp_path):
 
 def test_native_binary_in_pure_wheel(official_numpy_wheels, tmp_path):
     src = official_numpy_wheels["win_amd64"]
-    bad = edit_wheel(
-        src,
-        tmp_path,
-        name="numpy-2.4.6-py3-none-any.whl",
-        edit=lambda m: retag(m, "cp311-cp311-win_amd64", "py3-none-any"),
-    )
-    failures = only(check_wheels([bad])).failures
+    failures = audit_retagged(src, tmp_path, "cp311-cp311-win_amd64", "py3-none-any")
     assert f"{WIN_MULTIARRAY}: native PE binary in a wheel tagged any" in failures
 
 
