@@ -816,6 +816,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Fetch, verify and unpack OpenBLAS for a NumPy wheel build; "
         "print the prepared directory.",
+        epilog="Also read: MB_ML_VER and MB_ML_LIBC (Linux target libc), "
+        "NW_OPENBLAS_SHA256_TABLE (a JSON file of extra legacy sha256 entries).",
     )
     parser.add_argument(
         "--plat",
@@ -846,26 +848,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="wheel (scipy-openblas, NumPy >= 2) or legacy tarballs "
         "(env NW_OPENBLAS_SOURCE; default wheel)",
     )
-    parser.add_argument(
-        "--openblas-version",
-        default=env.get("OPENBLAS_VERSION"),
-        help="package version instead of the pin (env OPENBLAS_VERSION)",
-    )
-    parser.add_argument(
-        "--cache-dir",
-        default=env.get("NW_OPENBLAS_CACHE"),
-        help="cache (env NW_OPENBLAS_CACHE; default ~/.cache/numpy-wheels/openblas)",
-    )
-    parser.add_argument(
-        "--index-url",
-        default=env.get("NW_OPENBLAS_INDEX_URL"),
-        help="simple index (env NW_OPENBLAS_INDEX_URL; default: pip's index)",
-    )
-    parser.add_argument(
-        "--legacy-url",
-        default=env.get("NW_OPENBLAS_LEGACY_URL"),
-        help="base URL of the legacy archives (env NW_OPENBLAS_LEGACY_URL)",
-    )
+    # flags whose default comes from an environment variable (named in the help)
+    for flag, var, text in (
+        ("--openblas-version", "OPENBLAS_VERSION", "package version instead of the pin"),
+        ("--cache-dir", "NW_OPENBLAS_CACHE", "cache (default ~/.cache/numpy-wheels/openblas)"),
+        ("--index-url", "NW_OPENBLAS_INDEX_URL", "simple index (default: pip's index)"),
+        ("--legacy-url", "NW_OPENBLAS_LEGACY_URL", "base URL of the legacy archives"),
+    ):
+        parser.add_argument(flag, default=env.get(var), help=f"{text} (env {var})")
     parser.add_argument(
         "--timeout",
         type=float,
