@@ -50,9 +50,10 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
     return {
         "NW_OPENBLAS_INDEX_URL": f"{dead}/simple/",
         "NW_OPENBLAS_LEGACY_URL": f"{dead}/openblas-libs",
-        "HTTP_PROXY": dead,
-        "HTTPS_PROXY": dead,
-        "ALL_PROXY": dead,
+        **{name: dead for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")},
+        **{name: dead for name in ("http_proxy", "https_proxy", "all_proxy")},
+        "NO_PROXY": "",
+        "no_proxy": "",
         "NW_OPENBLAS_RETRIES": "1",
     }
 
