@@ -574,3 +574,51 @@ def test_set_commit_keeps_crlf_line_endings_and_file_modes(checkout):
 
 def load_from(tree: Path, path: str):
     return yaml.safe_load((tree / path).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------- staging
+
+STAGING, NIGHTLY = "NUMPY_STAGING_UPLOAD_TOKEN", "NUMPY_NIGHTLY_UPLOAD_TOKEN"
+
+
+def stage_steps() -> list[tuple[str, str, str]]:
+    """(where, token secret, make call) of every staging upload of every CI file."""
+    found = []
+    for step in load("azure/posix.yml")["jobs"][0]["steps"]:
+        if isinstance(step, dict) and "make stage" in step.get("bash", ""):
+            # an explicit mapping: Azure never puts secret variables into a step's env
+            secret = re.fullmatch(r"\$\((\w+)\)", step["env"]["ANACONDA_TOKEN"]).group(1)
+            schedule = "eq(variables['Build.Reason'], 'Schedule')" in step["condition"]
+            found.append((f"Azure schedule={schedule}", secret, step["bash"]))
+    for deploy in load(".travis.yml")["deploy"]:
+        secret = re.search(r'ANACONDA_TOKEN="\$\{(\w+):-\}"', deploy["script"]).group(1)
+        on = deploy[True]  # YAML 1.1 reads the key `on` as a boolean
+        cron = on["condition"] == "$TRAVIS_EVENT_TYPE = cron"
+        found.append((f"Travis schedule={cron}", secret, deploy["script"]))
+    (line,) = load("appveyor.yml")["deploy_script"]
+    scheduled, other = re.fullmatch(r'bash -c "if .*?; then (.*); else (.*); fi"', line).groups()
+    for schedule, call in ((True, scheduled), (False, other)):
+        secret = re.match(r"ANACONDA_TOKEN=\$(\w+) ", call).group(1)
+        found.append((f"AppVeyor schedule={schedule}", secret, call))
+    return found
+
+
+def test_each_upload_takes_the_token_of_its_org():
+    steps = stage_steps()
+    assert len(steps) == 6
+    for where, secret, call in steps:
+        nightly = where.endswith("schedule=True")
+        assert secret == (NIGHTLY if nightly else STAGING), where
+        assert ("NIGHTLY=1" in call) == nightly, where
+    # GitHub: one upload job, token and org chosen by the same event test
+    env = load(".github/workflows/wheels.yml")["jobs"]["stage"]["steps"][-1]["env"]
+    schedule = "github.event_name == 'schedule'"
+    assert env["ANACONDA_TOKEN"].startswith(f"${{{{ {schedule} && secrets.{NIGHTLY}")
+    assert env["ANACONDA_TOKEN"].rstrip("} ").endswith(f"|| secrets.{STAGING}")
+    assert env["NIGHTLY"] == f"${{{{ {schedule} && '1' || '0' }}}}"
+
+
+def test_no_ci_file_prints_a_token():
+    for path in [*CI_FILES.values(), "azure/posix.yml", "azure/windows.yml"]:
+        text = (ROOT / path).read_text(encoding="utf-8")
+        assert not re.search(r"(echo|printf|set -x).*TOKEN", text), path
