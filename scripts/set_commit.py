@@ -118,15 +118,15 @@ def set_commit(root: Path, commit: str) -> list[tuple[str, str]]:
             raise nwlib.FatalError(f"{target.path}: file not found under {root}") from None
         new_text, old = rewrite(text, target, commit)
         planned.append((path, target.path, text, new_text, old))
-    changed = []
+    results = []
     for path, name, text, new_text, old in planned:
         if new_text != text:
             mode = path.stat().st_mode & 0o777
             with nwlib.atomic_write(path, "wb") as out:
                 out.write(new_text.encode("utf-8"))
             path.chmod(mode)  # atomic_write's temporary file starts as 0600
-        changed.append((name, old))
-    return changed
+        results.append((name, old))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
