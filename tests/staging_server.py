@@ -15,7 +15,9 @@ It serves the shapes the real service serves, from files the test gives it:
 - file downloads with HTTP range support.
 
 Faults are injected per file (``faults[name] = ["reset", "500", ...]``, one per
-request, in order) or per page (``page_faults``); ``latency`` delays every
+request, in order: an HTTP status such as "500", "reset", "truncate", "slow",
+"norange", "garbage") or per page (``page_faults``: a status or a Content-Type to
+serve the page as); ``latency`` delays every
 request.  ``requests`` records (method, path, Range) of every request.
 :class:`UploadProxy` forwards to a real index and drops or refuses chosen uploads.
 """
@@ -92,6 +94,8 @@ class StagingServer(_Base):
         self.page_faults: list[str] = []
         self.sha256_override: dict[str, str] = {}
         self.no_sha256: set[str] = set()
+        self.size_override: dict[str, int] = {}
+        self.pep691 = True  # False: the simple page is HTML whatever Accept says
         self.listed_only: list[str] = []  # names shown on pages with no file behind them
         self.requests: list[tuple[str, str, str | None]] = []
         self.bytes_sent: dict[str, int] = {}
@@ -121,6 +125,8 @@ class StagingServer(_Base):
         return content if isinstance(content, bytes) else Path(content).read_bytes()
 
     def size(self, name: str) -> int:
+        if name in self.size_override:
+            return self.size_override[name]
         content = self.files[name]
         return len(content) if isinstance(content, bytes) else Path(content).stat().st_size
 
@@ -173,7 +179,7 @@ class _StagingHandler(BaseHTTPRequestHandler):
         if path == f"/api/package/{app.org}/{app.package}/files":
             return self._page(json.dumps(self._api_files()), "application/json")
         if path == f"/simple/{app.package}/":
-            if PEP691 in self.headers.get("Accept", ""):
+            if app.pep691 and PEP691 in self.headers.get("Accept", ""):
                 return self._page(json.dumps(self._simple_json()), PEP691)
             return self._page(self._simple_html())
         if path == "/listing/":
@@ -219,6 +225,8 @@ class _StagingHandler(BaseHTTPRequestHandler):
             time.sleep(app.slow_delay)
         data = app.data(name)
         start = 0
+        if fault == "garbage":
+            data = b"<html>not a wheel</html>\n" * 40
         wanted = self.headers.get("Range", "")
         if wanted.startswith("bytes=") and fault != "norange":
             start = int(wanted[len("bytes=") :].split("-")[0] or 0)
@@ -340,11 +348,11 @@ class _StagingHandler(BaseHTTPRequestHandler):
             "files": [
                 {
                     "filename": name,
-                    "url": f"../..{app.download_path(name)}",
-                    "hashes": {"sha256": app.digest(name)},
-                    "size": app.size(name),
+                    "url": f"../..{app.download_path(_plain(name))}",
+                    "hashes": {"sha256": app.digest(name)} if name in app.files else {},
+                    **({"size": app.size(name)} if name in app.files else {}),
                 }
-                for name in sorted(app.files)
+                for name in app.names()
             ],
         }
 

@@ -1,0 +1,624 @@
+"""wheel-uploader against a loopback anaconda.org double and a real pypiserver.
+
+The staging side (tests/staging_server.py) serves the shapes anaconda.org serves;
+the target is a real pypiserver with htpasswd authentication; the files are real
+NumPy 2.4.6 wheels and small valid wheels made here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+import nwlib
+import pytest
+import wheel_uploader
+from conftest import ROOT, VENV_BIN, clean_env
+from staging_server import StagingServer, UploadProxy, make_wheel
+from wheel_uploader import main
+
+SCRIPT = ROOT / "scripts" / "wheel_uploader.py"
+NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing listens there
+PLATFORMS = (
+    "py3-none-any",
+    "cp311-cp311-manylinux_2_28_x86_64",
+    "cp311-cp311-musllinux_1_2_x86_64",
+    "cp311-cp311-win_amd64",
+    "cp311-cp311-macosx_11_0_arm64",
+)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_sdist(dest: Path, name: str, version: str) -> Path:
+    base = f"{name}-{version}"
+    path = dest / f"{base}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for member, text in (
+            ("PKG-INFO", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+            ("pyproject.toml", "[project]\n"),
+        ):
+            info = tarfile.TarInfo(f"{base}/{member}")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """tinyproj 1.0 for five platforms, one build-tagged wheel, an sdist, and decoys."""
+    dest = tmp_path_factory.mktemp("tiny")
+    files = [make_wheel(dest, "tinyproj", "1.0", tag) for tag in PLATFORMS]
+    tagged = make_wheel(dest / "b", "tinyproj", "1.0", "cp312-cp312-manylinux_2_28_x86_64")
+    files.append(tagged.rename(dest / "tinyproj-1.0-1-cp312-cp312-manylinux_2_28_x86_64.whl"))
+    files.append(make_sdist(dest, "tinyproj", "1.0"))
+    for version in ("1.0.1", "1.0rc1", "1.01"):  # never picked for 1.0
+        files.append(make_wheel(dest, "tinyproj", version))
+    files.append(make_wheel(dest, "tinyproj-extra", "1.0"))
+    return {p.name: p for p in files}
+
+
+TINY_EXTRA = "tinyproj_extra-1.0-py3-none-any.whl"
+TINY_10 = sorted(
+    [f"tinyproj-1.0-{t}.whl" for t in PLATFORMS]
+    + ["tinyproj-1.0-1-cp312-cp312-manylinux_2_28_x86_64.whl"]
+)
+
+
+@pytest.fixture
+def staging(tiny):
+    with StagingServer(tiny, package="tinyproj", page_size=3) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch, tmp_path):
+    """In-process runs: no leftover verbosity, twine credentials only when a test sets them."""
+    monkeypatch.setattr(nwlib, "VERBOSE", False)
+    for name in ("TWINE_USERNAME", "TWINE_PASSWORD", "NW_TWINE"):
+        monkeypatch.delenv(name, raising=False)
+    # A forgotten --repository-url must never reach a real index: point twine nowhere.
+    monkeypatch.setenv("TWINE_REPOSITORY_URL", NOWHERE)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PATH", f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin")
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    """The script as a user runs it (own process, clean environment)."""
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        env=clean_env(tmp_path, TWINE_REPOSITORY_URL=NOWHERE, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def table(out: str) -> dict[str, tuple[str, str, str]]:
+    """Summary rows: file name -> (download, verified, upload)."""
+    rows = [re.split(r"\s{2,}", ln) for ln in out.splitlines()]
+    return {r[0]: (r[1], r[2], r[3]) for r in rows[1:] if len(r) == 6}
+
+
+def names(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir()) if path.exists() else []
+
+
+# ----------------------------------------------------------------- find + download
+
+
+def test_files_page_pagination_to_pypiserver_with_real_numpy_wheels(
+    tmp_path, official_numpy_wheels, pypiserver
+):
+    real = [official_numpy_wheels[k] for k in ("manylinux_x86_64", "win_amd64", "macosx_arm64")]
+    decoys = [make_wheel(tmp_path / "decoys", "numpy", v) for v in ("2.4.6rc1", "2.4.60")]
+    with StagingServer([*real, *decoys], package="numpy", page_size=2) as server:
+        args = ["-u", server.files_page_url, "--allow-insecure", "-w", tmp_path / "wh"]
+        args += ["--repository-url", pypiserver.url, "numpy", "2.4.6"]
+        proc = run_cli(tmp_path, *args, env=pypiserver.twine_env())
+        assert proc.returncode == 0, proc.stderr
+        pages = [r[1] for r in server.requests if r[1].endswith("/files")]
+        assert len(pages) == 3  # 5 files, 2 a page: every page was read
+        assert names(tmp_path / "wh") == sorted(p.name for p in real)
+        assert pypiserver.files() == {p.name: sha256(p) for p in real}
+        assert "3 of 3 files ended well" in proc.stdout
+        for p in real:
+            assert table(proc.stdout)[p.name] == ("downloaded", "ok", "uploaded")
+
+        # pip installs the uploaded version from the index (and only from it)
+        target = tmp_path / "site"
+        pip = [sys.executable, "-m", "pip", "install", "--isolated", "--no-deps", "-q"]
+        pip += ["--index-url", pypiserver.simple_url, "--target", str(target), "numpy==2.4.6"]
+        installed = subprocess.run(pip, capture_output=True, text=True, timeout=300)
+        assert installed.returncode == 0, installed.stderr
+        assert (target / "numpy-2.4.6.dist-info").is_dir()
+
+        # a second run transfers nothing and uploads nothing
+        before = len(server.transfers())
+        again = run_cli(tmp_path, *args, env=pypiserver.twine_env())
+        assert again.returncode == 0, again.stderr
+        assert len(server.transfers()) == before
+        for p in real:
+            assert table(again.stdout)[p.name] == ("cached", "ok", "skipped")
+
+
+def test_api_source_uses_md5_when_sha256_is_none(capsys, tmp_path, staging, tiny):
+    staging.no_sha256 = {"tinyproj-1.0-py3-none-any.whl"}
+    code, _, err = run(
+        capsys, "-u", staging.api_url, "--allow-insecure", "-w", tmp_path, "-n", "tinyproj", "1.0"
+    )
+    assert code == 0, err
+    assert "(api)" in err
+    assert names(tmp_path) == TINY_10
+    for name in TINY_10:
+        assert sha256(tmp_path / name) == sha256(tiny[name])
+    # the API's download_url answers with a redirect to the file
+    assert any(r[1].startswith("/api/download/") for r in staging.requests)
+
+
+@pytest.mark.parametrize("pep691", [True, False])
+def test_simple_index_json_and_html(capsys, tmp_path, staging, pep691):
+    staging.pep691 = pep691
+    code, _, err = run(
+        capsys,
+        "-u",
+        staging.simple_url,
+        "--allow-insecure",
+        "-w",
+        tmp_path,
+        "-n",
+        "tinyproj",
+        "1.0",
+    )
+    assert code == 0, err
+    assert names(tmp_path) == TINY_10
+
+
+@pytest.mark.parametrize(
+    ("types", "expected"),
+    [
+        (["win", "macosx"], ["cp311-cp311-macosx_11_0_arm64", "cp311-cp311-win_amd64"]),
+        (["manylinux"], ["1-cp312-cp312-manylinux_2_28_x86_64",
+                         "cp311-cp311-manylinux_2_28_x86_64"]),
+        (["musllinux"], ["cp311-cp311-musllinux_1_2_x86_64"]),
+        (["cp311-cp311-m"], ["cp311-cp311-macosx_11_0_arm64", "cp311-cp311-manylinux_2_28_x86_64",
+                             "cp311-cp311-musllinux_1_2_x86_64"]),
+        (["linux"], ["1-cp312-cp312-manylinux_2_28_x86_64", "cp311-cp311-manylinux_2_28_x86_64",
+                     "cp311-cp311-musllinux_1_2_x86_64"]),
+    ],
+)  # fmt: skip
+def test_listing_with_type_filter(capsys, tmp_path, staging, types, expected):
+    args = ["-u", staging.listing_url, "--allow-insecure", "-w", tmp_path, "-n", "--dry-run"]
+    for t in types:
+        args += ["-t", t]
+    code, out, err = run(capsys, *args, "tinyproj", "1.0")
+    assert code == 0, err
+    assert "(listing)" in err
+    wanted = [f"tinyproj-1.0-{tag}.whl" for tag in expected]
+    got = sorted(
+        line.rsplit("/", 1)[-1] for line in out.splitlines() if line.startswith("would download:")
+    )
+    assert got == wanted
+
+
+def test_names_are_normalised_version_exact_and_sdist_on_request(capsys, tmp_path, staging):
+    args = ["-u", staging.files_page_url, "--allow-insecure", "-w", tmp_path, "-n", "--sdist"]
+    code, out, err = run(capsys, *args, "TinyProj", "1.0.0")  # 1.0.0 is not 1.0
+    assert code == 3
+    code, out, err = run(capsys, *args, "Tinyproj.Extra", "1.0")
+    assert code == 0, err
+    assert names(tmp_path) == ["tinyproj_extra-1.0-py3-none-any.whl"]
+    code, out, err = run(capsys, *args, "TINYPROJ", "1.0")
+    assert code == 0, err
+    assert names(tmp_path) == sorted([*TINY_10, "tinyproj-1.0.tar.gz", TINY_EXTRA])
+    rows = [ln.split()[0] for ln in out.splitlines() if ln.startswith("tinyproj")]
+    assert rows[-1] == "tinyproj-1.0.tar.gz"  # wheels first, then the sdist
+
+
+def test_cached_files_are_verified_not_refetched_and_clobber_refetches(capsys, tmp_path, staging):
+    args = ["-u", staging.simple_url, "--allow-insecure", "-w", tmp_path, "-n", "-t", "win"]
+    assert run(capsys, *args, "tinyproj", "1.0")[0] == 0
+    assert len(staging.transfers()) == 1
+    assert run(capsys, *args, "tinyproj", "1.0")[0] == 0
+    assert len(staging.transfers()) == 1
+    wheel = tmp_path / "tinyproj-1.0-cp311-cp311-win_amd64.whl"
+    good = wheel.read_bytes()
+    wheel.write_bytes(good[:100])  # damaged copy: fetched again
+    code, _, err = run(capsys, *args, "tinyproj", "1.0")
+    assert code == 0
+    assert "fails verification" in err
+    assert wheel.read_bytes() == good
+    assert run(capsys, *args, "-c", "tinyproj", "1.0")[0] == 0
+    assert len(staging.transfers()) == 3
+
+
+def test_dry_run_touches_nothing(capsys, tmp_path, staging, pypiserver, monkeypatch):
+    monkeypatch.setenv("TWINE_PASSWORD", pypiserver.password)
+    wheelhouse = tmp_path / "never"
+    code, out, err = run(
+        capsys, "-u", staging.simple_url, "--allow-insecure", "-w", wheelhouse, "--dry-run",
+        "--repository-url", pypiserver.url, "-t", "win", "tinyproj", "1.0",
+    )  # fmt: skip
+    assert code == 0, err
+    assert not wheelhouse.exists()
+    assert staging.transfers() == []
+    assert pypiserver.files() == {}
+    assert f"would download: {staging.url}/multibuild-wheels-staging/tinyproj/1.0/download/" in out
+    assert (
+        f"--repository-url {pypiserver.url} --disable-progress-bar "
+        f"{wheelhouse}/tinyproj-1.0-cp311-cp311-win_amd64.whl" in out
+    )
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@pytest.mark.parametrize("fault", ["reset", "truncate"])
+def test_cut_off_download_is_resumed_with_a_range(capsys, tmp_path, fault):
+    wheel = make_wheel(tmp_path / "src", "tinyproj", "1.0", payload=os.urandom(1 << 20))
+    with StagingServer([wheel], package="tinyproj") as server:
+        server.faults[wheel.name] = [fault]
+        code, _, err = run(
+            capsys, "-u", server.files_page_url, "--allow-insecure", "-w", tmp_path / "wh", "-n",
+            "tinyproj", "1.0",
+        )  # fmt: skip
+        ranges = [r[2] for r in server.transfers(wheel.name)]
+    assert code == 0, err
+    assert "retrying (1/5)" in err
+    assert len(ranges) == 2 and ranges[0] is None
+    start = int(ranges[1].removeprefix("bytes=").rstrip("-"))
+    assert 0 < start <= wheel.stat().st_size // 2
+    size = wheel.stat().st_size
+    assert server.bytes_sent[wheel.name] == size // 2 + (size - start)  # not sent twice
+    assert (tmp_path / "wh" / wheel.name).read_bytes() == wheel.read_bytes()
+    assert names(tmp_path / "wh") == [wheel.name]
+
+
+def test_server_error_then_success(capsys, tmp_path, staging):
+    name = "tinyproj-1.0-cp311-cp311-win_amd64.whl"
+    staging.faults[name] = ["500", "503"]
+    staging.page_faults = ["502"]  # the page too: retried by the page session
+    code, _, err = run(
+        capsys, "-u", staging.files_page_url, "--allow-insecure", "-w", tmp_path, "-n",
+        "-t", "win", "tinyproj", "1.0",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "HTTP 500, retrying (1/5)" in err and "HTTP 503, retrying (2/5)" in err
+    assert names(tmp_path) == [name]
+
+
+def test_slow_server_times_out_then_retries(capsys, tmp_path, staging):
+    name = "tinyproj-1.0-cp311-cp311-win_amd64.whl"
+    staging.slow_delay = 1.5
+    staging.faults[name] = ["slow"]
+    code, _, err = run(
+        capsys, "-u", staging.simple_url, "--allow-insecure", "-w", tmp_path, "-n",
+        "-t", "win", "--timeout", "0.5", "tinyproj", "1.0",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "timed out" in err.lower()
+    assert names(tmp_path) == [name]
+
+
+def test_wrong_hash_on_page_fails_and_leaves_nothing(capsys, tmp_path, staging, tiny):
+    name = "tinyproj-1.0-cp311-cp311-win_amd64.whl"
+    staging.sha256_override[name] = "0" * 64
+    code, out, err = run(
+        capsys, "-u", staging.simple_url, "--allow-insecure", "-w", tmp_path, "-n",
+        "-t", "win", "tinyproj", "1.0",
+    )  # fmt: skip
+    url = f"{staging.url}/multibuild-wheels-staging/tinyproj/1.0/download/{name}"
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        f"wheel-uploader: error: sha256 mismatch for {url}: expected {'0' * 64}, "
+        f"got {sha256(tiny[name])}"
+    )
+    assert names(tmp_path) == []
+    assert table(out)[name] == ("failed", "no", "-")
+
+
+def test_size_mismatch_from_api(capsys, tmp_path, staging, tiny):
+    name = "tinyproj-1.0-cp311-cp311-win_amd64.whl"
+    real = tiny[name].stat().st_size
+    staging.size_override[name] = real + 7
+    code, _, err = run(
+        capsys, "-u", staging.api_url, "--allow-insecure", "-w", tmp_path, "-n",
+        "-t", "win", "--retries", "2", "tinyproj", "1.0",
+    )  # fmt: skip
+    url = f"{staging.url}/api/download/multibuild-wheels-staging/tinyproj/1.0/{name}"
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        f"wheel-uploader: error: size mismatch for {url}: expected {real + 7}, got {real}"
+    )
+    assert names(tmp_path) == []
+
+
+def test_non_wheel_served_as_whl(capsys, tmp_path):
+    name = "tinyproj-1.0-py3-none-any.whl"
+    with StagingServer({name: b"<html>oops</html>\n"}, package="tinyproj") as server:
+        code, _, err = run(
+            capsys, "-u", server.listing_url, "--allow-insecure", "-w", tmp_path, "-n",
+            "tinyproj", "1.0",
+        )  # fmt: skip
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        f"wheel-uploader: error: {name} is not a valid wheel: File is not a zip file"
+    )
+    assert names(tmp_path) == []
+
+
+def test_wheel_whose_metadata_disagrees_with_its_name(capsys, tmp_path):
+    wheel = make_wheel(tmp_path / "src", "tinyproj", "1.0", metadata_name="otherproj")
+    with StagingServer([wheel], package="tinyproj") as server:
+        code, _, err = run(
+            capsys, "-u", server.listing_url, "--allow-insecure", "-w", tmp_path / "wh", "-n",
+            "tinyproj", "1.0",
+        )  # fmt: skip
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "wheel-uploader: error: tinyproj-1.0-py3-none-any.whl: its metadata names otherproj "
+        "1.0, not the project and version of the file name"
+    )
+    assert names(tmp_path / "wh") == []
+
+
+# ----------------------------------------------------------------------- bad input
+
+
+def test_no_files_match(capsys, tmp_path, staging):
+    code, _, err = run(
+        capsys, "-u", staging.files_page_url, "--allow-insecure", "-w", tmp_path, "tinyproj", "9.9"
+    )
+    assert code == 3
+    assert err.strip() == (
+        f"wheel-uploader: error: no files match tinyproj-9.9-*.whl (type all) at "
+        f"{staging.files_page_url} (11 files listed, read as files-page)"
+    )
+    assert names(tmp_path) == []
+
+
+def test_page_that_is_not_html_or_json(capsys, tmp_path, staging):
+    staging.page_faults = ["application/octet-stream"]
+    code, _, err = run(
+        capsys, "-u", staging.files_page_url, "--allow-insecure", "-w", tmp_path, "tinyproj", "1.0"
+    )
+    assert code == 1
+    assert err.strip() == (
+        f"wheel-uploader: error: {staging.files_page_url}: expected an HTML or JSON page, "
+        "got Content-Type 'application/octet-stream'"
+    )
+
+
+def test_http_source_refused_without_allow_insecure(capsys, tmp_path, staging):
+    code, _, err = run(capsys, "-u", staging.files_page_url, "-w", tmp_path, "tinyproj", "1.0")
+    assert code == 2
+    assert err.strip() == (
+        f"wheel-uploader: error: refusing insecure {staging.files_page_url} "
+        "(use --allow-insecure to accept http://)"
+    )
+    assert staging.requests == []
+
+
+@pytest.mark.parametrize(
+    "listed",
+    ["../tinyproj-1.0-cp39-none-any.whl", "/etc/tinyproj-1.0-cp39-none-any.whl",
+     "a/tinyproj-1.0-cp39-none-any.whl"],
+)  # fmt: skip
+def test_file_name_that_is_not_plain_is_refused(capsys, tmp_path, staging, listed):
+    staging.listed_only = [listed]
+    code, _, err = run(
+        capsys, "-u", staging.simple_url, "--allow-insecure", "-w", tmp_path / "wh", "-n",
+        "tinyproj", "1.0",
+    )  # fmt: skip
+    assert code == 1
+    assert err.strip() == (
+        f"wheel-uploader: error: refusing {listed!r} listed at {staging.simple_url}: "
+        "not a plain file name"
+    )
+    assert not (tmp_path / "wh").exists()
+    assert staging.transfers() == []
+
+
+def test_bad_command_lines(tmp_path):
+    proc = run_cli(tmp_path, "numpy")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "wheel-uploader: error: expected PROJECT VERSION (or --files FILE...)"
+    )
+    proc = run_cli(tmp_path, "numpy", "not a version")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "wheel-uploader: error: VERSION 'not a version' is not a valid version"
+    )
+    proc = run_cli(tmp_path, "--version")
+    assert (proc.returncode, proc.stdout.strip()) == (0, "wheel-uploader 1.0")
+    shim = subprocess.run(
+        [ROOT / "scripts" / "wheel-uploader", "--help"], capture_output=True, text=True
+    )
+    assert shim.returncode == 0 and "--wheel-url-dir" in shim.stdout
+
+
+def test_simple_url_for_upload_urls():
+    assert wheel_uploader.simple_url_for("https://upload.example.org/legacy/") == (
+        "https://example.org/simple/"
+    )
+    assert wheel_uploader.simple_url_for("http://127.0.0.1:8080/") == (
+        "http://127.0.0.1:8080/simple/"
+    )
+    assert wheel_uploader.simple_url_for("https://h.example/repo/legacy") == (
+        "https://h.example/repo/simple/"
+    )
+
+
+# -------------------------------------------------------------------------- upload
+
+
+def upload_args(staging, tmp_path, url, *extra):
+    return [
+        "-u", staging.simple_url, "--allow-insecure", "-w", tmp_path / "wh",
+        "--repository-url", url, *extra, "--sdist", "tinyproj", "1.0",
+    ]  # fmt: skip
+
+
+def test_upload_interrupted_then_rerun_uploads_only_the_rest(
+    capsys, tmp_path, staging, tiny, pypiserver, monkeypatch
+):
+    monkeypatch.setenv("TWINE_USERNAME", pypiserver.username)
+    monkeypatch.setenv("TWINE_PASSWORD", pypiserver.password)
+    with UploadProxy(pypiserver.url, drop={3}) as proxy:
+        code, out, err = run(capsys, *upload_args(staging, tmp_path, proxy.url + "/"))
+    assert code == 1
+    order = [*TINY_10, "tinyproj-1.0.tar.gz"]
+    assert sorted(pypiserver.files()) == order[:2]
+    assert err.splitlines()[-1].startswith(f"wheel-uploader: error: upload of {order[2]} failed: ")
+    assert table(out)[order[2]] == ("downloaded", "ok", "failed")
+    assert table(out)[order[3]] == ("downloaded", "ok", "not run")
+
+    code, out, err = run(capsys, *upload_args(staging, tmp_path, pypiserver.url))
+    assert code == 0, err
+    assert pypiserver.files() == {n: sha256(tiny[n]) for n in order}
+    statuses = {name: row[2] for name, row in table(out).items()}
+    assert statuses == {n: "skipped" if n in order[:2] else "uploaded" for n in order}
+    assert list(statuses)[-1] == "tinyproj-1.0.tar.gz"  # the sdist went last
+
+
+def test_file_on_index_with_other_content_stops_the_run(
+    capsys, tmp_path, staging, tiny, pypiserver, monkeypatch
+):
+    monkeypatch.setenv("TWINE_USERNAME", pypiserver.username)
+    monkeypatch.setenv("TWINE_PASSWORD", pypiserver.password)
+    clash = TINY_10[1]
+    other = make_wheel(tmp_path / "other", "tinyproj", "1.0", "py3-none-any", payload=b"x" * 99)
+    shutil.copy(other, pypiserver.packages / clash)
+    code, _, err = run(capsys, *upload_args(staging, tmp_path, pypiserver.url))
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        f"wheel-uploader: error: {clash} is already on {pypiserver.simple_url} with sha256 "
+        f"{sha256(other)}, ours is {sha256(tiny[clash])}; stopping, nothing overwritten"
+    )
+    assert pypiserver.files() == {TINY_10[0]: sha256(tiny[TINY_10[0]]), clash: sha256(other)}
+
+
+def test_index_rejecting_a_file(capsys, tmp_path, staging, pypiserver, monkeypatch):
+    monkeypatch.setenv("TWINE_USERNAME", pypiserver.username)
+    monkeypatch.setenv("TWINE_PASSWORD", pypiserver.password)
+    with UploadProxy(pypiserver.url, refuse={1: 400}) as proxy:
+        code, _, err = run(capsys, *upload_args(staging, tmp_path, proxy.url + "/", "-t", "win"))
+        assert code == 1
+        assert err.splitlines()[-1] == (
+            f"wheel-uploader: error: upload of {TINY_10[4]} failed: HTTPError: 400 Bad Request "
+            f"from {proxy.url}/"
+        )
+    assert pypiserver.files() == {}
+
+
+def test_wrong_credentials_and_no_secret_printed(tmp_path, staging, pypiserver):
+    secret = "not-the-password-" + pypiserver.password
+    url = pypiserver.url.replace("http://", f"http://{pypiserver.username}:{secret}@")
+    proc = run_cli(tmp_path, *upload_args(staging, tmp_path, url, "-t", "win", "-v"))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == (
+        f"wheel-uploader: error: upload of {TINY_10[4]} failed: HTTPError: 403 Forbidden "
+        f"from {pypiserver.url}"
+    )
+    assert f"--repository-url 'http://********@127.0.0.1:{pypiserver.port}/'" in proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+    assert pypiserver.files() == {}
+
+
+def test_twine_missing(capsys, tmp_path, staging, monkeypatch):
+    monkeypatch.setenv("NW_TWINE", str(tmp_path / "no-twine"))
+    code, _, err = run(capsys, *upload_args(staging, tmp_path, "http://127.0.0.1:9/", "-t", "win"))
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        f"wheel-uploader: error: twine not found: NW_TWINE='{tmp_path / 'no-twine'}' does not run"
+    )
+
+
+def test_audit_failure_uploads_nothing(capsys, tmp_path, pypiserver, monkeypatch):
+    monkeypatch.setenv("TWINE_PASSWORD", pypiserver.password)
+    good = make_wheel(tmp_path / "src", "tinyproj", "1.0", PLATFORMS[3])
+    bad = tmp_path / "src" / "tinyproj-1.0-py3-none-any.whl"
+    source = make_wheel(tmp_path / "tmp", "tinyproj", "1.0")
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(bad, "w") as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("__init__.py"):
+                data += b"# changed after RECORD was written\n"
+            out.writestr(info, data)
+    with StagingServer([good, bad], package="tinyproj") as server:
+        code, out, err = run(
+            capsys, "-u", server.listing_url, "--allow-insecure", "-w", tmp_path / "wh",
+            "--repository-url", pypiserver.url, "tinyproj", "1.0",
+        )  # fmt: skip
+    assert code == 1
+    assert f"wheel-uploader: error: {bad.name} fails the audit: " in err
+    assert table(out)[bad.name] == ("downloaded", "audit failed", "-")
+    assert pypiserver.files() == {}
+
+
+# ----------------------------------------------------------------------------- GPG
+
+
+@pytest.fixture
+def gpg_key():
+    """A throwaway signing key in its own GNUPGHOME (short path: the agent socket)."""
+    home = Path(tempfile.mkdtemp(prefix="nwgpg", dir="/tmp"))
+    home.chmod(0o700)
+    env = dict(os.environ, GNUPGHOME=str(home))
+    uid = "NW Test <nw-test@example.invalid>"
+    subprocess.run(
+        ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    yield home, uid
+    subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_sign_with_twine_and_sign_hashes(tmp_path, staging, tiny, pypiserver, gpg_key):
+    home, uid = gpg_key
+    hashes = tmp_path / "release" / "checksums.txt"
+    args = upload_args(staging, tmp_path, pypiserver.url, "-s", "-i", uid, "-t", "win")
+    args[-3:-3] = ["--hashes", hashes, "--sign-hashes"]
+    env = dict(pypiserver.twine_env(), GNUPGHOME=str(home))
+    proc = run_cli(tmp_path, *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    wheelhouse = tmp_path / "wh"
+    for name in (TINY_10[4], "tinyproj-1.0.tar.gz"):
+        sig = wheelhouse / f"{name}.asc"
+        verify = subprocess.run(
+            ["gpg", "--verify", sig, wheelhouse / name], env=env, capture_output=True, text=True
+        )
+        assert verify.returncode == 0, verify.stderr
+        assert uid in verify.stderr
+    stored = sorted(pypiserver.files())
+    assert stored[:2] == [TINY_10[4], f"{TINY_10[4]}.asc"]
+    text = hashes.read_text()
+    for name in (TINY_10[4], "tinyproj-1.0.tar.gz"):
+        assert f"    {sha256(tiny[name])}  {name}\n" in text
+        assert f"    {hashlib.md5(tiny[name].read_bytes()).hexdigest()}  {name}\n" in text
+    assert text.index("MD5\n---") < text.index("SHA256\n------")
+    check = subprocess.run(["sha256sum", "-c", hashes], cwd=wheelhouse, capture_output=True)
+    assert check.returncode == 0
+    verify = subprocess.run(
+        ["gpg", "--verify", f"{hashes}.asc", hashes], env=env, capture_output=True, text=True
+    )
+    assert verify.returncode == 0, verify.stderr
