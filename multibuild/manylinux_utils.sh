@@ -59,7 +59,8 @@ function _nw_repair_one() ( # <wheel> <out dir> <in dir> <target>
     args=(repair -w "$tmpdir")
     if [ -n "$target" ]; then args+=(--plat "$target"); fi
     ld_path=$(_nw_prefix_path "$NW_REPAIR_LIBRARY_PATH" "$LD_LIBRARY_PATH")
-    if ! LD_LIBRARY_PATH=$ld_path auditwheel "${args[@]}" "$whl"; then
+    # --plat carries the target; auditwheel would also (re)check AUDITWHEEL_PLAT
+    if ! env -u AUDITWHEEL_PLAT LD_LIBRARY_PATH="$ld_path" auditwheel "${args[@]}" "$whl"; then
         if [ -n "$target" ]; then
             _nw_err "repair_wheelhouse: auditwheel could not repair $name for $target"
         else
