@@ -22,6 +22,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -328,9 +329,11 @@ def safe_extract(archive: Path | str, dest: Path | str, *, strip_prefix: str | N
             _extract_zip(archive, root, strip_prefix)
         else:
             try:
-                tar = tarfile.open(archive)
+                tar = tarfile.open(archive)  # noqa: SIM115  (closed by the with below)
             except (tarfile.TarError, OSError) as exc:
-                raise FatalError(f"{archive.name} is not a readable tar or zip archive: {exc}")
+                raise FatalError(
+                    f"{archive.name} is not a readable tar or zip archive: {exc}"
+                ) from None
             with tar:
                 _extract_tar(tar, root, strip_prefix)
         if dest.exists():
@@ -407,11 +410,5 @@ def _extract_tar(tar: tarfile.TarFile, root: Path, strip_prefix: str | None) -> 
                 os.symlink(member.linkname, target)
             else:
                 shutil.copy2(link_dest, target)
-    except (tarfile.TarError, EOFError, zlib_error()) as exc:
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise FatalError(f"corrupt archive: {exc}") from None
-
-
-def zlib_error() -> type[BaseException]:
-    import zlib
-
-    return zlib.error
