@@ -42,7 +42,8 @@ USE_CCACHE ?=
 export REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
        WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE
 
-BIN := $(VENV)/bin
+# venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere
+BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
 STEP := $(BIN)/python scripts/steps.py
 
 .PHONY: help  ## Show this help

@@ -9,11 +9,15 @@ if ! command -v "$python" >/dev/null 2>&1; then
     echo "setup: error: Python interpreter '$python' not found (set PYTHON=...)" >&2
     exit 2
 fi
-if [ ! -x "$venv/bin/python" ]; then
+venv_python="$venv/bin/python"
+case "$(uname -s)" in
+    MINGW* | MSYS* | CYGWIN*) venv_python="$venv/Scripts/python" ;;  # Git Bash on Windows
+esac
+if [ ! -x "$venv_python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+"$venv_python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$venv_python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
 # ccache makes rebuilds of the same source fast; it is optional, so a missing
 # Debian package or no root access only prints a note.

