@@ -79,9 +79,11 @@ _nw_stage_show() { # <arg>...: print `+ command` with the word after -t masked
     local out="+" mask=0 arg
     for arg in "$@"; do
         if [ "$mask" = 1 ]; then
-            arg=$NW_TOKEN_MASK
+            out+=" $NW_TOKEN_MASK"
             mask=0
-        elif [ "$arg" = "-t" ]; then
+            continue
+        fi
+        if [ "$arg" = "-t" ]; then
             mask=1
         fi
         out+=" $(printf '%q' "$arg")"

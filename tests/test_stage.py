@@ -1,0 +1,191 @@
+"""`make stage` (scripts/stage.sh): the audit gate, anaconda-client's exact argv
+(through a stub `anaconda` on PATH: anaconda.org is unreachable here), the
+organisation and token rules, and twine uploads to a real pypiserver."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, clean_env, make
+from staging_server import make_wheel
+
+TOKEN = "tok-3f9a-secret"
+MASK = "********"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def wheelhouse(tmp_path, official_numpy_wheels) -> Path:
+    """A real NumPy wheel and a small one, as `make wheels` leaves them."""
+    dest = tmp_path / "wheelhouse"
+    dest.mkdir()
+    shutil.copy(official_numpy_wheels["manylinux_x86_64"], dest)
+    make_wheel(dest, "tinyproj", "1.0")
+    return dest
+
+
+@pytest.fixture
+def stub_anaconda(tmp_path) -> tuple[Path, Path]:
+    """An `anaconda` executable that records its argv, one word a line."""
+    bindir, log = tmp_path / "stubbin", tmp_path / "anaconda-argv.txt"
+    bindir.mkdir()
+    stub = bindir / "anaconda"
+    stub.write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > "{log}"\necho "uploaded (stub)"\n')
+    stub.chmod(0o755)
+    return bindir, log
+
+
+def stage(tmp_path: Path, wheelhouse: Path, stub: tuple[Path, Path] | None = None, **env: str):
+    """Run scripts/stage.sh as the make recipe does, in a clean CI-like environment."""
+    full = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=".venv/bin/python", **env)
+    if stub is not None:
+        full["PATH"] = f"{stub[0]}:{full['PATH']}"
+    return subprocess.run(
+        ["bash", "scripts/stage.sh"], cwd=ROOT, env=full, capture_output=True, text=True
+    )
+
+
+def wheels(wheelhouse: Path) -> list[str]:
+    return [str(p) for p in sorted(wheelhouse.glob("*.whl"))]
+
+
+@pytest.mark.parametrize(
+    ("env", "org"),
+    [
+        ({"BUILD_COMMIT": "v2.4.6"}, "multibuild-wheels-staging"),
+        ({"BUILD_COMMIT": "2.5.0rc1"}, "multibuild-wheels-staging"),
+        ({"BUILD_COMMIT": "3f2a9c1d"}, "multibuild-wheels-staging"),
+        ({"BUILD_COMMIT": "main"}, "scientific-python-nightly-wheels"),
+        ({"BUILD_COMMIT": "maintenance/2.4.x"}, "scientific-python-nightly-wheels"),
+        (
+            {"BUILD_COMMIT": "v2.4.6", "BUILD_REASON": "Schedule"},
+            "scientific-python-nightly-wheels",
+        ),
+        ({"BUILD_COMMIT": "v2.4.6", "NIGHTLY": "1"}, "scientific-python-nightly-wheels"),
+        ({"BUILD_COMMIT": "main", "ANACONDA_ORG": "my-org"}, "my-org"),
+    ],
+)
+def test_anaconda_argv_and_organisation(tmp_path, wheelhouse, stub_anaconda, env, org):
+    proc = stage(tmp_path, wheelhouse, stub_anaconda, ANACONDA_TOKEN=TOKEN, **env)
+    assert proc.returncode == 0, proc.stderr
+    argv = stub_anaconda[1].read_text().splitlines()
+    assert argv == ["-t", TOKEN, "upload", "--skip-existing", "-u", org, *wheels(wheelhouse)]
+    shown = f"+ anaconda -t {MASK} upload --skip-existing -u {org} {' '.join(wheels(wheelhouse))}"
+    assert shown in proc.stdout.splitlines()
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_force_and_token_file(tmp_path, wheelhouse, stub_anaconda):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    proc = stage(
+        tmp_path, wheelhouse, stub_anaconda, ANACONDA_TOKEN_FILE=str(token_file), STAGE_FORCE="1"
+    )
+    assert proc.returncode == 0, proc.stderr
+    argv = stub_anaconda[1].read_text().splitlines()
+    assert argv[:6] == ["-t", TOKEN, "upload", "--force", "-u", "multibuild-wheels-staging"]
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_make_stage_dry_run_masks_the_token(tmp_path, wheelhouse, stub_anaconda):
+    env = {"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": TOKEN}
+    env["PATH"] = f"{stub_anaconda[0]}:{clean_env(tmp_path)['PATH']}"
+    proc = make("stage", "DRY_RUN=1", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not stub_anaconda[1].exists()  # nothing run
+    expected = (
+        f"+ anaconda -t {MASK} upload --skip-existing -u multibuild-wheels-staging "
+        + " ".join(wheels(wheelhouse))
+    )
+    assert expected in proc.stdout.splitlines()
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "warning"),
+    [
+        ({}, "no anaconda.org token (ANACONDA_TOKEN is empty or unset); skipping the upload"),
+        (
+            {"ANACONDA_TOKEN": "$(ANACONDA_TOKEN)"},
+            "ANACONDA_TOKEN is an unexpanded CI secret ($(...)); skipping the upload",
+        ),
+        (
+            {"ANACONDA_TOKEN_FILE": "/nonexistent/token"},
+            "ANACONDA_TOKEN_FILE (/nonexistent/token) cannot be read; skipping the upload",
+        ),
+    ],
+)
+def test_missing_token_warns_and_skips(tmp_path, wheelhouse, stub_anaconda, env, warning):
+    proc = stage(tmp_path, wheelhouse, stub_anaconda, **env)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines()[-1] == f"stage: warning: {warning}"
+    assert not stub_anaconda[1].exists()
+
+
+def test_anaconda_client_missing(tmp_path, wheelhouse):
+    proc = stage(tmp_path, wheelhouse, ANACONDA_TOKEN=TOKEN)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == (
+        "stage: error: anaconda-client ('anaconda') is not on PATH; "
+        "install it: pip install anaconda-client"
+    )
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_audit_failure_uploads_nothing(tmp_path, wheelhouse, stub_anaconda):
+    good = wheelhouse / "tinyproj-1.0-py3-none-any.whl"
+    bad = wheelhouse / "tinyproj-1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as out:
+        for info in src.infolist():  # RECORD no longer matches a member
+            data = src.read(info)
+            out.writestr(info, data + b"#\n" if info.filename.endswith(".py") else data)
+    proc = stage(tmp_path, wheelhouse, stub_anaconda, ANACONDA_TOKEN=TOKEN)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == "stage: error: check_wheel.py failed; nothing uploaded"
+    assert not stub_anaconda[1].exists()
+
+
+def test_no_wheels(tmp_path):
+    empty = tmp_path / "empty"
+    proc = stage(tmp_path, empty, ANACONDA_TOKEN=TOKEN)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"stage: error: no wheels in {empty}/ to stage (set WHEEL_SDIR?)"
+
+
+def test_make_stage_to_pypiserver_exactly_once(tmp_path, wheelhouse, pypiserver):
+    env = {"WHEEL_SDIR": str(wheelhouse), "STAGE_REPOSITORY_URL": pypiserver.url}
+    env.update(pypiserver.twine_env())
+    proc = make("stage", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert pypiserver.files() == {Path(w).name: sha256(Path(w)) for w in wheels(wheelhouse)}
+    assert pypiserver.password not in proc.stdout + proc.stderr
+
+    again = make("stage", tmp_path=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    for w in wheels(wheelhouse):
+        assert f"{Path(w).name}: already on {pypiserver.simple_url} (same sha256), skipped" in (
+            again.stderr
+        )
+    assert "+ " + str(Path(".venv/bin/twine").resolve()) not in again.stderr  # twine never ran
+
+
+def test_twine_dry_run_masks_url_credentials(tmp_path, wheelhouse, pypiserver):
+    url = pypiserver.url.replace("http://", f"http://{pypiserver.username}:{pypiserver.password}@")
+    proc = stage(tmp_path, wheelhouse, STAGE_REPOSITORY_URL=url, DRY_RUN="1")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("+ twine")]
+    assert lines == [
+        f"+ twine --no-color upload --non-interactive --repository-url "
+        f"'http://********@127.0.0.1:{pypiserver.port}/' --disable-progress-bar {w}"
+        for w in wheels(wheelhouse)
+    ]
+    assert pypiserver.password not in proc.stdout + proc.stderr
+    assert pypiserver.files() == {}
