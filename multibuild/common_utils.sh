@@ -652,6 +652,32 @@ function install_wheel {
     _nw_pip install "${_nw_opts[@]}" "$@" "${supported[@]}"
 }
 
+function _nw_check_repair_input { # <in_dir>
+    # Fail with one line unless IN_DIR (the wheels to repair) is a directory.
+    local in_dir=$1
+    if [ -z "$in_dir" ]; then
+        _nw_err "repair_wheelhouse: input directory not defined"
+        return 1
+    fi
+    if [ ! -d "$in_dir" ]; then
+        _nw_err "repair_wheelhouse: input directory '$in_dir' not found"
+        return 1
+    fi
+}
+
+function _nw_place_wheel { # <wheel> <out_dir>
+    # Copy WHEEL into OUT_DIR under a hidden temporary name, then rename it, so
+    # OUT_DIR never holds a partial wheel.  Nothing to do if it is already there.
+    local whl=$1 out_dir=$2
+    local name
+    name=$(basename "$whl")
+    if [ "$whl" -ef "$out_dir/$name" ]; then
+        return
+    fi
+    cp -- "$whl" "$out_dir/.$name.nw-part"
+    mv -f -- "$out_dir/.$name.nw-part" "$out_dir/$name"
+}
+
 function install_run {
     # Install the wheel, then run the project's run_tests in ./tmp_for_test.
     # Parameters: none (install_wheel's pip args are not passed)

