@@ -498,7 +498,7 @@ def _fetch(entry: Entry, clobber: bool, timeout: float, retries: int, progress: 
     except nwlib.FatalError as exc:
         entry.download, entry.verified, entry.error = "failed", "no", str(exc)
         return entry
-    entry.sha256 = nwlib.file_hash(entry.path)
+    entry.sha256 = rf.sha256 or nwlib.file_hash(entry.path)  # rf.sha256 was just checked
     entry.download, entry.verified = "downloaded", "ok"
     return entry
 

@@ -99,6 +99,7 @@ class StagingServer(_Base):
         self.listed_only: list[str] = []  # names shown on pages with no file behind them
         self.requests: list[tuple[str, str, str | None]] = []
         self.bytes_sent: dict[str, int] = {}
+        self._digests: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self.handler = _StagingHandler
 
@@ -133,7 +134,10 @@ class StagingServer(_Base):
     def digest(self, name: str, algorithm: str = "sha256") -> str:
         if algorithm == "sha256" and name in self.sha256_override:
             return self.sha256_override[name]
-        return hashlib.new(algorithm, self.data(name)).hexdigest()
+        key = (name, algorithm)
+        if key not in self._digests:  # the files do not change while served
+            self._digests[key] = hashlib.new(algorithm, self.data(name)).hexdigest()
+        return self._digests[key]
 
     def names(self) -> list[str]:
         return [*sorted(self.files), *self.listed_only]
@@ -223,25 +227,27 @@ class _StagingHandler(BaseHTTPRequestHandler):
             return self._send(int(fault), b"injected failure\n", "text/plain")
         if fault == "slow":
             time.sleep(app.slow_delay)
-        data = app.data(name)
-        start = 0
         if fault == "garbage":
-            data = b"<html>not a wheel</html>\n" * 40
+            content = b"<html>not a wheel</html>\n" * 40
+            return self._send(200, content, "application/octet-stream")
+        total = app.size(name)
+        start = 0
         wanted = self.headers.get("Range", "")
         if wanted.startswith("bytes=") and fault != "norange":
             start = int(wanted[len("bytes=") :].split("-")[0] or 0)
-            if start >= len(data):
-                return self._send(416, b"", "text/plain", {"Content-Range": f"*/{len(data)}"})
-        body = data[start:]
+            if start >= total:
+                return self._send(416, b"", "text/plain", {"Content-Range": f"*/{total}"})
+        length = total - start
         self.send_response(206 if start else 200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
         if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+            self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
         self.end_headers()
+        content = app.files[name]
         if fault in ("reset", "truncate"):
-            half = body[: len(body) // 2]
+            half = app.data(name)[start : start + length // 2]
             self.wfile.write(half)
             self.wfile.flush()
             self._count(name, len(half))
@@ -251,9 +257,13 @@ class _StagingHandler(BaseHTTPRequestHandler):
                 )
             self.close_connection = True
             return
-        for offset in range(0, len(body), CHUNK):
-            self.wfile.write(body[offset : offset + CHUNK])
-        self._count(name, len(body))
+        if isinstance(content, bytes):
+            self.wfile.write(content[start:])
+        else:  # zero-copy from the file, as real file servers do
+            self.wfile.flush()
+            with open(content, "rb") as fobj:
+                self.connection.sendfile(fobj, start, length)
+        self._count(name, length)
 
     def _count(self, name: str, nbytes: int) -> None:
         with self.app._lock:

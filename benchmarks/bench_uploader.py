@@ -1,0 +1,89 @@
+"""wheel-uploader downloads: parallel (-j N) against one file at a time (terryfy's way).
+
+40 valid wheels of 10 MB (random, incompressible payload; made once under
+build/test-cache/bench-uploader/) behind the loopback staging server of the
+tests, which adds 50 ms to every request.  Each run is `wheel-uploader -n
+--no-check` (download and verify only) into a fresh wheelhouse; then the
+parallel run is repeated with everything present (nothing should transfer).
+Prints times and ratios against the sequential run measured in the same
+invocation; never fails on time.
+
+    .venv/bin/python benchmarks/bench_uploader.py [--files 40] [--size-mb 10] [--latency 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from staging_server import StagingServer, make_wheel  # noqa: E402
+
+SCRIPT = ROOT / "scripts" / "wheel_uploader.py"
+CACHE = ROOT / "build" / "test-cache" / "bench-uploader"
+
+
+def bench_wheels(count: int, size_mb: int) -> list[Path]:
+    """``count`` wheels of ``size_mb`` MB, generated once and reused."""
+    dest = CACHE / f"{count}x{size_mb}"
+    tags = [f"cp3{11 + i % 4}-cp3{11 + i % 4}-manylinux_2_28_x86_64" for i in range(count)]
+    wheels = []
+    for i, tag in enumerate(tags):
+        path = dest / f"benchproj-1.0-{i + 1}-{tag}.whl"
+        if not path.exists():
+            made = make_wheel(
+                dest / "tmp", "benchproj", "1.0", tag, payload=os.urandom(size_mb << 20)
+            )
+            made.rename(path)
+        wheels.append(path)
+    return wheels
+
+
+def timed_run(server: StagingServer, wheelhouse: Path, jobs: int) -> tuple[float, int]:
+    before = len(server.transfers())
+    cmd = [sys.executable, str(SCRIPT), "-u", server.simple_url, "--allow-insecure"]
+    cmd += ["-w", str(wheelhouse), "-n", "--no-check", "-j", str(jobs), "benchproj", "1.0"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start, len(server.transfers()) - before
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=40, help="number of wheels (40)")
+    parser.add_argument("--size-mb", type=int, default=10, help="size of each wheel (10)")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per request (0.05)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[4, 8], help="parallel runs")
+    args = parser.parse_args(argv)
+    wheels = bench_wheels(args.files, args.size_mb)
+    print(f"{args.files} wheels of {args.size_mb} MB, {args.latency * 1000:.0f} ms per request")
+    with (
+        StagingServer(wheels, package="benchproj", latency=args.latency) as server,
+        tempfile.TemporaryDirectory(dir=CACHE) as scratch,
+    ):
+        base, moved = timed_run(server, Path(scratch) / "seq", 1)
+        print(f"  sequential (-j 1):      {base:6.2f} s  {moved} files transferred  1.00x")
+        for jobs in args.jobs:
+            wheelhouse = Path(scratch) / f"j{jobs}"
+            took, moved = timed_run(server, wheelhouse, jobs)
+            print(
+                f"  parallel (-j {jobs}):       {took:6.2f} s  {moved} files transferred  "
+                f"{base / took:.2f}x faster"
+            )
+        took, moved = timed_run(server, wheelhouse, args.jobs[0])
+        print(
+            f"  all present (-j {args.jobs[0]}):    {took:6.2f} s  {moved} files transferred  "
+            f"{base / took:.2f}x faster"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
