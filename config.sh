@@ -18,6 +18,7 @@ numpy_openblas_dir() {
 }
 
 # Print the absolute path of the NumPy source.
+# shellcheck disable=SC2153  # REPO_DIR comes from the environment
 numpy_source_dir() {
     case "$REPO_DIR" in
         /*) echo "$REPO_DIR" ;;
@@ -67,8 +68,8 @@ pre_build() {
 numpy_pip_wheel_cmd() {
     local abs_wheelhouse=$1
     local ilp64=true
-    # shellcheck disable=SC2046  # pip_opts prints options to split
     if [ "${NW_OPENBLAS_INTERFACE:-ilp64}" = lp64 ]; then ilp64=false; fi
+    # shellcheck disable=SC2046  # pip_opts prints options to split
     $PIP_CMD wheel $(pip_opts) --no-deps --no-build-isolation -w "$abs_wheelhouse" \
         -Cbuild-dir="${NW_BUILD_DIR:-$NW_ROOT/build/meson}" \
         -Csetup-args=-Dblas=scipy-openblas -Csetup-args=-Dlapack=scipy-openblas \

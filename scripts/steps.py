@@ -330,13 +330,19 @@ def step_build(settings: Settings) -> str:
         shutil.rmtree(stale, ignore_errors=True)
     RAW.mkdir(parents=True)
     make_venv(settings.python, BUILD_VENV)
+    use_ccache = os.environ.get("USE_CCACHE", "")
+    if use_ccache == "1" and not shutil.which("ccache"):
+        raise ConfigurationError("USE_CCACHE=1 but ccache is not installed")
     _ccache("-z")
     cmd, env = library_call(
         settings,
         'build_wheel "$REPO_DIR" "$PLAT"',
         {"NW_DEFER_REPAIR": "1", "WHEEL_SDIR": os.path.relpath(RAW, ROOT)},
     )
-    run_logged("build", cmd, venv_env(BUILD_VENV, env))
+    env = venv_env(BUILD_VENV, env)
+    if use_ccache == "0":
+        env["CCACHE_DISABLE"] = "1"  # meson would otherwise use ccache whenever present
+    run_logged("build", cmd, env)
     wheels = _wheels(RAW)
     if not wheels:
         raise FatalError(f"the build produced no wheel in {RAW}")
@@ -354,7 +360,10 @@ def step_repair(settings: Settings) -> str:
         'if [ -n "$(is_function pre_repair)" ]; then pre_repair; fi; '
         f"repair_wheelhouse {raw} {repaired}"
     )
-    call = hooked if sys.platform == "darwin" else f'build_multilinux "$PLAT" {shlex.quote(hooked)}'
+    # On Linux the build environment is the manylinux container (or this host);
+    # on macOS and Windows the host shell already sourced config.sh.
+    linux = sys.platform.startswith("linux")
+    call = f'build_multilinux "$PLAT" {shlex.quote(hooked)}' if linux else hooked
     cmd, env = library_call(settings, call)
     try:
         run_logged("repair", cmd, venv_env(BUILD_VENV, env))
