@@ -230,7 +230,8 @@ class _StagingHandler(BaseHTTPRequestHandler):
         if fault == "garbage":
             content = b"<html>not a wheel</html>\n" * 40
             return self._send(200, content, "application/octet-stream")
-        total = app.size(name)
+        content = app.files[name]
+        total = len(content) if isinstance(content, bytes) else Path(content).stat().st_size
         start = 0
         wanted = self.headers.get("Range", "")
         if wanted.startswith("bytes=") and fault != "norange":
@@ -245,7 +246,6 @@ class _StagingHandler(BaseHTTPRequestHandler):
         if start:
             self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
         self.end_headers()
-        content = app.files[name]
         if fault in ("reset", "truncate"):
             half = app.data(name)[start : start + length // 2]
             self.wfile.write(half)
