@@ -12,9 +12,24 @@ NW_ROOT=${NW_ROOT:-$PWD}
 # threadpoolctl lets run_tests ask the installed NumPy which BLAS it loaded.
 TEST_DEPENDS=${TEST_DEPENDS:-threadpoolctl}
 
+# Print a Python that can run the toolkit's scripts: the toolkit's own venv on
+# the host; inside a container, where the host's venv does not run, the build
+# Python after installing the toolkit's pinned dependencies into it.
+numpy_toolkit_python() {
+    if [ -n "${NW_PYTHON:-}" ] && [ -x "$NW_PYTHON" ]; then
+        echo "$NW_PYTHON"
+        return
+    fi
+    # shellcheck disable=SC2046  # pip_opts prints options to split
+    $PIP_CMD install -q $(pip_opts) "$NW_ROOT" >&2
+    echo "$PYTHON_EXE"
+}
+
 # Print the prepared OpenBLAS directory (downloads once, then from the cache).
 numpy_openblas_dir() {
-    "${NW_PYTHON:-${PYTHON_EXE:-python3}}" "$NW_ROOT/scripts/openblas_support.py"
+    local python
+    python=$(numpy_toolkit_python)
+    "$python" "$NW_ROOT/scripts/openblas_support.py"
 }
 
 # Print the absolute path of the NumPy source.
@@ -98,7 +113,7 @@ run_tests() {
     $PIP_CMD install $(pip_opts) -r "$source_dir/requirements/test_requirements.txt"
     "$python" -c 'import numpy; numpy.show_config()'
     "$python" -c "import sys, numpy; sys.exit(not numpy.test('${TEST_LABEL:-fast}', \
-extra_argv=['-n', 'auto', '-q', '--durations=10']))"
+extra_argv=['-n', 'auto', '--durations=10']))"
     "$python" "$NW_ROOT/scripts/openblas_support.py" --check-version
     "$python" "$NW_ROOT/scripts/numpy_tools.py" check-license numpy
 }
