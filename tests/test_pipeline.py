@@ -76,6 +76,8 @@ def test_wheels_report_matches_the_files(pipeline):
 
     assert entry["sha256"] == file_hash(wheel)
     assert report["tools"]["auditwheel"].startswith("auditwheel 6.8.2")
+    assert (report["project"], report["project_version"]) == ("clib_demo", "1.0.0")
+    assert report["openblas"] is None
     assert f"sha256 {entry['sha256']}" in proc.stdout  # the table printed at the end
 
 
@@ -191,6 +193,20 @@ def test_interrupted_build_then_rerun_starts_clean(tmp_path):
     rerun = make("build", tmp_path=tmp_path, env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert [w.name for w in raw.glob("*.whl")] == ["clib_demo-1.0.0-cp311-cp311-linux_x86_64.whl"]
+
+
+@pytest.mark.parametrize(
+    ("ci_variable", "begin", "end"),
+    [("GITHUB_ACTIONS", "::group::source", "::endgroup::"),
+     ("TF_BUILD", "##[group]source", "##[endgroup]")],
+)  # fmt: skip
+def test_steps_are_folded_on_ci(tmp_path, ci_variable, begin, end):
+    project = fixture_copy(tmp_path)
+    env = settings(tmp_path, project, **{ci_variable: "true"})
+    proc = make("source", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines.index(f"{begin} (clib-demo)") < lines.index(end)
 
 
 def test_help_lists_every_target(tmp_path):
