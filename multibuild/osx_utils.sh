@@ -355,10 +355,21 @@ function _nw_delocate_archs { # <plat>
     esac
 }
 
+function _nw_delocate_into { # <wheel> <dest dir> <archs> <dyld path>
+    # Run `delocate-wheel --require-archs ARCHS -w DEST_DIR -v WHEEL` with
+    # DYLD_LIBRARY_PATH=DYLD_PATH; on failure name the wheel and ARCHS.
+    local whl=$1 dest=$2 archs=$3 dyld=$4
+    if ! DYLD_LIBRARY_PATH=$dyld delocate-wheel --require-archs "$archs" \
+        -w "$dest" -v "$whl"; then
+        _nw_err "repair_wheelhouse: delocate-wheel could not repair $(basename "$whl") for $archs"
+        return 1
+    fi
+}
+
 function repair_wheelhouse {
     # Copy the libraries each platform wheel in IN_DIR needs into it with
     # `delocate-wheel --require-archs <archs> -w OUT_DIR -v`; pure wheels are
-    # copied through.
+    # copied through (the loop is _nw_repair_each --direct).
     # Parameters: in_dir [out_dir=in_dir]
     # Depends on: PLAT, NW_REPAIR_LIBRARY_PATH (prepended to DYLD_LIBRARY_PATH)
     local in_dir=$1
@@ -369,25 +380,10 @@ function repair_wheelhouse {
     if ! command -v delocate-wheel > /dev/null 2>&1; then
         install_delocate || return 1
     fi
-    mkdir -p "$out_dir"
-    local dyld=$DYLD_LIBRARY_PATH
-    if [ -n "$NW_REPAIR_LIBRARY_PATH" ]; then
-        dyld="$NW_REPAIR_LIBRARY_PATH${dyld:+:$dyld}"
-    fi
-    local whl name
-    for whl in "$in_dir"/*.whl; do
-        [ -e "$whl" ] || continue
-        name=$(basename "$whl")
-        if [[ $name == *-any.whl ]]; then
-            _nw_place_wheel "$whl" "$out_dir"
-            continue
-        fi
-        if ! DYLD_LIBRARY_PATH=$dyld delocate-wheel --require-archs "$archs" \
-            -w "$out_dir" -v "$whl"; then
-            _nw_err "repair_wheelhouse: delocate-wheel could not repair $name for $archs"
-            return 1
-        fi
-    done
+    local dyld
+    dyld=$(_nw_prefix_path "$NW_REPAIR_LIBRARY_PATH" "$DYLD_LIBRARY_PATH")
+    _nw_repair_each --direct "$in_dir" "$out_dir" delocate-wheel \
+        _nw_delocate_into "$archs" "$dyld"
 }
 
 function install_pkg_config {

@@ -39,81 +39,35 @@ function _nw_windows_path_list { # <path list>
     echo "$out"
 }
 
-function _nw_delvewheel_one() ( # <wheel> <out dir> <in dir> <add path>
-    # Repair one wheel with `delvewheel repair` into a temporary directory
-    # (removed by a trap), check that exactly one wheel came out, and move it
-    # into OUT_DIR under a hidden name first, so no partial wheel is visible;
-    # drop the input if it was repaired in place under another name.
-    # An empty ADD_PATH leaves out --add-path (delvewheel then searches PATH).
-    whl=$1
-    out_dir=$2
-    in_dir=$3
-    add_path=$4
-    name=$(basename "$whl")
-    tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/nw-repair.XXXXXXXX") || exit 1
-    trap 'rm -rf -- "$tmpdir"' EXIT
-    args=(repair -w "$tmpdir")
+function _nw_delvewheel_into { # <wheel> <dest dir> <add path>
+    # Run `delvewheel repair -w DEST_DIR [--add-path ADD_PATH] -v WHEEL`; an
+    # empty ADD_PATH leaves out --add-path (delvewheel then searches PATH).
+    # On failure name the wheel.
+    local whl=$1 dest=$2 add_path=$3
+    local -a args=(repair -w "$dest")
     if [ -n "$add_path" ]; then args+=(--add-path "$add_path"); fi
     if ! delvewheel "${args[@]}" -v "$whl"; then
-        _nw_err "repair_wheelhouse: delvewheel could not repair $name"
-        exit 1
+        _nw_err "repair_wheelhouse: delvewheel could not repair $(basename "$whl")"
+        return 1
     fi
-    built=()
-    for f in "$tmpdir"/*.whl; do
-        if [ -e "$f" ]; then built+=("$f"); fi
-    done
-    if [ "${#built[@]}" -ne 1 ]; then
-        _nw_err "repair_wheelhouse: delvewheel wrote ${#built[@]} wheels for $name, expected one"
-        exit 1
-    fi
-    repaired=$(basename "${built[0]}")
-    mv -f -- "${built[0]}" "$out_dir/.$repaired.nw-part"
-    mv -f -- "$out_dir/.$repaired.nw-part" "$out_dir/$repaired"
-    if [ "$out_dir" -ef "$in_dir" ] && [ "$repaired" != "$name" ]; then
-        rm -f -- "$whl"
-    fi
-)
+}
 
 function repair_wheelhouse {
     # Repair every platform wheel in IN_DIR with `delvewheel repair` into
     # OUT_DIR, bundling the DLLs found in NW_REPAIR_LIBRARY_PATH (then PATH);
     # pure wheels are copied through.  Exactly one wheel must come out per
     # input.  Repairing in place replaces the input; when that fails, the input
-    # is renamed *.whl.unrepaired so no later step takes it for a repaired wheel.
+    # is renamed *.whl.unrepaired so no later step takes it for a repaired wheel
+    # (the loop is _nw_repair_each).
     # Parameters: in_dir [out_dir=in_dir]
     # Depends on: NW_REPAIR_LIBRARY_PATH (directories holding the DLLs to bundle,
     #   ':' list of POSIX paths or ';' list of Windows paths), PATH
     local in_dir=$1
     local out_dir=${2:-$1}
-    if [ -z "$in_dir" ]; then
-        _nw_err "repair_wheelhouse: input directory not defined"
-        return 1
-    fi
-    if [ ! -d "$in_dir" ]; then
-        _nw_err "repair_wheelhouse: input directory '$in_dir' not found"
-        return 1
-    fi
-    if ! command -v delvewheel > /dev/null 2>&1; then
-        _nw_err "repair_wheelhouse: delvewheel not found on PATH (pip install delvewheel)"
-        return 1
-    fi
-    mkdir -p "$out_dir"
+    _nw_check_repair_input "$in_dir" || return 1
+    _nw_need_tool delvewheel || return 1
     local add_path
     add_path=$(_nw_windows_path_list "$NW_REPAIR_LIBRARY_PATH")
-    local whl name
-    for whl in "$in_dir"/*.whl; do
-        if [ ! -e "$whl" ]; then continue; fi
-        name=$(basename "$whl")
-        if [[ $name == *-any.whl ]]; then
-            if ! [ "$in_dir" -ef "$out_dir" ]; then cp -- "$whl" "$out_dir/$name"; fi
-            continue
-        fi
-        if ! _nw_delvewheel_one "$whl" "$out_dir" "$in_dir" "$add_path"; then
-            if [ "$in_dir" -ef "$out_dir" ]; then
-                mv -f -- "$whl" "$whl.unrepaired"
-                _nw_err "repair_wheelhouse: moved the unrepaired wheel aside to $name.unrepaired"
-            fi
-            return 1
-        fi
-    done
+    _nw_repair_each --plain-count "$in_dir" "$out_dir" delvewheel \
+        _nw_delvewheel_into "$add_path"
 }
