@@ -20,24 +20,11 @@ MB_PYTHON_VERSION=${MB_PYTHON_VERSION:-$TRAVIS_PYTHON_VERSION}
 NW_LINUX_PLATS="x86_64 i686 aarch64 ppc64le s390x"
 
 function before_install {
-    # Make and activate a virtualenv `venv` in the cwd to work in.
+    # Make and activate a virtualenv `venv` in the cwd to work in (_nw_work_venv).
     # Depends on: PYTHON_EXE (optional), NW_VENV_PACKAGES (upgraded into the venv;
     #   default "pip wheel", empty for none)
     # Sets and exports PYTHON_EXE and PIP_CMD.
-    local base_python
-    base_python=${PYTHON_EXE:-$(any_python)}
-    "$base_python" -m venv venv
-    # shellcheck disable=SC1091  # made just above
-    source venv/bin/activate
-    PYTHON_EXE="$PWD/venv/bin/python"
-    PIP_CMD="$PYTHON_EXE -m pip"
-    export PYTHON_EXE PIP_CMD
-    "$PYTHON_EXE" --version
-    local -a packages
-    read -r -a packages <<< "${NW_VENV_PACKAGES-pip wheel}"
-    if [ "${#packages[@]}" -gt 0 ]; then
-        _nw_pip install --upgrade "${packages[@]}"
-    fi
+    _nw_work_venv venv
 }
 
 function build_wheel {
@@ -205,37 +192,6 @@ function build_multilinux {
             bash "$MULTIBUILD_DIR/docker_build_wrap.sh"
     fi
 }
-
-function _nw_test_env {
-    # Fill the array _nw_env with the NAME=VALUE pairs the test wrap receives.
-    _nw_env=(
-        "PYTHON_VERSION=$MB_PYTHON_VERSION"
-        "MB_PYTHON_VERSION=$MB_PYTHON_VERSION"
-        "UNICODE_WIDTH=$UNICODE_WIDTH"
-        "CONFIG_PATH=$CONFIG_PATH"
-        "WHEEL_SDIR=$WHEEL_SDIR"
-        "MANYLINUX_URL=$MANYLINUX_URL"
-        "MB_ML_LIBC=$MB_ML_LIBC"
-        "TEST_DEPENDS=$TEST_DEPENDS"
-    )
-}
-
-function _nw_native_test() ( # <wrap script>
-    # Run the test wrap natively with a fresh venv (removed by a trap) made from
-    # the caller's interpreter, as the test container would give.
-    # Depends on: PYTHON_EXE (base interpreter), and what _nw_test_env reads
-    wrap=$1
-    base_python=${PYTHON_EXE:-$(any_python)} || exit 1
-    tmp=$(mktemp -d "${TMPDIR:-/tmp}/nw-test-venv.XXXXXXXX") || exit 1
-    trap 'rm -rf -- "$tmp"' EXIT
-    if ! "$base_python" -m venv "$tmp/venv"; then
-        _nw_err "install_run: could not make a test venv with $base_python"
-        exit 1
-    fi
-    _nw_test_env
-    env "${_nw_env[@]}" PYTHON_EXE="$tmp/venv/bin/python" \
-        PIP_CMD="$tmp/venv/bin/python -m pip" MB_IO_DIR="$PWD" bash "$wrap"
-)
 
 function install_run {
     # Install the wheel from $WHEEL_SDIR and run the project's run_tests, in the
