@@ -217,8 +217,10 @@ def step_source(settings: Settings) -> str:
     marker = repo / SOURCE_MARKER
     kind = settings.source
     if kind == "auto":
-        if repo.is_dir() and not (repo / ".git").exists() and not marker.exists():
-            kind = "local"
+        if repo.is_dir() and not marker.exists():
+            # Somebody else's source: a plain tree is built as it is, a git
+            # checkout (a submodule, say) is updated in place, as clean_code did.
+            kind = "git" if (repo / ".git").exists() else "local"
         elif RELEASE_TAG.match(settings.build_commit):
             kind = "sdist"
         else:
@@ -235,7 +237,8 @@ def step_source(settings: Settings) -> str:
 
 
 def fetch_sdist(settings: Settings) -> str:
-    from pypi_simple import PyPISimple
+    import requests
+    from pypi_simple import NoSuchProjectError, PyPISimple
 
     match = RELEASE_TAG.match(settings.build_commit)
     if not match:
@@ -245,16 +248,20 @@ def fetch_sdist(settings: Settings) -> str:
         )
     version = match.group(1)
     repo = settings.repo_dir
-    marker = repo / SOURCE_MARKER
+    _refuse_foreign(repo)
     endpoint = os.environ.get("NW_INDEX_URL") or os.environ.get("PIP_INDEX_URL")
     client = PyPISimple(endpoint) if endpoint else PyPISimple()
-    with client:
-        page = client.get_project_page(settings.project)
-        sdists = [
-            p
-            for p in page.packages
-            if p.package_type == "sdist" and p.version == version and p.filename.endswith(".tar.gz")
-        ]
+    try:
+        with client:
+            packages = client.get_project_page(settings.project).packages
+    except (requests.RequestException, NoSuchProjectError) as exc:
+        shown = sanitize_url(endpoint or "the default index")
+        raise FatalError(f"cannot read {settings.project}'s page on {shown}: {exc}") from None
+    sdists = [
+        p
+        for p in packages
+        if p.package_type == "sdist" and p.version == version and p.filename.endswith(".tar.gz")
+    ]
     if not sdists:
         raise FatalError(
             f"{settings.project} {version} has no sdist on the index "
@@ -269,9 +276,22 @@ def fetch_sdist(settings: Settings) -> str:
         log(f"downloading {pkg.filename}")
         download(pkg.url, archive, sha256=sha256)
     safe_extract(archive, repo, strip_prefix=pkg.filename[: -len(".tar.gz")])
-    with atomic_write(marker) as out:
-        json.dump({"kind": "sdist", "file": pkg.filename, "sha256": sha256}, out)
+    _mark(repo, kind="sdist", file=pkg.filename, sha256=sha256)
     return f"sdist {pkg.filename} (sha256 {sha256})"
+
+
+def _refuse_foreign(repo: Path) -> None:
+    """Only a REPO_DIR this toolkit made (or an empty one) may be replaced."""
+    if repo.exists() and not (repo / SOURCE_MARKER).exists() and any(repo.iterdir()):
+        raise ConfigurationError(
+            f"REPO_DIR {repo} holds a source this toolkit did not put there; "
+            "remove it, choose another REPO_DIR, or build it as it is with SOURCE=local"
+        )
+
+
+def _mark(repo: Path, **facts: str) -> None:
+    with atomic_write(repo / SOURCE_MARKER) as out:
+        json.dump(facts, out)
 
 
 def _git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -282,7 +302,11 @@ def fetch_git(settings: Settings) -> str:
     """Shallow fetch of BUILD_COMMIT, submodules recursively, then clean -fxd."""
     repo, ref, url = settings.repo_dir, settings.build_commit, settings.repo_url
     if repo.exists() and not (repo / ".git").exists():
-        shutil.rmtree(repo)  # an unpacked sdist or a half-made checkout
+        _refuse_foreign(repo)
+        shutil.rmtree(repo)  # our unpacked sdist or a half-made checkout
+    # A checkout this toolkit made carries the marker (kept by git clean below);
+    # somebody else's checkout (a submodule) is updated in place, never replaced.
+    created = not repo.exists() or (repo / SOURCE_MARKER).exists()
     if not repo.exists():
         repo.mkdir(parents=True)
         _git("init", "-q", cwd=repo)
@@ -304,13 +328,15 @@ def fetch_git(settings: Settings) -> str:
     else:
         commit = _git("rev-parse", "FETCH_HEAD", cwd=repo).stdout.strip()
     _git("checkout", "-q", "--force", commit, cwd=repo)
-    _git("clean", "-fxdq", cwd=repo)
+    _git("clean", "-fxdq", "-e", SOURCE_MARKER, cwd=repo)
     sub = _git(
         "-c", "protocol.file.allow=always", "submodule", "update", "--init", "--recursive",
         "--depth", "1", cwd=repo, check=False,
     )  # fmt: skip
     if sub.returncode:
         raise FatalError(f"submodules of {ref} failed to update: {sub.stderr.strip()}")
+    if created:
+        _mark(repo, kind="git", url=sanitize_url(url), ref=ref, commit=commit)
     return f"git {sanitize_url(url)} {ref} ({commit})"
 
 

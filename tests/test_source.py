@@ -129,6 +129,31 @@ def test_local_directory_is_used_as_it_is(tmp_path):
     assert (src / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize(("source", "commit"), [("git", "v1.0"), ("sdist", "v2.4.6")])
+def test_a_foreign_directory_is_never_replaced(tmp_path, upstream, source, commit):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "mine.txt").write_text("precious")
+    proc = make(
+        "source",
+        tmp_path=tmp_path,
+        env={"REPO_URL": upstream["url"], "REPO_DIR": str(src), "BUILD_COMMIT": commit,
+             "SOURCE": source, "NW_WORK_DIR": str(tmp_path / "work")},
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert f"REPO_DIR {src} holds a source this toolkit did not put there" in proc.stderr
+    assert (src / "mine.txt").read_text() == "precious"
+
+
+def test_our_checkout_stays_ours_across_reruns(tmp_path, upstream):
+    assert source(tmp_path, upstream, "v1.0").returncode == 0
+    marker = json.loads((tmp_path / "src" / ".nw-source.json").read_text())
+    assert marker["kind"] == "git" and marker["ref"] == "v1.0"
+    # A rerun keeps the marker through git clean -fxd, so the checkout stays ours.
+    assert source(tmp_path, upstream, "feature").returncode == 0
+    assert (tmp_path / "src" / ".nw-source.json").exists()
+
+
 # ------------------------------------------------------------------ sdist
 
 
