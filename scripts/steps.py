@@ -310,9 +310,16 @@ def fetch_git(settings: Settings) -> str:
     if not repo.exists():
         repo.mkdir(parents=True)
         _git("init", "-q", cwd=repo)
-    _git("remote", "remove", "origin", cwd=repo, check=False)
-    _git("remote", "add", "origin", url, cwd=repo)
-    fetched = _git("fetch", "-q", "--depth", "1", "origin", ref, cwd=repo, check=False)
+    origin = _git("remote", "get-url", "origin", cwd=repo, check=False).stdout.strip()
+    if created or not origin:
+        _git("remote", "remove", "origin", cwd=repo, check=False)
+        _git("remote", "add", "origin", url, cwd=repo)
+    elif origin != url:
+        url = origin  # your checkout keeps its own origin, as clean_code did
+        log(f"fetching {ref} from {repo}'s own origin {sanitize_url(url)}")
+    # Shallow only in a checkout of ours: --depth would cut the history of yours.
+    depth = ["--depth", "1"] if created else []
+    fetched = _git("fetch", "-q", *depth, "origin", ref, cwd=repo, check=False)
     if fetched.returncode:
         # Servers that refuse a shallow fetch of a bare hash: fetch everything once.
         full = _git("fetch", "-q", "--tags", "origin", cwd=repo, check=False)

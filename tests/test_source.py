@@ -154,6 +154,19 @@ def test_our_checkout_stays_ours_across_reruns(tmp_path, upstream):
     assert (tmp_path / "src" / ".nw-source.json").exists()
 
 
+def test_your_own_checkout_is_updated_in_place(tmp_path, upstream):
+    src = tmp_path / "src"
+    git("clone", "-q", upstream["url"], str(src), cwd=tmp_path)
+    env = {"REPO_DIR": str(src), "BUILD_COMMIT": "feature", "NW_WORK_DIR": str(tmp_path / "w"),
+           "REPO_URL": "file:///nowhere"}  # fmt: skip
+    proc = make("source", tmp_path=tmp_path, env=env)  # SOURCE=auto
+    assert proc.returncode == 0, proc.stderr
+    assert (src / "version.txt").read_text() == "feature\n"
+    assert git("remote", "get-url", "origin", cwd=src) == upstream["url"]
+    assert git("rev-parse", "--is-shallow-repository", cwd=src) == "false"
+    assert not (src / ".nw-source.json").exists()
+
+
 # ------------------------------------------------------------------ sdist
 
 
