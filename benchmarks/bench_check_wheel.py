@@ -3,8 +3,8 @@
 
     .venv/bin/python benchmarks/bench_check_wheel.py [--repeat N] [WHEEL...]
 
-Without WHEEL arguments the official wheels are taken from the test cache (the
-test suite downloads them there).  Prints best-of-N wall seconds
+Without WHEEL arguments the official wheels are taken from the test cache
+(downloaded there first if missing).  Prints best-of-N wall seconds
 of each command (both run as fresh processes) and the ratio; never fails on time.
 """
 
@@ -23,16 +23,10 @@ import nwlib  # noqa: E402
 
 
 def official_wheels() -> list[Path]:
-    """The official wheels the test suite keeps in its cache (it downloads them)."""
-    from conftest import CACHE, OFFICIAL_NUMPY
+    """The official wheels, from the test suite's cache (downloaded there if missing)."""
+    from conftest import fetch_official_numpy_wheels
 
-    wheels = sorted((CACHE / "numpy-official").glob(f"*/numpy-{OFFICIAL_NUMPY}-*.whl"))
-    if len(wheels) < 5:
-        raise nwlib.NothingToDoError(
-            f"official NumPy {OFFICIAL_NUMPY} wheels not in {CACHE}: run "
-            "`.venv/bin/pytest tests/test_check_wheel.py` once, or pass WHEEL paths"
-        )
-    return wheels
+    return sorted(fetch_official_numpy_wheels().values())
 
 
 def best_of(cmd: list[str], repeat: int) -> tuple[float, int]:

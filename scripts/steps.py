@@ -516,7 +516,8 @@ def _tool_version(cmd: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "not found"
     text = (proc.stdout or proc.stderr).strip().splitlines()
-    return text[0] if text else "unknown"
+    # "auditwheel 6.8.2 installed at /long/path (python 3.11)": keep the version.
+    return text[0].split(" installed at ")[0] if text else "unknown"
 
 
 def _ccache_stats() -> dict[str, int]:

@@ -103,6 +103,11 @@ def pip_download(spec: str, dest: Path, *extra: str) -> list[Path]:
 @pytest.fixture(scope="session")
 def official_numpy_wheels() -> dict[str, Path]:
     """The official NumPy wheels of OFFICIAL_NUMPY for five platforms (cached)."""
+    return fetch_official_numpy_wheels()
+
+
+def fetch_official_numpy_wheels() -> dict[str, Path]:
+    """Download (once) and return the official wheels, keyed by platform."""
     wheels = {}
     for key, (platforms, pyver) in OFFICIAL_PLATFORMS.items():
         dest = CACHE / "numpy-official" / key
