@@ -39,7 +39,7 @@ TEST_LABEL ?= fast
 # 1: compile through ccache (auto when ccache is present)
 USE_CCACHE ?=
 
-export REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
+export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
        WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE
 
 # venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere

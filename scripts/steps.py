@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nwlib import (
@@ -66,7 +66,6 @@ class Settings:
     wheel_sdir: Path
     python: str
     project: str
-    env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, nightly: bool = False) -> Settings:
@@ -108,7 +107,7 @@ def _ci_fold(title: str) -> tuple[str, str]:
 class StepResult:
     step: str
     seconds: float
-    status: str  # passed | failed | skipped
+    status: str  # passed | failed | interrupted
     detail: str = ""
 
 
@@ -391,7 +390,7 @@ def step_repair(settings: Settings) -> str:
     raw, repaired = os.path.relpath(RAW, ROOT), os.path.relpath(REPAIRED, ROOT)
     hooked = (
         'if [ -n "$(is_function pre_repair)" ]; then pre_repair; fi; '
-        f"repair_wheelhouse {raw} {repaired}"
+        f"repair_wheelhouse {shlex.quote(raw)} {shlex.quote(repaired)}"
     )
     # On Linux the build environment is the manylinux container (or this host);
     # on macOS and Windows the host shell already sourced config.sh.
@@ -416,7 +415,9 @@ def _openblas_version() -> str | None:
         capture_output=True,
         text=True,
     )
-    return proc.stdout.strip() or None if proc.returncode == 0 else None
+    if proc.returncode:
+        return None
+    return proc.stdout.strip() or None
 
 
 def step_check(settings: Settings) -> str:
@@ -454,17 +455,23 @@ def step_test_wheel(settings: Settings) -> str:
         run_logged("test-wheel", cmd, env)
     except BaseException:
         failed = settings.wheel_sdir / "failed"
-        failed.mkdir(parents=True, exist_ok=True)
         for wheel in wheels:
-            os.replace(wheel, failed / wheel.name)
+            _move_into(wheel, failed)
         log(f"the wheel(s) that failed their tests are in {failed}")
         raise
-    settings.wheel_sdir.mkdir(parents=True, exist_ok=True)
     for wheel in wheels:
-        stale = settings.wheel_sdir / "failed" / wheel.name
-        stale.unlink(missing_ok=True)
-        os.replace(wheel, settings.wheel_sdir / wheel.name)  # same filesystem: atomic
+        (settings.wheel_sdir / "failed" / wheel.name).unlink(missing_ok=True)
+        _move_into(wheel, settings.wheel_sdir)
     return ", ".join(w.name for w in wheels)
+
+
+def _move_into(path: Path, directory: Path) -> None:
+    """Move ``path`` into ``directory`` whole or not at all, across filesystems too."""
+    directory.mkdir(parents=True, exist_ok=True)
+    part = directory / f".{path.name}.part"
+    shutil.copyfile(path, part)
+    os.replace(part, directory / path.name)
+    path.unlink()
 
 
 def _wheels(directory: Path) -> list[Path]:
@@ -492,8 +499,11 @@ def run_step(name: str, settings: Settings) -> StepResult:
     print(begin, flush=True)
     start = time.monotonic()
     try:
-        detail = STEPS[name](settings)
-    except (FatalError, subprocess.CalledProcessError, KeyboardInterrupt) as exc:
+        try:
+            detail = STEPS[name](settings)
+        except subprocess.CalledProcessError as exc:  # venv creation and the like
+            raise FatalError(f"step '{name}': {shlex.join(map(str, exc.cmd))} failed") from None
+    except (FatalError, KeyboardInterrupt) as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         _record(StepResult(name, round(time.monotonic() - start, 2), status, str(exc)[:200]))
         if end:
@@ -532,9 +542,11 @@ def _ccache_stats() -> dict[str, int]:
     return {k: sum(int(stats.get(f, 0)) for f in fields) for k, fields in keys.items()}
 
 
-def write_report(settings: Settings, source: str) -> dict:
+def write_report(settings: Settings, source: str, built: list[str]) -> dict:
+    """Write $WHEEL_SDIR/build-report.json about this run's wheels (``built``)."""
     bin_dir = venv_bin(BUILD_VENV)
-    wheels = _wheels(settings.wheel_sdir)
+    wheels = [settings.wheel_sdir / name for name in built]
+    wheels = [w for w in wheels if w.is_file()]  # not those that failed their tests
     # The project and version are those of the wheels actually built.
     names = [w.name.split("-")[:2] for w in wheels] or [[settings.project, ""]]
     report = {
@@ -578,13 +590,15 @@ def print_report(report: dict) -> None:
 
 def run_all(settings: Settings) -> int:
     STEP_RECORD.unlink(missing_ok=True)
-    source = ""
+    source, built = "", []
     try:
         for name in STEPS:
+            if name == "test-wheel":  # what it promotes: older wheels stay out of the report
+                built = [w.name for w in _wheels(REPAIRED)]
             result = run_step(name, settings)
             source = result.detail if name == "source" else source
     finally:
-        report = write_report(settings, source)
+        report = write_report(settings, source, built)
         print_report(report)
     return 0
 
