@@ -778,19 +778,34 @@ function _nw_repair_each {
 }
 
 function install_run {
-    # Install the wheel, then run the project's run_tests in ./tmp_for_test.
+    # Install the wheel, then run the project's run_tests in a fresh empty
+    # directory directly under the cwd (so `..` is the cwd, as in multibuild's
+    # ./tmp_for_test), see _nw_run_tests_in_fresh_dir.
     # Parameters: none (install_wheel's pip args are not passed)
     # Depends on: run_tests (from $CONFIG_PATH), and what install_wheel reads
+    # Returns run_tests' status.
     if [ -z "$(is_function run_tests)" ]; then
         _nw_err "install_run: run_tests is not defined in ${CONFIG_PATH:-config.sh}"
         return 1
     fi
     # shellcheck disable=SC2119  # install_run passes no pip args, as multibuild's
     install_wheel
-    mkdir -p tmp_for_test
-    (cd tmp_for_test && run_tests)
-    rmdir tmp_for_test 2> /dev/null || echo "Cannot remove tmp_for_test"
+    _nw_run_tests_in_fresh_dir
 }
+
+function _nw_run_tests_in_fresh_dir() (
+    # Run run_tests in its own new directory ./tmp_for_test.XXXXXXXX, removed by
+    # a trap even when run_tests fails, so runs at the same time in one root
+    # (or a tmp_for_test left from before) never share or delete each other's.
+    # run_tests runs in a nested subshell, so a trap it sets cannot replace ours.
+    test_dir=$(mktemp -d "$PWD/tmp_for_test.XXXXXXXX") || {
+        _nw_err "install_run: cannot make a test directory in $PWD"
+        exit 1
+    }
+    trap 'rm -rf -- "$test_dir"' EXIT
+    cd "$test_dir" || exit 1
+    (run_tests)
+)
 
 function _nw_venv_python { # <venv dir>
     # Print the interpreter of the virtualenv VENV_DIR: VENV_DIR/Scripts/python

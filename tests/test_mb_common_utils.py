@@ -466,3 +466,94 @@ def test_wrap_wheel_builder_default_runs_command(bash):
 def test_shell_session_update_is_noop(bash):
     r = run(bash, "shell_session_update && echo ok")
     assert r.stdout == "ok\n"
+
+
+# ------------------------------------------------------------------ install_run's test directory
+
+# install_wheel is a hook a config.sh may override; a no-op one keeps these tests
+# about the directory run_tests runs in.
+NO_INSTALL = "install_wheel() { :; }\n"
+
+
+def test_install_run_uses_its_own_fresh_dir_under_the_cwd(bash, tmp_path):
+    # GIVEN a tmp_for_test directory, with a file, left by someone else
+    work = tmp_path / "my work"
+    (work / "tmp_for_test").mkdir(parents=True)
+    (work / "tmp_for_test" / "theirs").write_text("x")
+    # WHEN install_run runs
+    r = run(
+        bash,
+        NO_INSTALL + 'run_tests() { pwd; ls -A; cd .. && pwd; }\ninstall_run; echo "s=$?"',
+        cwd=work,
+    )
+    # THEN run_tests ran in a fresh empty tmp_for_test.* directly under the cwd,
+    # which is gone again, and the other directory is untouched
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and lines[1:] == [str(work), "s=0"], r.stdout
+    assert lines[0].startswith(f"{work}/tmp_for_test.") and lines[0] != f"{work}/tmp_for_test"
+    assert sorted(p.name for p in work.iterdir()) == ["tmp_for_test"]
+    assert (work / "tmp_for_test" / "theirs").read_text() == "x"
+
+
+def test_install_run_removes_its_dir_when_run_tests_fails(bash, tmp_path):
+    # GIVEN run_tests that writes a file and then fails (under set -e)
+    r = run(
+        bash,
+        NO_INSTALL + "run_tests() { touch leftover; false; echo not-reached; }\n"
+        "install_run; echo not-reached-either",
+        cwd=tmp_path,
+    )
+    # THEN install_run fails with run_tests, set -e held inside run_tests, and
+    # the test directory is gone
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert not list(tmp_path.glob("tmp_for_test*"))
+
+
+def test_install_run_returns_run_tests_status_without_errexit(bash, tmp_path):
+    r = run(
+        bash,
+        NO_INSTALL + "set +e; run_tests() { return 3; }\ninstall_run; echo s=$?",
+        cwd=tmp_path,
+    )
+    assert r.stdout == "s=3\n"
+    assert not list(tmp_path.glob("tmp_for_test*"))
+
+
+def test_install_run_at_the_same_time_keeps_each_dir(bash, tmp_path):
+    # GIVEN a run whose run_tests starts a second install_run in the same root
+    # (as a second build in the same checkout would)
+    r = run(
+        bash,
+        NO_INSTALL + "run_tests() {\n"
+        '    if [ -n "$inner" ]; then echo "inner $PWD"; return; fi\n'
+        "    local mine=$PWD\n"
+        "    (cd .. && inner=1 && install_run)\n"
+        '    [ -d "$mine" ] && echo "outer $mine"\n'
+        "}\ninstall_run",
+        cwd=tmp_path,
+    )
+    # THEN each had its own directory and the inner one did not remove the outer's
+    assert r.returncode == 0, r.stderr
+    inner, outer = (line.split(" ", 1) for line in r.stdout.splitlines())
+    assert (inner[0], outer[0]) == ("inner", "outer")
+    assert inner[1] != outer[1]
+    assert not list(tmp_path.glob("tmp_for_test*"))
+
+
+def test_install_run_cannot_make_its_dir(bash, tmp_path):
+    # GIVEN a cwd that no longer exists
+    r = run(
+        bash,
+        NO_INSTALL + "run_tests() { echo ran; }\nmkdir gone; cd gone; rmdir ../gone\n"
+        "set +e; install_run; echo s=$?",
+        cwd=tmp_path,
+    )
+    assert r.stdout == "s=1\n"
+    assert r.stderr.splitlines()[-1] == f"install_run: cannot make a test directory in {tmp_path}/gone"
+
+
+def test_install_run_without_run_tests(bash, tmp_path):
+    r = run(bash, NO_INSTALL + "set +e; install_run; echo s=$?", cwd=tmp_path)
+    assert (r.stdout, r.stderr) == ("s=1\n", "install_run: run_tests is not defined in config.sh\n")
