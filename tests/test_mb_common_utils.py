@@ -551,7 +551,8 @@ def test_install_run_cannot_make_its_dir(bash, tmp_path):
         cwd=tmp_path,
     )
     assert r.stdout == "s=1\n"
-    assert r.stderr.splitlines()[-1] == f"install_run: cannot make a test directory in {tmp_path}/gone"
+    expected = f"install_run: cannot make a test directory in {tmp_path}/gone"
+    assert r.stderr.splitlines()[-1] == expected
 
 
 def test_install_run_without_run_tests(bash, tmp_path):
