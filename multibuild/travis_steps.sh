@@ -7,7 +7,8 @@ set -e
 
 TRAVIS_STEPS_DIR=$(dirname "${BASH_SOURCE[0]}")
 WHEEL_SDIR=${WHEEL_SDIR:-wheelhouse}
-mkdir -p "$PWD/$WHEEL_SDIR"
+# Relative to $PWD, or absolute (multibuild's "$PWD/$WHEEL_SDIR" was not).
+mkdir -p -- "$WHEEL_SDIR"
 
 case "$(uname)" in
     Darwin)

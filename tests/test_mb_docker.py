@@ -309,3 +309,16 @@ def test_before_install_makes_venv(bash, work):
     assert r.returncode == 0, r.stderr
     py = f"{work}/venv/bin/python"
     assert r.stdout == f"{py}|{py} -m pip|{work}/venv\n"
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_travis_steps_makes_the_wheelhouse(bash, work, tmp_path, absolute):
+    # GIVEN WHEEL_SDIR relative to the root, or an absolute path elsewhere
+    wheel_sdir = str(tmp_path / "elsewhere" / "wh") if absolute else "out/wh"
+    # WHEN travis_steps.sh is sourced
+    r = run(bash, work, "echo sourced", WHEEL_SDIR=wheel_sdir)
+    # THEN that directory exists, and nothing else was made in the root
+    assert (r.returncode, r.stdout) == (0, "sourced\n"), r.stderr
+    assert (work / wheel_sdir).is_dir()
+    expected = ["multibuild"] if absolute else ["multibuild", "out"]
+    assert sorted(p.name for p in work.iterdir()) == expected
