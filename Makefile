@@ -103,7 +103,7 @@ set-commit: setup
 
 .PHONY: clean  ## Remove build/, $(WHEEL_SDIR)/ and the test scratch directory
 clean:
-	rm -rf build "$(WHEEL_SDIR)" tmp_for_test
+	rm -rf build "$(WHEEL_SDIR)" tmp_for_test tmp_for_test.*
 
 .PHONY: lint  ## shellcheck every shell file, ruff the Python
 lint: setup
