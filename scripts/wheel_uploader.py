@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import email.parser
+import functools
 import html.parser
 import json
 import os
@@ -176,17 +177,22 @@ def parse_json(page_url: str, data: object) -> tuple[list[RemoteFile], str]:
     """Files of a PEP 691 project page or an anaconda.org files/package/release answer."""
     if isinstance(data, dict) and isinstance(data.get("meta"), dict) and "files" in data:
         files = []
-        for item in data["files"]:
-            hashes = item.get("hashes") or {}
-            files.append(
-                RemoteFile(
-                    item["filename"],
-                    urljoin(page_url, item["url"]),
-                    sha256=_hash_or_none(hashes.get("sha256"), "sha256"),
-                    md5=_hash_or_none(hashes.get("md5"), "md5"),
-                    size=_int_or_none(item.get("size")),
+        try:
+            for item in data["files"]:
+                hashes = item.get("hashes") or {}
+                files.append(
+                    RemoteFile(
+                        str(item["filename"]),
+                        urljoin(page_url, str(item["url"])),
+                        sha256=_hash_or_none(hashes.get("sha256"), "sha256"),
+                        md5=_hash_or_none(hashes.get("md5"), "md5"),
+                        size=_int_or_none(item.get("size")),
+                    )
                 )
-            )
+        except (AttributeError, KeyError, TypeError):
+            raise nwlib.FatalError(
+                f"{nwlib.sanitize_url(page_url)}: malformed PEP 691 project page"
+            ) from None
         return files, "simple"
     items = data
     if isinstance(data, dict):
@@ -238,6 +244,13 @@ def _page_session(retries: int):
     return session
 
 
+def _unreadable(shown: str, exc: Exception) -> nwlib.FatalError:
+    """One line for a request that failed below HTTP (connection, timeout, reset)."""
+    text = str(exc).strip()
+    reason = nwlib.sanitize_url(text.splitlines()[0]) if text else type(exc).__name__
+    return nwlib.FatalError(f"cannot read {shown}: {reason}")
+
+
 def fetch_page(session, url: str, *, timeout: float, auth=None) -> tuple[str, object, str] | None:
     """GET a listing page: ("html", text, final_url), ("json", data, final_url), or None on 404."""
     import requests
@@ -246,8 +259,7 @@ def fetch_page(session, url: str, *, timeout: float, auth=None) -> tuple[str, ob
     try:
         resp = session.get(url, headers={"Accept": ACCEPT}, auth=auth, timeout=timeout)
     except requests.RequestException as exc:
-        reason = nwlib.sanitize_url(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-        raise nwlib.FatalError(f"cannot read {shown}: {reason or type(exc).__name__}") from None
+        raise _unreadable(shown, exc) from None
     if resp.status_code == 404:
         return None
     if resp.status_code >= 400:
@@ -354,6 +366,20 @@ def _dist_identity(name: str) -> tuple[str, str, str] | None:
         return None
 
 
+def _dist_key(name: str) -> tuple[object, ...] | None:
+    """What makes two file names the same distribution on an index: project and
+    version normalised, build tag and tag set for a wheel; one sdist per release."""
+    from packaging.utils import parse_wheel_filename
+
+    ident = _dist_identity(name)
+    if ident is None:
+        return None
+    if not name.endswith(".whl"):
+        return (*ident[:2], "sdist")
+    _project, _version, build, tags = parse_wheel_filename(name)
+    return (*ident[:2], build, tags)
+
+
 def _plain_name(raw: str) -> str:
     return raw.replace("\\", "/").rsplit("/", 1)[-1]
 
@@ -368,7 +394,8 @@ def select_files(
 ) -> list[RemoteFile]:
     """The files of PROJECT VERSION that pass the type filter, wheels first.
 
-    Names are compared after PEP 503/440 normalisation; the version is exact.  A
+    Names are compared after PEP 503/440 normalisation; the version is exact; one
+    distribution listed under several spellings is taken once (the first).  A
     matching name that is not a plain file name (``../x.whl``, ``a/b.whl``) is refused.
     """
     from packaging.utils import canonicalize_name
@@ -377,7 +404,7 @@ def select_files(
     wanted_types = [t.lower() for t in types if t.lower() != "all"]
     if len(wanted_types) < len(types):
         wanted_types = []
-    chosen: dict[str, RemoteFile] = {}
+    chosen: dict[tuple[object, ...] | None, RemoteFile] = {}
     for rf in files:
         base = _plain_name(rf.name)
         ident = _dist_identity(base)
@@ -390,7 +417,7 @@ def select_files(
             continue
         if rf.name != base or base.startswith("."):
             raise nwlib.FatalError(f"refusing {rf.name!r} listed at {where}: not a plain file name")
-        chosen.setdefault(base, rf)
+        chosen.setdefault(_dist_key(base), rf)
     return sorted(chosen.values(), key=lambda f: (not f.name.endswith(".whl"), f.name))
 
 
@@ -483,18 +510,32 @@ def _fetch(entry: Entry, clobber: bool, timeout: float, retries: int, progress: 
                 f"{rf.name}: the copy in the wheelhouse fails verification ({exc}); refetching"
             )
     nwlib.log(f"downloading {nwlib.sanitize_url(rf.url)}", verbose_only=True)
+    # nwlib.download resumes the .part an interrupted run left; that copy may be of a
+    # file since re-staged (anaconda upload --force), so a resumed file failing its
+    # checks is fetched once more from the start.
+    resuming = entry.path.with_name(entry.path.name + ".part").exists()
+    fetch = functools.partial(
+        nwlib.download,
+        rf.url,
+        entry.path,
+        sha256=rf.sha256,
+        md5=None if rf.sha256 else rf.md5,
+        size=rf.size,
+        timeout=timeout,
+        retries=retries,
+        progress=progress,
+        verify=lambda p: verify_dist(p, rf.name, deep=not (rf.sha256 or rf.md5)),
+    )
     try:
-        nwlib.download(
-            rf.url,
-            entry.path,
-            sha256=rf.sha256,
-            md5=None if rf.sha256 else rf.md5,
-            size=rf.size,
-            timeout=timeout,
-            retries=retries,
-            progress=progress,
-            verify=lambda p: verify_dist(p, rf.name, deep=not (rf.sha256 or rf.md5)),
-        )
+        try:
+            fetch()
+        except nwlib.HTTPStatusError:
+            raise
+        except nwlib.DownloadError as exc:
+            if not resuming:
+                raise
+            nwlib.log(f"{rf.name}: the resumed download fails verification ({exc}); starting over")
+            fetch(resume=False)
     except nwlib.FatalError as exc:
         entry.download, entry.verified, entry.error = "failed", "no", str(exc)
         return entry
@@ -610,7 +651,10 @@ def find_twine() -> str:
     return found
 
 
-def _existing_files(session, target: Target, project: str, timeout: float) -> dict[str, RemoteFile]:
+def _existing_files(
+    session, target: Target, project: str, timeout: float
+) -> dict[tuple[object, ...], RemoteFile]:
+    """The project's files on the target index, by :func:`_dist_key` (not by spelling)."""
     from packaging.utils import canonicalize_name
 
     url = urljoin(target.simple_url, f"{canonicalize_name(project)}/")
@@ -619,23 +663,33 @@ def _existing_files(session, target: Target, project: str, timeout: float) -> di
         return {}
     form, body, final = got
     files = parse_json(final, body)[0] if form == "json" else parse_html(final, str(body))[0]
-    return {_plain_name(f.name): f for f in files}
+    keyed = ((_dist_key(_plain_name(f.name)), f) for f in files)
+    return {key: f for key, f in keyed if key is not None}
 
 
 def _remote_sha256(session, rf: RemoteFile, target: Target, timeout: float) -> str:
-    """sha256 of a file on the index: from its page, else by reading the file."""
+    """sha256 of a file on the index: from its page, else by reading the file (with
+    the index's credentials only when the file is on the index's own origin)."""
     import hashlib
+
+    import requests
 
     if rf.sha256:
         return rf.sha256
+    origin = urlsplit(target.simple_url)[:2]
+    auth = target.auth if urlsplit(rf.url)[:2] == origin else None
+    shown = nwlib.sanitize_url(rf.url)
     digest = hashlib.sha256()
-    with session.get(rf.url, stream=True, auth=target.auth, timeout=timeout) as resp:
-        if resp.status_code >= 400:
-            raise nwlib.FatalError(
-                f"cannot read {nwlib.sanitize_url(rf.url)}: HTTP {resp.status_code} {resp.reason}"
-            )
-        for block in resp.iter_content(nwlib.CHUNK):
-            digest.update(block)
+    try:
+        with session.get(rf.url, stream=True, auth=auth, timeout=timeout) as resp:
+            if resp.status_code >= 400:
+                raise nwlib.FatalError(
+                    f"cannot read {shown}: HTTP {resp.status_code} {resp.reason}"
+                )
+            for block in resp.iter_content(nwlib.CHUNK):
+                digest.update(block)
+    except requests.RequestException as exc:
+        raise _unreadable(shown, exc) from None
     return digest.hexdigest()
 
 
@@ -673,7 +727,7 @@ def upload_exactly_once(
     ordered = upload_order(paths)
     twine = "twine" if dry_run else find_twine()
     session = _page_session(3)
-    listings: dict[str, dict[str, RemoteFile]] = {}
+    listings: dict[str, dict[tuple[object, ...], RemoteFile]] = {}
     base = [twine, "--no-color", "upload", "--non-interactive", *target.twine_args]
     if not verbose:
         base.append("--disable-progress-bar")
@@ -693,15 +747,19 @@ def upload_exactly_once(
             if ident[0] not in listings:
                 listings[ident[0]] = _existing_files(session, target, ident[0], timeout)
             ours = nwlib.file_hash(path)
-            there = listings[ident[0]].get(path.name)
+            there = listings[ident[0]].get(_dist_key(path.name))
             if there is not None:
                 theirs = _remote_sha256(session, there, target, timeout)
+                spelled = _plain_name(there.name)
+                alias = f" as {spelled}" if spelled != path.name else ""
                 if theirs == ours:
-                    nwlib.log(f"{path.name}: already on {target.shown} (same sha256), skipped")
+                    nwlib.log(
+                        f"{path.name}: already on {target.shown}{alias} (same sha256), skipped"
+                    )
                     yield path, "skipped"
                     continue
                 raise UploadError(
-                    f"{path.name} is already on {target.shown} with sha256 {theirs}, "
+                    f"{path.name} is already on {target.shown}{alias} with sha256 {theirs}, "
                     f"ours is {ours}; stopping, nothing overwritten",
                     path,
                 )
@@ -900,6 +958,8 @@ def _upload(entries: list[Entry], opts: argparse.Namespace) -> None:
 
 
 def run(opts: argparse.Namespace) -> int:
+    if not opts.timeout > 0:  # requests would raise ValueError deep inside
+        raise nwlib.ConfigurationError(f"--timeout must be more than 0 seconds, not {opts.timeout}")
     if opts.files:
         return run_files(opts)
     project, version = opts.args
@@ -932,7 +992,12 @@ def run(opts: argparse.Namespace) -> int:
             e.download = "present" if e.path.exists() else "would download"
             print(f"{e.download}: {nwlib.sanitize_url(rf_url(e))} -> {e.path}")
     else:
-        wheelhouse.mkdir(parents=True, exist_ok=True)
+        try:
+            wheelhouse.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise nwlib.ConfigurationError(
+                f"-w {wheelhouse}: cannot create the wheelhouse: {exc.strerror}"
+            ) from None
         download_all(
             entries, jobs=opts.jobs, clobber=opts.clobber, timeout=opts.timeout,
             retries=opts.retries,
@@ -970,7 +1035,12 @@ def _finish(entries: list[Entry], opts: argparse.Namespace) -> int:
                 _audit(entries)
             if opts.hashes and all(e.ok for e in entries):
                 hashes = Path(opts.hashes).expanduser()
-                write_hashes(hashes, [e.path for e in entries])
+                try:
+                    write_hashes(hashes, [e.path for e in entries])
+                except OSError as exc:
+                    raise nwlib.FatalError(
+                        f"--hashes {hashes}: cannot write: {exc.strerror}"
+                    ) from None
                 if opts.sign_hashes:
                     gpg_sign(hashes, opts.identity)
         if all(e.ok for e in entries) and not opts.no_twine:

@@ -9,8 +9,8 @@ It serves the shapes the real service serves, from files the test gives it:
 - ``/api/package/ORG/PKG/files``: the JSON files API (``basename``, ``version``,
   ``type``, ``md5``, ``sha256`` - the string ``"None"`` for files in ``no_sha256`` -,
   ``size``, protocol-relative ``download_url`` that answers with a 302);
-- ``/simple/PKG/``: a PEP 503 page with ``#sha256=`` fragments, or PEP 691 JSON when
-  asked for it in ``Accept``;
+- ``/simple/PKG/``: a PEP 503 page with ``#sha256=`` fragments (none for files in
+  ``no_sha256``), or PEP 691 JSON when asked for it in ``Accept``;
 - ``/listing/``: a plain directory listing, files beside it;
 - file downloads with HTTP range support.
 
@@ -18,7 +18,8 @@ Faults are injected per file (``faults[name] = ["reset", "500", ...]``, one per
 request, in order: an HTTP status such as "500", "reset", "truncate", "slow",
 "norange", "garbage") or per page (``page_faults``: a status or a Content-Type to
 serve the page as); ``latency`` delays every
-request.  ``requests`` records (method, path, Range) of every request.
+request.  ``requests`` records (method, path, Range) of every request, ``authorized``
+the paths of those that came with an ``Authorization`` header.
 :class:`UploadProxy` forwards to a real index and drops or refuses chosen uploads.
 """
 
@@ -98,6 +99,7 @@ class StagingServer(_Base):
         self.pep691 = True  # False: the simple page is HTML whatever Accept says
         self.listed_only: list[str] = []  # names shown on pages with no file behind them
         self.requests: list[tuple[str, str, str | None]] = []
+        self.authorized: list[str] = []
         self.bytes_sent: dict[str, int] = {}
         self._digests: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
@@ -173,6 +175,8 @@ class _StagingHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         with app._lock:
             app.requests.append(("GET", parts.path, self.headers.get("Range")))
+            if self.headers.get("Authorization"):
+                app.authorized.append(parts.path)
         if app.latency:
             time.sleep(app.latency)
         path = unquote(parts.path)
@@ -341,7 +345,8 @@ class _StagingHandler(BaseHTTPRequestHandler):
         app = self.app
         links = []
         for name in app.names():
-            frag = f"#sha256={app.digest(name)}" if name in app.files else ""
+            hashed = name in app.files and name not in app.no_sha256
+            frag = f"#sha256={app.digest(name)}" if hashed else ""
             href = html.escape(f"../..{app.download_path(_plain(name))}{frag}")
             links.append(f'<a href="{href}">{html.escape(name)}</a><br/>')
         return (
@@ -359,7 +364,9 @@ class _StagingHandler(BaseHTTPRequestHandler):
                 {
                     "filename": name,
                     "url": f"../..{app.download_path(_plain(name))}",
-                    "hashes": {"sha256": app.digest(name)} if name in app.files else {},
+                    "hashes": {"sha256": app.digest(name)}
+                    if name in app.files and name not in app.no_sha256
+                    else {},
                     **({"size": app.size(name)} if name in app.files else {}),
                 }
                 for name in app.names()

@@ -622,3 +622,119 @@ def test_sign_with_twine_and_sign_hashes(tmp_path, staging, tiny, pypiserver, gp
         ["gpg", "--verify", f"{hashes}.asc", hashes], env=env, capture_output=True, text=True
     )
     assert verify.returncode == 0, verify.stderr
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_index_lists_the_file_under_another_spelling(
+    capsys, tmp_path, tiny, pypiserver, monkeypatch, same
+):
+    """`Tinyproj-1.0-…` on the index is the same distribution as our `tinyproj-1.0-…`:
+    skipped when the bytes agree, an error when they differ; never a second copy."""
+    monkeypatch.setenv("TWINE_USERNAME", pypiserver.username)
+    monkeypatch.setenv("TWINE_PASSWORD", pypiserver.password)
+    ours = tiny["tinyproj-1.0-py3-none-any.whl"]
+    there = pypiserver.packages / ours.name.replace("tinyproj", "TinyProj")
+    if same:
+        shutil.copy(ours, there)
+    else:
+        shutil.copy(make_wheel(tmp_path / "o", "tinyproj", "1.0", payload=b"x"), there)
+    code, out, err = run(capsys, "--files", "--repository-url", pypiserver.url, "--no-check", ours)
+    assert pypiserver.files() == {there.name: sha256(there)}  # nothing added
+    if same:
+        assert code == 0, err
+        assert table(out)[ours.name][2] == "skipped"
+    else:
+        assert code == 1
+        assert err.splitlines()[-1] == (
+            f"wheel-uploader: error: {ours.name} is already on {pypiserver.simple_url} as "
+            f"{there.name} with sha256 {sha256(there)}, ours is {sha256(ours)}; "
+            "stopping, nothing overwritten"
+        )
+
+
+def test_index_without_hashes_is_read_credentials_stay_on_its_host(tmp_path, staging, tiny):
+    """A file on the index's page with no published sha256 is read to hash it; the
+    index's credentials go only to the index's own origin."""
+    name = "tinyproj-1.0-py3-none-any.whl"
+    staging.no_sha256 = {name}
+    session = wheel_uploader._page_session(0)
+    here = wheel_uploader.Target((), f"{staging.url}/simple/", auth=("u", "secret"))
+    other = wheel_uploader.Target((), f"http://localhost:{staging.port}/simple/", auth=("u", "s"))
+    listed = wheel_uploader._existing_files(session, here, "tinyproj", 5.0)
+    there = listed[wheel_uploader._dist_key(name)]
+    assert there.sha256 is None
+    for target in (here, other):
+        assert wheel_uploader._remote_sha256(session, there, target, 5.0) == sha256(tiny[name])
+    assert [p for p in staging.authorized if "/download/" in p] == [
+        staging.download_path(name)
+    ]  # only the same-origin read carried them
+
+    staging.faults[name] = ["reset"]
+    with pytest.raises(nwlib.FatalError, match=rf"^cannot read {re.escape(there.url)}: "):
+        wheel_uploader._remote_sha256(session, there, here, 5.0)
+    session.close()
+
+
+@pytest.mark.parametrize("bad", ["wheel-dir", "timeout", "hashes"])
+def test_unusable_paths_and_timeout_are_one_line_errors(capsys, tmp_path, staging, bad):
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    args = ["-u", staging.simple_url, "--allow-insecure", "-n", "-t", "win", "--no-check"]
+    args += ["-w", afile if bad == "wheel-dir" else tmp_path / "wh"]
+    args += {"timeout": ["--timeout", "0"], "hashes": ["--hashes", afile / "sums.txt"]}.get(bad, [])
+    code, _, err = run(capsys, *args, "tinyproj", "1.0")
+    expected = {
+        "wheel-dir": (2, f"wheel-uploader: error: -w {afile}: cannot create the wheelhouse: "),
+        "timeout": (2, "wheel-uploader: error: --timeout must be more than 0 seconds, not 0.0"),
+        "hashes": (1, f"wheel-uploader: error: --hashes {afile / 'sums.txt'}: cannot write: "),
+    }[bad]
+    assert code == expected[0]
+    lines = err.strip().splitlines()
+    assert len(lines) <= 2 and lines[-1].startswith(expected[1])
+    assert afile.read_text() == "not a directory\n"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [[{"filename": "tinyproj-1.0-py3-none-any.whl"}], "nope",
+     [{"filename": "tinyproj-1.0-py3-none-any.whl", "url": "x", "hashes": "zz"}]],
+)  # fmt: skip
+def test_malformed_pep691_page_is_one_line_error(files):
+    url = "http://127.0.0.1:9/simple/tinyproj/"
+    with pytest.raises(nwlib.FatalError) as info:
+        wheel_uploader.parse_json(url, {"meta": {"api-version": "1.1"}, "files": files})
+    assert str(info.value) == f"{url}: malformed PEP 691 project page"
+
+
+def test_stale_partial_file_that_fails_verification_is_fetched_again(
+    capsys, tmp_path, staging, tiny
+):
+    """A .part left by an interrupted run of a since re-staged file: the resumed
+    download fails its hash, so the file is fetched once more from the start."""
+    name = "tinyproj-1.0-cp311-cp311-win_amd64.whl"
+    good = tiny[name].read_bytes()
+    (tmp_path / f"{name}.part").write_bytes(b"\0" * (len(good) // 2))
+    code, _, err = run(
+        capsys, "-u", staging.simple_url, "--allow-insecure", "-w", tmp_path, "-n",
+        "-t", "win", "tinyproj", "1.0",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "starting over" in err
+    assert (tmp_path / name).read_bytes() == good
+    assert names(tmp_path) == [name]
+    ranges = [r[2] for r in staging.transfers(name)]
+    assert ranges == [f"bytes={len(good) // 2}-", None]
+
+
+def test_one_distribution_listed_under_two_spellings_is_taken_once(capsys, tmp_path):
+    lower = make_wheel(tmp_path / "a", "tinyproj", "1.0")
+    upper = make_wheel(tmp_path / "b", "TinyProj", "1.0")
+    with StagingServer([upper, lower], package="tinyproj") as server:
+        code, out, err = run(
+            capsys, "-u", server.listing_url, "--allow-insecure", "-w", tmp_path / "wh",
+            "--dry-run", "-n", "tinyproj", "1.0",
+        )  # fmt: skip
+    assert code == 0, err
+    assert [ln.split(" -> ")[-1] for ln in out.splitlines() if ln.startswith("would")] == [
+        str(tmp_path / "wh" / upper.name)  # the first listed
+    ]
