@@ -73,8 +73,9 @@ pre_build() {
     numpy_append_license "$REPO_DIR"
     # NumPy's own build requirements (no build isolation: the build venv keeps
     # its paths from one build to the next, so ccache hits on a rebuild).
-    local requires
-    requires=$("$PYTHON_EXE" "$NW_ROOT/scripts/numpy_tools.py" build-requires "$REPO_DIR")
+    local requires source_dir
+    source_dir=$(numpy_source_dir)
+    requires=$("$PYTHON_EXE" "$NW_ROOT/scripts/numpy_tools.py" build-requires "$source_dir")
     # shellcheck disable=SC2086,SC2046  # word splitting wanted: one requirement per word
     $PIP_CMD install $(pip_opts) $requires
 }

@@ -17,6 +17,7 @@ $WHEEL_SDIR/build-report.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -175,10 +176,17 @@ def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None
         NW_ROOT=str(ROOT),
         NW_PYTHON=sys.executable,
         NW_WORK_DIR=str(BUILD),
-        NW_BUILD_DIR=str(BUILD / "meson"),
+        NW_BUILD_DIR=str(meson_build_dir(settings.repo_dir)),
     )
     env.update(extra_env or {})
     return ["bash", "-c", script], env
+
+
+def meson_build_dir(repo_dir: Path) -> Path:
+    """A stable build directory per source tree: the same one on every rebuild
+    (ccache hits), never one configured for another source (meson refuses)."""
+    tag = hashlib.sha256(str(repo_dir).encode()).hexdigest()[:8]
+    return BUILD / "meson" / f"{repo_dir.name}-{tag}"
 
 
 def venv_bin(venv: Path) -> Path:
