@@ -113,6 +113,12 @@ def file_hash(path: Path | str, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path | str, mode: str = "w") -> Iterator[IO[Any]]:
     """Write ``path`` whole or not at all (temp file in the same dir, then rename)."""
@@ -122,6 +128,7 @@ def atomic_write(path: Path | str, mode: str = "w") -> Iterator[IO[Any]]:
     try:
         with os.fdopen(fd, mode) as fobj:
             yield fobj
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a report from others
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -199,6 +206,8 @@ def download(
     own_session = session is None
     session = session or requests.Session()
     shown = sanitize_url(url)
+    _never_works = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                    requests.exceptions.MissingSchema)  # fmt: skip
     try:
         attempt = 0
         while True:
@@ -213,7 +222,7 @@ def download(
                     raise
                 log(f"{shown}: HTTP {exc.status}, retrying ({attempt}/{retries})")
             except (requests.RequestException, OSError) as exc:
-                if attempt >= retries:
+                if attempt >= retries or isinstance(exc, _never_works):
                     part.unlink(missing_ok=True)
                     raise DownloadError(
                         f"download of {shown} failed after {attempt} attempts: {_reason(exc)}"
@@ -228,9 +237,13 @@ def download(
             session.close()
 
 
+# ``scheme://user:password@`` anywhere in a text (exception messages quote whole URLs)
+_USERINFO_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return sanitize_url(text.splitlines()[0])
+    return _USERINFO_RE.sub(r"\1********@", text.splitlines()[0])
 
 
 def _fetch_once(session, url, part, size, timeout, resume, progress, name) -> None:
@@ -287,13 +300,17 @@ def _check_file(path, shown, *, size, sha256, md5, verify) -> None:
 # ------------------------------------------------------------------- safe extraction
 
 
+def _inside(root: Path, path: Path) -> bool:
+    return path == root or root in path.parents
+
+
 def _member_target(root: Path, name: str) -> Path:
     """Where ``name`` lands under ``root``; refuse anything that leaves it."""
     pure = PurePosixPath(name.replace("\\", "/"))
     if pure.is_absolute() or re.match(r"^[A-Za-z]:", name) or ".." in pure.parts:
         raise FatalError(f"archive member {name!r} escapes the target directory")
     target = (root / pure).resolve()
-    if target != root and root not in target.parents:
+    if not _inside(root, target):
         raise FatalError(f"archive member {name!r} escapes the target directory")
     return target
 
@@ -336,10 +353,14 @@ def safe_extract(archive: Path | str, dest: Path | str, *, strip_prefix: str | N
                 ) from None
             with tar:
                 _extract_tar(tar, root, strip_prefix)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it private; tar would not
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
         return dest
+    except OSError as exc:  # members that clash (a file where a directory must go), disk full
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FatalError(f"{archive.name}: cannot extract into {dest}: {exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -379,17 +400,8 @@ def _extract_tar(tar: tarfile.TarFile, root: Path, strip_prefix: str | None) -> 
             if member.isdev() or member.isfifo():
                 raise FatalError(f"archive member {member.name!r} is a device or FIFO (refused)")
             if member.issym() or member.islnk():
-                if member.issym():
-                    link_dest = (target.parent / member.linkname).resolve()
-                else:
-                    linked = _strip(member.linkname, strip_prefix) or ""
-                    link_dest = _member_target(root, linked)
-                if link_dest != root and root not in link_dest.parents:
-                    raise FatalError(
-                        f"archive link {member.name!r} -> {member.linkname!r} "
-                        "points outside the target directory"
-                    )
-                links.append((member, target, link_dest))
+                _link_source(root, target, member, strip_prefix)  # refuse early
+                links.append((member, name))
                 continue
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
@@ -401,14 +413,42 @@ def _extract_tar(tar: tarfile.TarFile, root: Path, strip_prefix: str | None) -> 
             with src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
             os.chmod(target, member.mode & 0o755 | 0o600)
-        # Links last, so a link can never redirect a later regular file.
-        for member, target, link_dest in links:
+        # Links last, so a link can never redirect a later regular file.  Each one
+        # is checked again against the tree as it is now, since an earlier link can
+        # change where a path leads ("a" -> "." makes "a/b" -> ".." land as "b").
+        made = []
+        for member, name in links:
+            pure = PurePosixPath(name)  # resolve the directory only: the name may be a link
+            target = _member_target(root, str(pure.parent)) / pure.name
+            _link_source(root, target, member, strip_prefix)
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_symlink() or target.exists():
+            if target.is_symlink() or target.is_file():
                 target.unlink()
             if member.issym():
                 os.symlink(member.linkname, target)
+                made.append((member, target))
             else:
-                shutil.copy2(link_dest, target)
+                shutil.copy2(_link_source(root, target, member, strip_prefix), target)
+        # A later link can also change what an earlier one points at ("x" -> "d/..").
+        for member, target in made:
+            if target.is_symlink() and not _inside(root, target.resolve()):
+                raise _link_escapes(member)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise FatalError(f"corrupt archive: {exc}") from None
+
+
+def _link_escapes(member: tarfile.TarInfo) -> FatalError:
+    return FatalError(
+        f"archive link {member.name!r} -> {member.linkname!r} points outside the target directory"
+    )
+
+
+def _link_source(root: Path, target: Path, member: tarfile.TarInfo, prefix: str | None) -> Path:
+    """What a tar link member points at, as the tree is now; refused if it leaves ``root``."""
+    if member.issym():
+        source = (target.parent / member.linkname).resolve()
+    else:
+        source = _member_target(root, _strip(member.linkname, prefix) or "")
+    if not _inside(root, source):
+        raise _link_escapes(member)
+    return source
