@@ -295,24 +295,13 @@ def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any
     if cached.is_file():
         with contextlib.suppress(OSError, ValueError):
             return json.loads(cached.read_text(encoding="utf-8"))["files"]
-    import requests
     from packaging.version import InvalidVersion, Version
-    from pypi_simple import NoSuchProjectError, PyPISimple
 
-    url = _index_url(opts.index_url)
-    shown = nwlib.sanitize_url(url)
-    log(f"querying {shown} for {project} {version}", verbose_only=True)
     try:
         want = Version(version)
     except InvalidVersion:
         raise ConfigurationError(f"OPENBLAS_VERSION={version!r} is not a valid version") from None
-    try:
-        with PyPISimple(endpoint=url) as client:
-            page = client.get_project_page(project, timeout=opts.timeout)
-    except NoSuchProjectError:
-        raise FatalError(f"{project} is not on the index {shown}") from None
-    except requests.RequestException as exc:
-        raise FatalError(f"cannot read the index {shown}: {nwlib._reason(exc)}") from None
+    page, shown = _project_page(project, opts.index_url, opts.timeout)
     versions, files = set(), []
     for pkg in page.packages:
         if pkg.package_type != "wheel" or not pkg.version:
@@ -335,6 +324,23 @@ def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any
     with nwlib.atomic_write(cached) as out:
         json.dump({"project": project, "version": version, "files": files}, out, indent=1)
     return files
+
+
+def _project_page(project: str, index_url: str | None, timeout: float) -> tuple[Any, str]:
+    """(the project's page on the simple index, the index URL as it may be shown)."""
+    import requests
+    from pypi_simple import NoSuchProjectError, PyPISimple
+
+    url = _index_url(index_url)
+    shown = nwlib.sanitize_url(url)
+    log(f"querying {shown} for {project}", verbose_only=True)
+    try:
+        with PyPISimple(endpoint=url) as client:
+            return client.get_project_page(project, timeout=timeout), shown
+    except NoSuchProjectError:
+        raise FatalError(f"{project} is not on the index {shown}") from None
+    except requests.RequestException as exc:
+        raise FatalError(f"cannot read the index {shown}: {nwlib._reason(exc)}") from None
 
 
 def _version_key(text: str) -> Any:
@@ -778,30 +784,32 @@ def run_tests(selected: list[str], opts: Options, tables: dict[str, Any], fixed:
     return 0
 
 
-def numpy_pins(numpy_version: str, cache: Path, timeout: float) -> dict[str, str]:
+def numpy_pins(
+    numpy_version: str, cache: Path, timeout: float, index_url: str | None = None
+) -> dict[str, str]:
     """scipy-openblas pins in NumPy's sdist (requirements/ci_requirements.txt)."""
-    from pypi_simple import PyPISimple
-
-    with PyPISimple(endpoint=_index_url(None)) as client:
-        page = client.get_project_page("numpy", timeout=timeout)
+    page, shown = _project_page("numpy", index_url, timeout)
     sdists = [
         p
         for p in page.packages
         if p.version == numpy_version and p.package_type == "sdist" and "sha256" in p.digests
     ]
     if not sdists:
-        raise FatalError(f"numpy {numpy_version} has no sdist on the index")
+        raise FatalError(f"numpy {numpy_version} has no sdist on the index {shown}")
     sdist = sdists[0]
     path = cache / "downloads" / sdist.filename
     if not (path.is_file() and nwlib.file_hash(path) == sdist.digests["sha256"]):
         nwlib.download(sdist.url, path, sha256=sdist.digests["sha256"], timeout=timeout)
     pins = {}
-    with tarfile.open(path) as tar:
-        for member in tar:
-            if member.name.endswith("/requirements/ci_requirements.txt"):
-                text = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
-                for match in re.finditer(r"^(scipy-openblas\d+)==(\S+)", text, re.M):
-                    pins[match[1]] = match[2]
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.name.endswith("/requirements/ci_requirements.txt") and member.isfile():
+                    text = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+                    for match in re.finditer(r"^(scipy-openblas\d+)==(\S+)", text, re.M):
+                        pins[match[1]] = match[2]
+    except (tarfile.TarError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise FatalError(f"{sdist.filename} is not a readable sdist: {exc}") from None
     if not pins:
         raise FatalError(f"{sdist.filename} pins no scipy-openblas in ci_requirements.txt")
     return pins
@@ -912,7 +920,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(args.cache_dir or Path.home() / ".cache" / "numpy-wheels" / "openblas")
     cache = cache.expanduser().resolve()
     if args.show_numpy_pin:
-        for name, version in sorted(numpy_pins(args.show_numpy_pin, cache, args.timeout).items()):
+        pins = numpy_pins(args.show_numpy_pin, cache, args.timeout, args.index_url)
+        for name, version in sorted(pins.items()):
             print(f"{name}=={version}")
         return 0
     target = parse_target(

@@ -328,6 +328,16 @@ def test_numpy_pin_is_read_from_the_sdist(tmp_path):
     assert obs.load_tables()["wheel"]["version"] == PIN
 
 
+def test_numpy_pin_index_failure_is_one_line(tmp_path):
+    # --show-numpy-pin asks the index it is given, and an unreachable one is one error line.
+    env = offline_env(tmp_path)
+    result = run("--show-numpy-pin", OFFICIAL_NUMPY, tmp_path=tmp_path,
+                 NW_OPENBLAS_CACHE=str(tmp_path / "cache"), **env)  # fmt: skip
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"{ERR}cannot read the index {env['NW_OPENBLAS_INDEX_URL']}: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
 # ----------------------------------------------------------- --check-version (real NumPy)
 
 
