@@ -200,16 +200,20 @@ def _member_problem(name: str) -> str | None:
 
 def _read_record(text: str, report: WheelReport, record_name: str) -> dict[str, tuple[str, str]]:
     entries: dict[str, tuple[str, str]] = {}
-    for lineno, row in enumerate(csv.reader(io.StringIO(text)), 1):
-        if not row:
-            continue
-        if len(row) != 3:
-            report.fail(f"{record_name}: line {lineno} has {len(row)} fields, expected 3")
-            continue
-        path, digest, size = row
-        if path in entries:
-            report.fail(f"{record_name}: {path} is listed twice")
-        entries[path] = (digest, size)
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for lineno, row in enumerate(reader, 1):
+            if not row:
+                continue
+            if len(row) != 3:
+                report.fail(f"{record_name}: line {lineno} has {len(row)} fields, expected 3")
+                continue
+            path, digest, size = row
+            if path in entries:
+                report.fail(f"{record_name}: {path} is listed twice")
+            entries[path] = (digest, size)
+    except csv.Error as exc:
+        report.fail(f"{record_name}: not a readable CSV file (line {reader.line_num}: {exc})")
     return entries
 
 

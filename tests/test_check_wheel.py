@@ -421,6 +421,17 @@ def test_nonexistent_and_non_wheel_inputs(tmp_path, capsys):
     ]
 
 
+def test_unparseable_record_is_a_failure(tmp_path, capsys):
+    # A RECORD csv cannot read (one field over csv's limit) is a FAIL line, not a traceback.
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("demo-1.0.dist-info/RECORD", "x" * 200_000 + ",sha256=,1\n")
+    assert main([str(wheel)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"FAIL {wheel.name}"
+    assert "  demo-1.0.dist-info/RECORD: not a readable CSV file (line 1: " in out[1]
+
+
 def test_wheel_tags_must_match_filename(official_numpy_wheels, tmp_path):
     src = official_numpy_wheels["win_amd64"]
     bad = edit_wheel(src, tmp_path, name=src.name.replace("cp311-cp311", "cp312-cp312"))
