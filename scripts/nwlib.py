@@ -35,6 +35,7 @@ __all__ = [
     "NothingToDoError",
     "atomic_write",
     "download",
+    "error_reason",
     "file_hash",
     "log",
     "run_main",
@@ -225,9 +226,9 @@ def download(
                 if attempt >= retries or isinstance(exc, _never_works):
                     part.unlink(missing_ok=True)
                     raise DownloadError(
-                        f"download of {shown} failed after {attempt} attempts: {_reason(exc)}"
+                        f"download of {shown} failed after {attempt} attempts: {error_reason(exc)}"
                     ) from None
-                log(f"{shown}: {_reason(exc)}, retrying ({attempt}/{retries})")
+                log(f"{shown}: {error_reason(exc)}, retrying ({attempt}/{retries})")
             time.sleep(backoff * 2 ** (attempt - 1))
         _check_file(part, shown, size=size, sha256=sha256, md5=md5, verify=verify)
         os.replace(part, dest)
@@ -241,7 +242,8 @@ def download(
 _USERINFO_RE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
+    """The first line of an exception's message, credentials in any URL masked."""
     text = str(exc).strip() or type(exc).__name__
     return _USERINFO_RE.sub(r"\1********@", text.splitlines()[0])
 

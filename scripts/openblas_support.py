@@ -340,7 +340,7 @@ def _project_page(project: str, index_url: str | None, timeout: float) -> tuple[
     except NoSuchProjectError:
         raise FatalError(f"{project} is not on the index {shown}") from None
     except requests.RequestException as exc:
-        raise FatalError(f"cannot read the index {shown}: {nwlib._reason(exc)}") from None
+        raise FatalError(f"cannot read the index {shown}: {nwlib.error_reason(exc)}") from None
 
 
 def _version_key(text: str) -> Any:

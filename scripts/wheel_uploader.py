@@ -246,9 +246,7 @@ def _page_session(retries: int):
 
 def _unreadable(shown: str, exc: Exception) -> nwlib.FatalError:
     """One line for a request that failed below HTTP (connection, timeout, reset)."""
-    text = str(exc).strip()
-    reason = nwlib.sanitize_url(text.splitlines()[0]) if text else type(exc).__name__
-    return nwlib.FatalError(f"cannot read {shown}: {reason}")
+    return nwlib.FatalError(f"cannot read {shown}: {nwlib.error_reason(exc)}")
 
 
 def fetch_page(session, url: str, *, timeout: float, auth=None) -> tuple[str, object, str] | None:
