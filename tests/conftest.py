@@ -7,9 +7,11 @@ venv, so the tests see exactly what `make` sees.
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,42 @@ def pypiserver(tmp_path_factory):
     server = PypiServer(tmp_path_factory.mktemp("pypiserver"))
     yield server
     server.stop()
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 in a thread, for download fault tests.
+
+    ``routes[path]`` holds what a subclass's ``respond(handler, route)`` serves;
+    ``hits[path]`` counts requests.  Use as a context manager (stops by itself).
+    """
+
+    prefix = ""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple] = {}
+        self.hits: dict[str, int] = {}
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
+                owner.respond(self, owner.routes.get(self.path))
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_port}{self.prefix}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def respond(self, handler: http.server.BaseHTTPRequestHandler, route: tuple | None) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

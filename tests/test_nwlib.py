@@ -4,67 +4,51 @@ scripted faults, safe_extract against crafted tar and zip archives, atomic_write
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import os
 import re
 import socket
 import stat
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
 import nwlib
 import pytest
+from conftest import LoopbackServer
 
 # ------------------------------------------------------------------------- download
 
 
-class Server:
-    """Serves ``routes[path] = (kind, body)``; counts hits and records Range headers."""
+class Server(LoopbackServer):
+    """Serves ``routes[path] = (kind, body)``; records Range headers."""
 
     def __init__(self) -> None:
-        self.routes: dict[str, tuple[str, bytes]] = {}
-        self.hits: dict[str, int] = {}
+        super().__init__()
         self.ranges: list[str | None] = []
-        owner = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
-                owner.ranges.append(self.headers.get("Range"))
-                kind, body = owner.routes.get(self.path, ("404", b""))
-                if kind.isdigit():
-                    self.send_error(int(kind))
-                    return
-                start = 0
-                if kind == "ranged" and self.headers.get("Range"):
-                    start = int(self.headers["Range"].split("=")[1].rstrip("-"))
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                self.wfile.write(body[start:])
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def respond(self, handler, route) -> None:
+        self.ranges.append(handler.headers.get("Range"))
+        kind, body = route or ("404", b"")
+        if kind.isdigit():
+            handler.send_error(int(kind))
+            return
+        start = 0
+        if kind == "ranged" and handler.headers.get("Range"):
+            start = int(handler.headers["Range"].split("=")[1].rstrip("-"))
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body) - start))
+        handler.end_headers()
+        handler.wfile.write(body[start:])
 
 
 @pytest.fixture
 def server():
-    srv = Server()
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+    with Server() as srv:
+        yield srv
 
 
 BODY = bytes(range(256)) * 64

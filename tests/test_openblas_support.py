@@ -5,7 +5,6 @@ issue lists, and the real NumPy 2.4.6 in a venv for --check-version."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import openblas_support as obs
 import pytest
-from conftest import CACHE, OFFICIAL_NUMPY, ROOT, clean_env
+from conftest import CACHE, OFFICIAL_NUMPY, ROOT, LoopbackServer, clean_env
 
 SCRIPT = ROOT / "scripts" / "openblas_support.py"
 PIN = "0.3.31.188.0"  # what NumPy 2.4.6's requirements/ci_requirements.txt pins
@@ -471,48 +470,42 @@ def legacy_zip(root: str = "64", suffix: str = "64_") -> bytes:
     return buf.getvalue()
 
 
-class Server:
+class Server(LoopbackServer):
     """A loopback stand-in for anaconda.org's file downloads, with scripted faults."""
 
+    prefix = "/openblas-libs"
+
     def __init__(self) -> None:
-        self.routes: dict[str, tuple] = {}
-        self.hits: dict[str, int] = {}
+        super().__init__()
         self.release = threading.Event()
-        owner = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    def respond(self, handler, route) -> None:
+        kind, *rest = route or ("status", 404)
+        if kind == "fail_then_ok" and self.hits[handler.path] <= rest[0]:
+            kind, rest = "status", [500]
+        elif kind == "fail_then_ok":
+            kind, rest = "ok", rest[1:]
+        if kind == "status":
+            handler.send_error(rest[0])
+            return
+        body = rest[0]
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if kind == "truncate":
+            handler.wfile.write(body[: len(body) // 2])
+            handler.close_connection = True
+        elif kind == "stall":
+            handler.wfile.write(body[:10])
+            handler.wfile.flush()
+            self.release.wait(30)
+        else:
+            handler.wfile.write(body)
 
-            def do_GET(self):
-                owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
-                kind, *rest = owner.routes.get(self.path, ("status", 404))
-                if kind == "fail_then_ok" and owner.hits[self.path] <= rest[0]:
-                    kind, rest = "status", [500]
-                elif kind == "fail_then_ok":
-                    kind, rest = "ok", rest[1:]
-                if kind == "status":
-                    self.send_error(rest[0])
-                    return
-                body = rest[0]
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if kind == "truncate":
-                    self.wfile.write(body[: len(body) // 2])
-                    self.close_connection = True
-                elif kind == "stall":
-                    self.wfile.write(body[:10])
-                    self.wfile.flush()
-                    owner.release.wait(30)
-                else:
-                    self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_port}/openblas-libs"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+    def __exit__(self, *exc) -> None:
+        self.release.set()  # let a stalled handler finish before shutdown
+        super().__exit__(*exc)
 
     def path(self, filename: str, version: str = LEGACY_VER) -> str:
         return f"/openblas-libs/{version}/download/{filename}"
@@ -523,12 +516,8 @@ class Server:
 
 @pytest.fixture
 def server():
-    srv = Server()
-    srv.thread.start()
-    yield srv
-    srv.release.set()
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
+    with Server() as srv:
+        yield srv
 
 
 @pytest.fixture

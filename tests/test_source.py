@@ -4,16 +4,14 @@ from the real package index (and from a loopback index for the bad cases)."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import json
 import subprocess
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import CACHE, make
+from conftest import CACHE, LoopbackServer, make
 
 GIT = [
     "git",
@@ -199,23 +197,19 @@ def test_version_without_sdist(tmp_path):
     assert not (tmp_path / "numpy").exists()
 
 
-class FakeIndex(http.server.BaseHTTPRequestHandler):
-    """A PEP 503 page for numpy whose sdist link carries a wrong sha256."""
+class FakeIndex(LoopbackServer):
+    """A PEP 503 page for numpy (``page``) and the file it links to (``body``)."""
 
-    body = b""
-    page = b""
+    page = body = b""
 
-    def do_GET(self):
-        data = self.page if self.path.startswith("/simple/") else self.body
-        self.send_response(200)
-        ctype = "text/html" if self.path.startswith("/simple/") else "application/octet-stream"
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+    def respond(self, handler, route) -> None:
+        simple = handler.path.startswith("/simple/")
+        data = self.page if simple else self.body
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html" if simple else "application/octet-stream")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
 
 
 def test_sdist_hash_mismatch_leaves_nothing(tmp_path):
@@ -224,22 +218,18 @@ def test_sdist_hash_mismatch_leaves_nothing(tmp_path):
         info = tarfile.TarInfo("numpy-7.7.7/pyproject.toml")
         info.size = 3
         tar.addfile(info, io.BytesIO(b"x=1"))
-    FakeIndex.body = buf.getvalue()
     wrong = "0" * 64
-    FakeIndex.page = (
-        f'<html><body><a href="/files/numpy-7.7.7.tar.gz#sha256={wrong}">'
-        "numpy-7.7.7.tar.gz</a></body></html>"
-    ).encode()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeIndex)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        index = f"http://127.0.0.1:{server.server_port}/simple/"
+    with FakeIndex() as index:
+        index.body = buf.getvalue()
+        index.page = (
+            f'<html><body><a href="/files/numpy-7.7.7.tar.gz#sha256={wrong}">'
+            "numpy-7.7.7.tar.gz</a></body></html>"
+        ).encode()
         env = sdist_env(
-            tmp_path, "v7.7.7", NW_INDEX_URL=index, NW_SDIST_CACHE=str(tmp_path / "cache")
-        )
+            tmp_path, "v7.7.7", NW_INDEX_URL=f"{index.base}/simple/",
+            NW_SDIST_CACHE=str(tmp_path / "cache"),
+        )  # fmt: skip
         proc = make("source", tmp_path=tmp_path, env=env)
-    finally:
-        server.shutdown()
     assert proc.returncode != 0
     assert "steps.py: error: sha256 mismatch for" in proc.stderr
     assert f"expected {wrong}" in proc.stderr
