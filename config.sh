@@ -20,8 +20,9 @@ numpy_toolkit_python() {
         echo "$NW_PYTHON"
         return
     fi
+    # The toolkit's own pins, not dated (NW_DEPS_AS_OF is for NumPy's requirements).
     # shellcheck disable=SC2046  # pip_opts prints options to split
-    $PIP_CMD install -q $(pip_opts) "$NW_ROOT" >&2
+    $PIP_CMD install -q $(NW_DEPS_AS_OF='' pip_opts) "$NW_ROOT" >&2
     echo "$PYTHON_EXE"
 }
 

@@ -586,10 +586,21 @@ function build_index_wheel {
 }
 
 function pip_opts {
-    # Print extra options for every pip call: --find-links $MANYLINUX_URL if set.
+    # Print extra options for every pip call, on one line: --find-links
+    # $MANYLINUX_URL if set; --uploaded-prior-to $NW_DEPS_AS_OF (requirements
+    # as of the source's date, see scripts/deps_as_of.py), upgrading a pip
+    # older than 26.0, which lacks it.
+    local opts=""
     if [ -n "$MANYLINUX_URL" ]; then
-        echo "--find-links $MANYLINUX_URL"
+        opts="--find-links $MANYLINUX_URL"
     fi
+    if [ -n "$NW_DEPS_AS_OF" ]; then
+        if ! _nw_pip install --help 2> /dev/null | grep -q -- --uploaded-prior-to; then
+            _nw_pip install --quiet --upgrade 'pip>=26' >&2 || return 1
+        fi
+        opts="${opts:+$opts }--uploaded-prior-to $NW_DEPS_AS_OF"
+    fi
+    if [ -n "$opts" ]; then echo "$opts"; fi
 }
 
 function get_os {
@@ -853,6 +864,7 @@ function _nw_test_env {
         "MB_ML_LIBC=$MB_ML_LIBC"
         "TEST_DEPENDS=$TEST_DEPENDS"
     )
+    if [ -n "$NW_DEPS_AS_OF" ]; then _nw_env+=("NW_DEPS_AS_OF=$NW_DEPS_AS_OF"); fi
 }
 
 function _nw_native_test() ( # <wrap script>

@@ -27,9 +27,13 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import cache
 from pathlib import Path
 
+from deps_as_of import DepsDate, explain_failure, git_commit_time, pip_env, resolve
 from nwlib import (
     ConfigurationError,
     FatalError,
@@ -126,11 +130,17 @@ def _recorded() -> list[dict]:
         return []
 
 
-def run_logged(step: str, cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
+def run_logged(
+    step: str,
+    cmd: list[str],
+    env: dict[str, str],
+    cwd: Path = ROOT,
+    explain: Callable[[str], str | None] | None = None,
+) -> None:
     """Run ``cmd``, streaming its output to stdout and build/logs/STEP.log.
 
     On failure: the step is named, the log's last lines are shown, and the
-    full log's path is given.
+    full log's path is given; ``explain`` may turn the log into one line.
     """
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{step}.log"
@@ -153,7 +163,11 @@ def run_logged(step: str, cmd: list[str], env: dict[str, str], cwd: Path = ROOT)
             raise
         sys.stdout.flush()
     if code:
-        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+        reason = explain(text) if explain else None
+        if reason:
+            raise FatalError(f"step '{step}' failed: {reason}\n  full log: {log_path}")
+        lines = text.splitlines()
         tail = "\n".join("    " + line for line in lines[-TAIL_LINES:])
         raise FatalError(
             f"step '{step}' failed (exit {code}); last {TAIL_LINES} lines of its log:\n"
@@ -179,7 +193,73 @@ def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None
         NW_BUILD_DIR=str(meson_build_dir(settings.repo_dir)),
     )
     env.update(extra_env or {})
-    return ["bash", "-c", script], env
+    return ["bash", "-c", script], dated_env(settings, env)
+
+
+_DEPS_DATES: dict[Path, DepsDate] = {}
+
+
+def deps_date(settings: Settings) -> DepsDate:
+    """The date build and test requirements are resolved at (deps_as_of), said once."""
+    repo = settings.repo_dir
+    if repo not in _DEPS_DATES:
+        _DEPS_DATES[repo] = resolve(*source_time(settings))
+        log(_DEPS_DATES[repo].describe())
+    return _DEPS_DATES[repo]
+
+
+def source_time(settings: Settings) -> tuple[datetime | None, str]:
+    """The source's own date and what it is: sdist upload time, commit time, or none."""
+    repo = settings.repo_dir
+    try:
+        facts = json.loads((repo / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        facts = {}
+    if facts.get("kind") == "sdist":
+        name = facts.get("file", "sdist")
+        uploaded = facts.get("uploaded")
+        if uploaded is None:  # a tree unpacked before the upload time was kept
+            version = RELEASE_TAG.match(settings.build_commit)
+            pkg = _index_sdist(settings.project, version.group(1)) if version else None
+            uploaded = pkg.upload_time.isoformat() if pkg and pkg.upload_time else ""
+        return (datetime.fromisoformat(uploaded) if uploaded else None), f"{name} upload"
+    commit = git_commit_time(repo)
+    if commit:
+        return commit, "source commit"
+    return None, f"local directory {repo.name}"
+
+
+@cache
+def _pip_config() -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    )
+    return proc.stdout
+
+
+def dated_env(settings: Settings, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with NW_DEPS_AS_OF (read by pip_opts) and only the sources pip can date."""
+    deps = deps_date(settings)
+    if not deps.moment:
+        return env
+    env, dropped = pip_env(env, _pip_config())
+    if dropped:
+        log(f"not used for dated dependencies (no upload times): {', '.join(dropped)}")
+    return {**env, "NW_DEPS_AS_OF": deps.pip_value}
+
+
+def explain_pip(settings: Settings, python: str) -> Callable[[str], str | None]:
+    """A run_logged ``explain``: a requirement the date leaves nothing of, in one line."""
+
+    def explain(text: str) -> str | None:
+        version = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return explain_failure(text, deps_date(settings), version or "?")
+
+    return explain
 
 
 def meson_build_dir(repo_dir: Path) -> Path:
@@ -244,37 +324,15 @@ def step_source(settings: Settings) -> str:
 
 
 def fetch_sdist(settings: Settings) -> str:
-    import requests
-    from pypi_simple import NoSuchProjectError, PyPISimple
-
     match = RELEASE_TAG.match(settings.build_commit)
     if not match:
         raise ConfigurationError(
             f"BUILD_COMMIT={settings.build_commit!r} is not a release tag; SOURCE=sdist "
             "needs vX.Y.Z[rcN]"
         )
-    version = match.group(1)
     repo = settings.repo_dir
     _refuse_foreign(repo)
-    endpoint = os.environ.get("NW_INDEX_URL") or os.environ.get("PIP_INDEX_URL")
-    client = PyPISimple(endpoint) if endpoint else PyPISimple()
-    try:
-        with client:
-            packages = client.get_project_page(settings.project).packages
-    except (requests.RequestException, NoSuchProjectError) as exc:
-        shown = sanitize_url(endpoint or "the default index")
-        raise FatalError(f"cannot read {settings.project}'s page on {shown}: {exc}") from None
-    sdists = [
-        p
-        for p in packages
-        if p.package_type == "sdist" and p.version == version and p.filename.endswith(".tar.gz")
-    ]
-    if not sdists:
-        raise FatalError(
-            f"{settings.project} {version} has no sdist on the index "
-            f"({sanitize_url(endpoint or 'default index')})"
-        )
-    pkg = sdists[0]
+    pkg = _index_sdist(settings.project, match.group(1))
     sha256 = pkg.digests.get("sha256")
     if not sha256:
         raise FatalError(f"the index publishes no sha256 for {pkg.filename}; refusing to use it")
@@ -283,8 +341,32 @@ def fetch_sdist(settings: Settings) -> str:
         log(f"downloading {pkg.filename}")
         download(pkg.url, archive, sha256=sha256)
     safe_extract(archive, repo, strip_prefix=pkg.filename[: -len(".tar.gz")])
-    _mark(repo, kind="sdist", file=pkg.filename, sha256=sha256)
+    uploaded = pkg.upload_time.isoformat() if pkg.upload_time else ""
+    _mark(repo, kind="sdist", file=pkg.filename, sha256=sha256, uploaded=uploaded)
     return f"sdist {pkg.filename} (sha256 {sha256})"
+
+
+def _index_sdist(project: str, version: str):
+    """The index's entry (pypi-simple DistributionPackage) for PROJECT-VERSION.tar.gz."""
+    import requests
+    from pypi_simple import NoSuchProjectError, PyPISimple
+
+    endpoint = os.environ.get("NW_INDEX_URL") or os.environ.get("PIP_INDEX_URL")
+    client = PyPISimple(endpoint) if endpoint else PyPISimple()
+    try:
+        with client:
+            packages = client.get_project_page(project).packages
+    except (requests.RequestException, NoSuchProjectError) as exc:
+        shown = sanitize_url(endpoint or "the default index")
+        raise FatalError(f"cannot read {project}'s page on {shown}: {exc}") from None
+    for pkg in packages:
+        sdist = pkg.package_type == "sdist" and pkg.filename.endswith(".tar.gz")
+        if sdist and pkg.version == version:
+            return pkg
+    raise FatalError(
+        f"{project} {version} has no sdist on the index "
+        f"({sanitize_url(endpoint or 'default index')})"
+    )
 
 
 def _refuse_foreign(repo: Path) -> None:
@@ -382,7 +464,7 @@ def step_build(settings: Settings) -> str:
     env = venv_env(BUILD_VENV, env)
     if use_ccache == "0":
         env["CCACHE_DISABLE"] = "1"  # meson would otherwise use ccache whenever present
-    run_logged("build", cmd, env)
+    run_logged("build", cmd, env, explain=explain_pip(settings, env["PYTHON_EXE"]))
     wheels = _wheels(RAW)
     if not wheels:
         raise FatalError(f"the build produced no wheel in {RAW}")
@@ -460,7 +542,7 @@ def step_test_wheel(settings: Settings) -> str:
         },
     )
     try:
-        run_logged("test-wheel", cmd, env)
+        run_logged("test-wheel", cmd, env, explain=explain_pip(settings, python))
     except BaseException:
         failed = settings.wheel_sdir / "failed"
         for wheel in wheels:
@@ -565,6 +647,7 @@ def write_report(settings: Settings, source: str, built: list[str]) -> dict:
         "source": source,
         "python": _tool_version([str(bin_dir / "python"), "--version"]),
         "platform": settings.plat,
+        "deps_as_of": _deps_json(settings),
         "openblas": _openblas_version() if names[0][0] == "numpy" else None,
         "tools": {
             "auditwheel": _tool_version([str(TOOLKIT_BIN / "auditwheel"), "--version"]),
@@ -584,6 +667,13 @@ def write_report(settings: Settings, source: str, built: list[str]) -> dict:
     with atomic_write(settings.wheel_sdir / "build-report.json") as out:
         json.dump(report, out, indent=2)
     return report
+
+
+def _deps_json(settings: Settings) -> dict | None:
+    try:
+        return deps_date(settings).as_json()
+    except FatalError:  # the run failed before its source had a date
+        return None
 
 
 def print_report(report: dict) -> None:
