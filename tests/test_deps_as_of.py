@@ -166,7 +166,8 @@ def test_pip_really_resolves_as_of_the_date(tmp_path):
     from packaging.version import Version
 
     if Version(pip_version) >= Version("26"):  # the upgrade path is what this test covers
-        subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", "pip<26"], check=True)
+        downgrade = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "pip<26"]
+        subprocess.run(downgrade, check=True)
     as_of = _resolve_cython(tmp_path, venv, "2025-06-01T00:00:00Z")
     now = _resolve_cython(tmp_path, venv, "")
     # 3.1.1: the newest Cython uploaded before 2025-06-01.
