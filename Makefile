@@ -38,9 +38,13 @@ DOCKER_IMAGE ?=
 TEST_LABEL ?= fast
 # 1: compile through ccache (auto when ccache is present)
 USE_CCACHE ?=
+# build/test requirements as of: source (its commit or upload date + DEPS_GRACE_DAYS), now, or an ISO date
+DEPS_AS_OF ?= source
+# days added to the source's date for DEPS_AS_OF=source (same-week fixes included)
+DEPS_GRACE_DAYS ?= 14
 
 export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
-       WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE
+       WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE DEPS_AS_OF DEPS_GRACE_DAYS
 
 # venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
