@@ -3,8 +3,9 @@
 # command line (`make wheels BUILD_COMMIT=v2.4.5`) or from the environment.
 
 .DEFAULT_GOAL := help
-SHELL := bash
-.SHELLFLAGS := -eu -o pipefail -c
+# The flags sit in SHELL itself: macOS's /usr/bin/make (GNU make 3.81) ignores
+# .SHELLFLAGS, but runs `$(SHELL) -c recipe` with SHELL split into words.
+SHELL := bash -eu -o pipefail
 
 # interpreter that creates .venv and the build/test venvs
 PYTHON ?= python3
@@ -99,7 +100,7 @@ test-wheel: setup
 
 .PHONY: stage  ## Upload $(WHEEL_SDIR)/*.whl to anaconda.org or a package index
 stage: setup
-	NW_PYTHON="$(BIN)/python" bash scripts/stage.sh
+	PATH="$$(cd "$(BIN)" && pwd):$$PATH" NW_PYTHON="$(BIN)/python" bash scripts/stage.sh
 
 .PHONY: set-commit  ## Rewrite BUILD_COMMIT in every CI file: make set-commit COMMIT=vX.Y.Z
 set-commit: setup

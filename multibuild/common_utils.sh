@@ -65,7 +65,7 @@ function start_spinner {
     if [ -n "$MB_SPINNER_PID" ]; then
         return
     fi
-    local parent=$BASHPID
+    local parent=${BASHPID:-$$}  # bash 3.2 (macOS) has no BASHPID
     local interval=${NW_SPINNER_INTERVAL:-60}
     >&2 echo "Building libraries..."
     (

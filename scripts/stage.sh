@@ -10,8 +10,10 @@
 #   already there with the same sha256 is skipped, with another sha256 it is an error).
 #
 # Depends on: WHEEL_SDIR (default wheelhouse), ANACONDA_ORG (explicit org wins),
-#   BUILD_COMMIT, BUILD_REASON, NIGHTLY (choose the org when ANACONDA_ORG is unset),
-#   ANACONDA_TOKEN or ANACONDA_TOKEN_FILE, STAGE_FORCE, STAGE_REPOSITORY_URL
+#   BUILD_COMMIT, NIGHTLY and the services' own schedule variables (choose the org
+#   when ANACONDA_ORG is unset), ANACONDA_TOKEN or ANACONDA_TOKEN_FILE, else the
+#   chosen org's CI secret (NUMPY_STAGING_UPLOAD_TOKEN, NUMPY_NIGHTLY_UPLOAD_TOKEN),
+#   STAGE_FORCE, STAGE_REPOSITORY_URL
 #   (credentials: TWINE_USERNAME/TWINE_PASSWORD or .pypirc), DRY_RUN (1: print the
 #   command lines, token masked, upload nothing), NW_PYTHON (the toolkit's python).
 # A missing token, or a CI secret left unexpanded (the literal `$(...)` of Azure on
@@ -36,17 +38,44 @@ _nw_stage_is_release() { # <commit>: 0 if a version tag or a commit hash, 1 for 
         || [[ "$commit" =~ ^[0-9a-f]{7,40}$ ]]
 }
 
-# Print the anaconda.org organisation to upload to.
-# Depends on: ANACONDA_ORG, BUILD_REASON, NIGHTLY, BUILD_COMMIT
+# 0 when this is a scheduled (nightly) run: NIGHTLY=1, or the CI service says so.
+# Depends on: NIGHTLY, BUILD_REASON (Azure), GITHUB_EVENT_NAME, TRAVIS_EVENT_TYPE,
+#   APPVEYOR_SCHEDULED_BUILD
+_nw_stage_scheduled() {
+    [ "${NIGHTLY:-0}" = "1" ] || [ "${BUILD_REASON:-}" = "Schedule" ] \
+        || [ "${GITHUB_EVENT_NAME:-}" = "schedule" ] || [ "${TRAVIS_EVENT_TYPE:-}" = "cron" ] \
+        || [ "${APPVEYOR_SCHEDULED_BUILD:-}" = "True" ]
+}
+
+# Print the anaconda.org organisation to upload to.  Every CI file runs plain
+# `make stage`: this is the one place where the org (and so its token) is chosen.
+# Depends on: ANACONDA_ORG, BUILD_COMMIT, and what _nw_stage_scheduled reads
 _nw_stage_org() {
     if [ -n "${ANACONDA_ORG:-}" ]; then
         echo "$ANACONDA_ORG"
-    elif [ "${BUILD_REASON:-}" = "Schedule" ] || [ "${NIGHTLY:-0}" = "1" ]; then
+    elif _nw_stage_scheduled; then
         echo "$NW_NIGHTLY_ORG"
     elif [ -n "${BUILD_COMMIT:-}" ] && ! _nw_stage_is_release "$BUILD_COMMIT"; then
         echo "$NW_NIGHTLY_ORG"
     else
         echo "$NW_STAGING_ORG"
+    fi
+}
+
+# Print the name of the variable that holds the token for org <org>: the caller's
+# ANACONDA_TOKEN (or ANACONDA_TOKEN_FILE) when given, else that org's CI secret.
+# One org's secret never stands in for the other's.
+_nw_stage_token_source() { # <org>
+    if [ -n "${ANACONDA_TOKEN:-}" ]; then
+        echo ANACONDA_TOKEN
+    elif [ -n "${ANACONDA_TOKEN_FILE:-}" ]; then
+        echo ANACONDA_TOKEN_FILE
+    elif [ "$1" = "$NW_STAGING_ORG" ]; then
+        echo NUMPY_STAGING_UPLOAD_TOKEN
+    elif [ "$1" = "$NW_NIGHTLY_ORG" ]; then
+        echo NUMPY_NIGHTLY_UPLOAD_TOKEN
+    else
+        echo ANACONDA_TOKEN
     fi
 }
 
@@ -92,8 +121,13 @@ _nw_stage_show() { # <arg>...: print `+ command` with the word after -t masked
 }
 
 _nw_stage_anaconda() { # <wheel>...: upload with anaconda-client
-    local org token mode
+    local org token mode token_var
     org=$(_nw_stage_org)
+    token_var=$(_nw_stage_token_source "$org")
+    echo "stage: to $org, with the token of $token_var"
+    case "$token_var" in
+        NUMPY_*) ANACONDA_TOKEN="${!token_var:-}" ;;
+    esac
     if ! token=$(_nw_stage_token); then
         return 0
     fi
@@ -133,9 +167,12 @@ _nw_stage_main() {
             python=python3
         fi
     fi
-    local wheels=()
+    local wheels=() wheel
     if [ -d "$wheel_dir" ]; then
-        mapfile -t wheels < <(find "$wheel_dir" -maxdepth 1 -name '*.whl' -type f | sort)
+        # a read loop, not mapfile: macOS's /bin/bash is 3.2
+        while IFS= read -r wheel; do
+            wheels+=("$wheel")
+        done < <(find "$wheel_dir" -maxdepth 1 -name '*.whl' -type f | sort)
     fi
     if [ "${#wheels[@]}" -eq 0 ]; then
         _nw_stage_err "no wheels in $wheel_dir/ to stage (set WHEEL_SDIR?)"

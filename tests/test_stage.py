@@ -132,7 +132,8 @@ def test_missing_token_warns_and_skips(tmp_path, wheelhouse, stub_anaconda, env,
 
 
 def test_anaconda_client_missing(tmp_path, wheelhouse):
-    proc = stage(tmp_path, wheelhouse, ANACONDA_TOKEN=TOKEN)
+    # (a PATH without the toolkit's venv, where `make setup` installs anaconda-client)
+    proc = stage(tmp_path, wheelhouse, ANACONDA_TOKEN=TOKEN, PATH="/usr/local/bin:/usr/bin:/bin")
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == (
         "stage: error: anaconda-client ('anaconda') is not on PATH; "
