@@ -3,9 +3,13 @@
 # command line (`make wheels BUILD_COMMIT=v2.4.5`) or from the environment.
 
 .DEFAULT_GOAL := help
-# The flags sit in SHELL itself: macOS's /usr/bin/make (GNU make 3.81) ignores
-# .SHELLFLAGS, but runs `$(SHELL) -c recipe` with SHELL split into words.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+# macOS's /usr/bin/make is GNU make 3.81, which ignores .SHELLFLAGS (3.82 brought
+# it, with .ONESHELL) but runs `$(SHELL) -c recipe` with SHELL split into words.
+ifeq ($(filter oneshell,$(.FEATURES)),)
 SHELL := bash -eu -o pipefail
+endif
 
 # interpreter that creates .venv and the build/test venvs
 PYTHON ?= python3
