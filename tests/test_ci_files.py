@@ -17,6 +17,7 @@ its artifact store) is left to the comments beside the rules in the CI files.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import re
 import shutil
@@ -734,26 +735,48 @@ def test_ci_files_leave_org_and_token_to_the_stage_script():
     assert step["env"][NIGHTLY] == f"${{{{ secrets.{NIGHTLY} }}}}"
 
 
+def write_wheels(dest: Path, *projects: str) -> None:
+    """Wheels as `make wheels` leaves them: the files and manifest.sha256 listing them."""
+    dest.mkdir(parents=True)
+    lines = []
+    for project in projects:
+        wheel = Path(make_wheel(dest, project, "1.0"))
+        lines.append(f"{hashlib.sha256(wheel.read_bytes()).hexdigest()}  {wheel.name}\n")
+    (dest / "manifest.sha256").write_text("".join(lines))
+
+
 @pytest.fixture
-def ci_wheelhouse(tmp_path) -> Path:
-    dest = tmp_path / "wheelhouse"
-    dest.mkdir()
-    make_wheel(dest, "tinyproj", "1.0")
-    return dest
+def workdir(tmp_path) -> Path:
+    """Where a stager's steps run: the toolkit (linked, with its venv), and the wheels
+    as the service leaves them (GitHub: one downloaded artifact per cell; Travis: the
+    job's own wheelhouse)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("Makefile", "pyproject.toml", "scripts", ".venv"):
+        (work / name).symlink_to(ROOT / name)
+    write_wheels(work / "artifacts" / "wheels-Linux-x86_64-py3.12", "tinyproj")
+    write_wheels(work / "artifacts" / "wheels-macOS-arm64-py3.12", "otherproj")
+    return work
 
 
-def run_stage_step(script: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
-    """A CI stage step's script, run by bash in ROOT with the real make and stage.sh."""
-    full = clean_env(tmp_path, **env)
-    full["PATH"] = RUNNER_PATH
-    return subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", script],
-        cwd=ROOT,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def run_steps(steps: list[tuple[dict, str]], extra: dict, work: Path, tmp_path: Path):
+    """Run each step's script with bash as the service would, stopping at a failure."""
+    out, err, status = "", "", 0
+    for env, script in steps:
+        full = clean_env(tmp_path, **env, **extra)
+        full["PATH"] = RUNNER_PATH
+        proc = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", script],
+            cwd=work,
+            env=full,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        out, err, status = out + proc.stdout, err + proc.stderr, proc.returncode
+        if status:
+            break
+    return subprocess.CompletedProcess(["steps"], status, out, err)
 
 
 SECRETS = {STAGING: "stg-7c1e-secret", NIGHTLY: "ngt-92ab-secret"}
@@ -773,13 +796,15 @@ ORG_CASES = [  # (service, context, secrets given, org, the variable its token c
 ]
 
 
-def stage_step_envs(service: str, context: str, secrets: dict[str, str]) -> list[tuple[dict, str]]:
-    """(environment, script) of the upload steps that run in ``context``."""
+def stager_steps(service: str, context: str, secrets: dict, work: Path) -> list[tuple[dict, str]]:
+    """(environment, script) of the stager's steps that run in ``context`` (after the build)."""
     if service == "GitHub":
         event = GITHUB_EVENTS[context]
         if not github_stage_runs(event):
             return []
         return github_steps("stage", event, secrets=secrets)
+    # Travis: the deploy runs in the job that built, on the wheelhouse it left
+    (work / "artifacts" / "wheels-Linux-x86_64-py3.12").rename(work / "wheelhouse")
     travis = load(".travis.yml")
     job = next(j for j in travis_jobs() if j.stages)
     ci = {"TRAVIS_EVENT_TYPE": context, "TRAVIS_BRANCH": "main", "TRAVIS_PULL_REQUEST": "false"}
@@ -793,38 +818,49 @@ def stage_step_envs(service: str, context: str, secrets: dict[str, str]) -> list
 
 @pytest.mark.parametrize(("service", "context", "secrets", "org", "token_var"), ORG_CASES)
 def test_org_and_token_follow_one_rule(
-    service, context, secrets, org, token_var, ci_wheelhouse, tmp_path
+    service, context, secrets, org, token_var, workdir, tmp_path
 ):
-    # GIVEN the upload step of a CI file in the environment its service gives it
-    steps = stage_step_envs(service, context, secrets)
-    assert len(steps) == 1
-    env, script = steps[0]
-    env = {**env, "WHEEL_SDIR": str(ci_wheelhouse), "DRY_RUN": "1"}
-    # WHEN it runs (make stage, dry run: the decision is printed, nothing is sent)
-    proc = run_stage_step(script, env, tmp_path)
+    # GIVEN the stager's steps in the environment its service gives them
+    steps = stager_steps(service, context, secrets, workdir)
+    assert "stage" in [target_of(c) for _, script in steps for c in make_calls(script)]
+    # WHEN they run (make stage as a dry run: the decision is printed, nothing is sent)
+    proc = run_steps(steps, {"DRY_RUN": "1"}, workdir, tmp_path)
     out = proc.stdout + proc.stderr
     # THEN the org and the token's variable are the rule's, never the other org's secret
     assert proc.returncode == 0, out
     assert f"stage: to {org}, with the token of {token_var}" in proc.stdout.splitlines(), out
+    shown = [line for line in proc.stdout.splitlines() if " anaconda " in f"{line} "]
     if token_var in secrets:
-        assert f"-u {org} " in out and "+ anaconda -t ********" in out
+        assert len(shown) == 1 and f" -u {org} " in shown[0] and "********" in shown[0], out
     else:  # the org's own secret is missing: skip, never fall back to the other's
-        assert "skipping the upload" in proc.stderr and "+ anaconda" not in out
+        assert "skipping the upload" in proc.stderr and shown == [], out
     assert not any(value in out for value in SECRETS.values())
+    # ... the wheels of every cell, the ones their manifests list
+    staged = (workdir / "wheelhouse" / "manifest.sha256").read_text().split()[1::2]
+    expected = ["tinyproj-1.0-py3-none-any.whl"]
+    if service == "GitHub":
+        expected.append("otherproj-1.0-py3-none-any.whl")
+    assert sorted(staged) == sorted(expected)
+    if shown:
+        assert sorted(Path(w).name for w in shown[0].split() if w.endswith(".whl")) == sorted(
+            staged
+        )
 
 
-def test_stage_step_finds_the_real_anaconda_client(ci_wheelhouse, tmp_path):
-    # GIVEN each service's upload step, on a runner whose PATH lacks the toolkit's
-    # venv, with the real anaconda-client that `make setup` installs there, and
+def test_stage_step_finds_the_real_anaconda_client(workdir, tmp_path):
+    # GIVEN the stager's steps, on a runner whose PATH lacks the toolkit's venv,
+    # with the real anaconda-client that `make setup` installs there, and
     # anaconda.org out of reach (a closed local port as the proxy)
     assert shutil.which("anaconda", path=RUNNER_PATH) is None
     unreachable = "http://127.0.0.1:9"
     proxies = {"HTTPS_PROXY": unreachable, "https_proxy": unreachable, "NO_PROXY": ""}
     for service, context in (("GitHub", "push to main"), ("Travis", "push")):
-        ((env, script),) = stage_step_envs(service, context, SECRETS)
-        env = {**env, **proxies, "WHEEL_SDIR": str(ci_wheelhouse)}
-        # WHEN the step runs for real
-        proc = run_stage_step(script, env, tmp_path)
+        for leftover in ("artifacts", "wheelhouse"):
+            shutil.rmtree(workdir / leftover, ignore_errors=True)
+        write_wheels(workdir / "artifacts" / "wheels-Linux-x86_64-py3.12", "tinyproj")
+        steps = stager_steps(service, context, SECRETS, workdir)
+        # WHEN they run for real
+        proc = run_steps(steps, proxies, workdir, tmp_path)
         out = proc.stdout + proc.stderr
         # THEN `anaconda` was found and ran (its own error: the API is unreachable),
         # and its failure fails the step
