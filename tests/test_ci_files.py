@@ -415,11 +415,12 @@ def test_ci_file_validates_against_the_service_schema(service, tmp_path):
 
 
 def test_schema_validation_catches_a_bad_file(tmp_path):
-    # GIVEN a workflow whose job has no runs-on, and a pipeline with an unknown key
+    # GIVEN a workflow whose job has no runs-on, and our pipeline with a misspelt key
     bad = tmp_path / "bad.yml"
     bad.write_text("on: push\njobs:\n  build:\n    steps:\n      - run: make wheels\n")
     azure = tmp_path / "bad-azure.yml"
-    azure.write_text("schedules:\n  - cron: '0 0 * * 0'\n    always: true\n    bogus: 1\n")
+    text = (ROOT / "azure-pipelines.yml").read_text()
+    azure.write_text(text.replace("    always: true\n", "    always: true\n    alwayz: true\n"))
     # THEN the validators refuse them (the schema checks above are not vacuous)
     for service, path in (("GitHub", bad), ("Azure", azure)):
         result = check_schema(service, path, tmp_path)
