@@ -128,6 +128,7 @@ GITHUB_EVENTS = {
             "manual, a branch", "workflow_dispatch", "refs/heads/main", "maintenance/2.4.x"
         ),
         GitHubEvent("manual run of another branch", "workflow_dispatch", "refs/heads/topic", ""),
+        GitHubEvent("manual, hostile input", "workflow_dispatch", "refs/heads/main", "x$(id)`id`"),
         GitHubEvent("manual run of a tag", "workflow_dispatch", "refs/tags/v2.5.0", ""),
     ]
 }
@@ -631,6 +632,7 @@ def run_with_make_shown(script: str, env: dict[str, str], tmp_path: Path) -> lis
         ("manual, BUILD_COMMIT", ["wheels", "BUILD_COMMIT=v2.4.6"]),
         ("manual, a tag", ["wheels", "BUILD_COMMIT=v2.5.0"]),
         ("manual, a branch", ["wheels", "BUILD_COMMIT=maintenance/2.4.x"]),
+        ("manual, hostile input", ["wheels", "BUILD_COMMIT=x$(id)`id`"]),  # data, not code
     ],
 )
 def test_github_build_step_of_each_event(event, expected, tmp_path):
@@ -642,6 +644,16 @@ def test_github_build_step_of_each_event(event, expected, tmp_path):
     for env, script in github_steps("build", GITHUB_EVENTS[event], cell):
         calls += run_with_make_shown(script, env, tmp_path)
     assert calls == [expected]
+
+
+def test_no_run_script_interpolates_what_a_user_typed():
+    # `${{ inputs.x }}` in a script is pasted into the shell before it runs: an
+    # input (or a branch name, a PR title) goes through the environment instead.
+    for job in github_workflow()["jobs"].values():
+        for step in job["steps"]:
+            assert not re.search(r"\$\{\{[^}]*\b(inputs|github\.event)\.", step.get("run", "")), (
+                step
+            )
 
 
 def test_github_expression_evaluator():
