@@ -381,7 +381,11 @@ def _zip_members(zf: zipfile.ZipFile, report: WheelReport) -> dict[str, zipfile.
             same = first == info.filename
             report.fail(
                 f"{info.filename}: archive member appears twice"
-                + ("" if same else f" (as {first} and {info.filename}, the same file once installed)")
+                + (
+                    ""
+                    if same
+                    else f" (as {first} and {info.filename}, the same file once installed)"
+                )
             )
             continue
         if folded.setdefault(name.lower(), name) != name:
@@ -862,9 +866,9 @@ def _roots(binaries: list[Binary], key) -> list[tuple[Binary, bool]]:
     roots = []
     for binary in binaries:
         base = posixpath.basename(binary.path)
-        extension = bool(EXTENSION_RE.search(base)) and not posixpath.dirname(
-            binary.path
-        ).endswith((".libs", ".dylibs"))
+        extension = bool(EXTENSION_RE.search(base)) and not posixpath.dirname(binary.path).endswith(
+            (".libs", ".dylibs")
+        )
         needed = key(base) in wanted or (binary.soname and key(binary.soname) in wanted)
         if extension or not needed:
             roots.append((binary, not extension))
@@ -1014,7 +1018,9 @@ def _check_linux(report: WheelReport, binaries, members, platforms, _texts) -> N
         elsewhere = _bundled_elsewhere(members, library)
         if elsewhere:
             tried = "; ".join(searched) or "no DT_RPATH/DT_RUNPATH in the chain"
-            reason = f"needs {library}: bundled as {elsewhere} but no search path reaches it ({tried})"
+            reason = (
+                f"needs {library}: bundled as {elsewhere} but no search path reaches it ({tried})"
+            )
         else:
             reason = f"needs {library}: not bundled, not allowed by {shown}"
         return _Found(None, "not found", severity="fail", reason=reason)
@@ -1121,7 +1127,9 @@ def _check_macos(report: WheelReport, binaries, members, platforms, _texts) -> N
                         return _Found(found.path, f"LC_RPATH {entry} of {owner.binary.path}", found)
         how = "weakly links" if kind == "weak" else "needs"
         if library.startswith("@rpath/"):
-            reason = f"does not resolve inside the wheel (LC_RPATH: {'; '.join(searched) or 'none'})"
+            reason = (
+                f"does not resolve inside the wheel (LC_RPATH: {'; '.join(searched) or 'none'})"
+            )
         elif library.startswith("@executable_path/"):
             reason = "resolves in the Python executable's directory, outside the wheel"
         elif library.startswith("@loader_path/"):
@@ -1345,11 +1353,10 @@ def _check_numpy(report, binaries, texts, platforms, expect_openblas, expect_int
                 f"{binary.path}: {binary.interface} OpenBLAS, but the build used "
                 f"{expect_interface.upper()} (NW_OPENBLAS_INTERFACE={expect_interface.lower()})"
             )
-    if expect_openblas or expect_interface:
-        if not openblas:
-            uses = "Accelerate" if _links_accelerate(binaries) else "no bundled BLAS"
-            wanted = f"OpenBLAS {expect_openblas}" if expect_openblas else "a bundled OpenBLAS"
-            report.fail(f"{report.name}: no bundled OpenBLAS (found {uses}), expected {wanted}")
+    if (expect_openblas or expect_interface) and not openblas:
+        uses = "Accelerate" if _links_accelerate(binaries) else "no bundled BLAS"
+        wanted = f"OpenBLAS {expect_openblas}" if expect_openblas else "a bundled OpenBLAS"
+        report.fail(f"{report.name}: no bundled OpenBLAS (found {uses}), expected {wanted}")
     if expect_openblas:
         for binary in openblas:
             found = binary.openblas_version

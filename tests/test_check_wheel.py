@@ -169,15 +169,16 @@ def test_cli_all_official_pass(official_numpy_wheels, capsys):
     ]
     # win_amd64 imports VCRUNTIME140_1.dll, which Python does not promise: a warning only
     warnings = sorted(line for line in out if line.startswith("  "))
+    reason = "not bundled; part of the Visual C++ runtime, common but not guaranteed on Windows"
+    pocketfft = "numpy/fft/_pocketfft_umath.cp311-win_amd64.pyd"
     assert warnings == sorted(
-        f"  warning: {m} imports VCRUNTIME140_1.dll: not bundled; part of the Visual C++ "
-        "runtime, common but not guaranteed on Windows"
-        for m in ("numpy/fft/_pocketfft_umath.cp311-win_amd64.pyd", WIN_MULTIARRAY)
-    ] + [
-        f"  warning: {WIN_MSVCP} imports VCRUNTIME140_1.dll: not bundled; part of the Visual "
-        "C++ runtime, common but not guaranteed on Windows (loading chain: "
-        f"{WIN_MSVCP} <- numpy/fft/_pocketfft_umath.cp311-win_amd64.pyd)"
-    ])
+        [
+            f"  warning: {pocketfft} imports VCRUNTIME140_1.dll: {reason}",
+            f"  warning: {WIN_MULTIARRAY} imports VCRUNTIME140_1.dll: {reason}",
+            f"  warning: {WIN_MSVCP} imports VCRUNTIME140_1.dll: {reason} "
+            f"(loading chain: {WIN_MSVCP} <- {pocketfft})",
+        ]
+    )
     # --strict turns the warnings into a failure of that wheel only
     assert main(["--strict", *paths]) == 1
     out = capsys.readouterr().out.splitlines()
