@@ -12,8 +12,10 @@ sha256 matches the stored one again.  ``NW_CORPUS_DIR`` moves the cache.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,6 +128,187 @@ def corpus_wheels(verbose: bool = False) -> list[Path]:
 @pytest.fixture(scope="session")
 def corpus() -> list[Path]:
     return corpus_wheels()
+
+
+@pytest.fixture(scope="session")
+def corpus_reports(corpus):
+    from check_wheel import check_wheels
+
+    return dict(zip(corpus, check_wheels(corpus), strict=True))
+
+
+def _release(wheel: Path) -> tuple[str, str, str]:
+    project, version, _python, _abi, platform = wheel.name[: -len(".whl")].split("-")
+    return project, version, platform
+
+
+def test_corpus_holds_every_platform_of_each_release(corpus):
+    found: dict[tuple[str, str], list[str]] = {}
+    for wheel in corpus:
+        project, version, platform = _release(wheel)
+        found.setdefault((project, version), []).append(platform)
+    assert {k: sorted(v) for k, v in found.items()} == {
+        k: sorted(v) for k, v in EXPECTED_PLATFORMS.items()
+    }
+    pythons = {(p, v): py for p, v, py in CORPUS_RELEASES}
+    for wheel in corpus:
+        project, version, _platform = _release(wheel)
+        assert f"-{pythons[project, version]}-{pythons[project, version]}-" in wheel.name
+
+
+# A warning on an official wheel is one of these policy observations, nothing else.
+POLICY_WARNINGS = re.compile(
+    r"^\S+ (delay-)?imports (MSVCP140|VCRUNTIME140_1|CONCRT140)\.dll: not bundled; part of "
+    r"the Visual C\+\+ runtime, common but not guaranteed on Windows( \(loading chain: .*\))?$"
+    r"|^\S+: bundled but not declared in \S+/LICENSE\.txt$"
+)
+
+
+def test_every_official_wheel_passes(corpus, corpus_reports, capsys):
+    verdicts = collections.Counter()
+    for wheel, report in corpus_reports.items():
+        # THEN no official wheel FAILs, and every warning is a known policy observation
+        assert (wheel.name, report.failures) == (wheel.name, [])
+        assert [w for w in report.warnings if not POLICY_WARNINGS.match(w)] == []
+        assert report.binaries, wheel.name  # every corpus wheel is a platform wheel
+        verdicts["PASS with warnings" if report.warnings else "PASS"] += 1
+    with capsys.disabled():
+        print(
+            f"\naudit corpus: {len(corpus)} official wheels checked: "
+            f"{verdicts['PASS']} PASS, {verdicts['PASS with warnings']} PASS with warnings, 0 FAIL"
+        )
+    assert len(corpus) == sum(len(v) for v in EXPECTED_PLATFORMS.values())
+
+
+def _report(corpus_reports, name: str):
+    return next(r for w, r in corpus_reports.items() if w.name == name)
+
+
+def _binary(report, suffix: str):
+    return next(b for b in report.binaries if b.path.endswith(suffix))
+
+
+def test_the_wheels_the_old_audit_failed(corpus_reports):
+    # numpy 1.26.4: libgfortran is found through the DT_RPATH of the extension module
+    # that loaded OpenBLAS (glibc searches the RPATH of every object up the chain).
+    linux = _report(corpus_reports, "numpy-1.26.4-cp312-cp312-manylinux_2_17_x86_64"
+                    ".manylinux2014_x86_64.whl")  # fmt: skip
+    openblas = _binary(linux, "libopenblas64_p-r0-0cf96a72.3.23.dev.so")
+    gfortran = "libgfortran-040039e1.so.5.0.0"
+    assert openblas.rpaths == openblas.runpaths == []
+    assert openblas.resolved[gfortran] == f"numpy.libs/{gfortran}"
+    assert re.fullmatch(
+        r"DT_RPATH \$ORIGIN/\.\./\.\./numpy\.libs of numpy/\S+\.cpython-312-x86_64-linux-gnu\.so",
+        openblas.via[gfortran],
+    )
+    assert linux.openblas["interfaces"] == {openblas.path: "ILP64"}
+    # musl: libstdc++ finds libgcc_s through its loader's RPATH, as musl's loader does
+    musl = _report(corpus_reports, "numpy-2.4.6-cp313-cp313-musllinux_1_2_x86_64.whl")
+    stdcxx = _binary(musl, "libstdc++-5d72f927.so.6.0.33")
+    assert stdcxx.resolved["libgcc_s-0cd532bd.so.1"] == "numpy.libs/libgcc_s-0cd532bd.so.1"
+    assert stdcxx.resolved["libc.musl-x86_64.so.1"] == "system"
+    # win32 imports MSVCP140.dll unbundled: a warning, not a blocked release
+    win32 = _report(corpus_reports, "numpy-2.4.6-cp313-cp313-win32.whl")
+    assert win32.failures == []
+    assert any("imports MSVCP140.dll: not bundled" in w for w in win32.warnings)
+    # delvewheel's patch in numpy/__init__.py adds numpy.libs; the DLLs are found there
+    amd64 = _report(corpus_reports, "numpy-2.4.6-cp313-cp313-win_amd64.whl")
+    assert amd64.dll_directories == ["numpy.libs"]
+    multiarray = _binary(amd64, "_multiarray_umath.cp313-win_amd64.pyd")
+    blas = next(n for n, _ in multiarray.needed if "openblas" in n)
+    assert multiarray.via[blas] == "os.add_dll_directory in numpy/__init__.py"
+    # SciPy's macosx_12_0 wheel: binaries need 12.3, the tag names macOS 12 (any 12.x)
+    mac = _report(corpus_reports, "scipy-1.18.1-cp313-cp313-macosx_12_0_arm64.whl")
+    assert (12, 3, 0) in {b.min_macos["arm64"] for b in mac.binaries}
+    assert mac.failures == []
+
+
+# ---------------------------------------------------------------- agreement with auditwheel
+
+
+def _auditwheel_show(wheel: Path) -> dict:
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("auditwheel")), "show", "--json", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _classify(report) -> dict[str, str]:
+    """Each needed library: bundled, system or missing, as check_wheel resolved it."""
+    kinds = {}
+    for binary in report.binaries:
+        for library, _kind in binary.needed:
+            where = binary.resolved.get(library)
+            kind = "missing" if where is None else "bundled" if "/" in where else "system"
+            if kinds.get(library, "bundled") != "missing":
+                kinds[library] = kind
+    return kinds
+
+
+def _agree(wheel: Path, report, shown: dict) -> None:
+    from check_wheel import _linux_policy
+
+    ours = _classify(report)
+    tag_policy = _linux_policy(wheel.name[: -len(".whl")].split("-")[-1].split(".")[0])
+    external = set(shown["external_libs"])
+    # the libraries auditwheel says are needed and neither bundled nor allowed
+    assert {lib for lib, kind in ours.items() if kind == "missing"} == external, wheel.name
+    # every library auditwheel saw a versioned need for, classified the same way
+    for library in shown["versioned_symbols"]:
+        theirs = (
+            "missing" if library in external
+            else "system" if library in tag_policy.whitelist
+            else "bundled"
+        )  # fmt: skip
+        assert (library, ours.get(library)) == (library, theirs), wheel.name
+    # and the version needs themselves, read by our bounded parser
+    needs: dict[str, set[str]] = collections.defaultdict(set)
+    for binary in report.binaries:
+        for library, versions in binary.symbol_versions.items():
+            if not library.startswith("ld-linux") and library not in ("ld64.so.1", "ld64.so.2"):
+                needs[library].update(versions)
+    assert {k: sorted(v) for k, v in needs.items()} == shown["versioned_symbols"], wheel.name
+
+
+def test_agrees_with_auditwheel_on_linux_corpus(corpus, corpus_reports):
+    from concurrent.futures import ThreadPoolExecutor
+
+    linux = [w for w in corpus if "linux" in w.name]
+    assert len(linux) == 20
+    with ThreadPoolExecutor(2) as pool:
+        shown = dict(zip(linux, pool.map(_auditwheel_show, linux), strict=True))
+    for wheel in linux:
+        _agree(wheel, corpus_reports[wheel], shown[wheel])
+
+
+def test_agrees_with_auditwheel_on_a_broken_copy(corpus, tmp_path):
+    # GIVEN numpy 1.26.4 without its bundled libgfortran (needed only by OpenBLAS)
+    from check_wheel import check_wheel
+    from test_check_wheel import edit_wheel
+
+    src = next(w for w in corpus if w.name.startswith("numpy-1.26.4") and "manylinux" in w.name
+               and "x86_64" in w.name)  # fmt: skip
+
+    def drop(members):
+        (name,) = [m for m in members if "libgfortran" in m]
+        del members[name]
+
+    bad = edit_wheel(src, tmp_path, edit=drop)
+    report = check_wheel(bad)
+    shown = _auditwheel_show(bad)
+    # THEN both call it missing (auditwheel: external, not found on this host)
+    assert shown["external_libs"] == {"libgfortran-040039e1.so.5.0.0": None}
+    _agree(bad, report, shown)
+    assert report.failures == [
+        "numpy.libs/libopenblas64_p-r0-0cf96a72.3.23.dev.so needs libgfortran-040039e1.so.5.0.0: "
+        "not bundled, not allowed by manylinux_2_17 (loading chain: "
+        "numpy.libs/libopenblas64_p-r0-0cf96a72.3.23.dev.so <- "
+        "numpy/linalg/lapack_lite.cpython-312-x86_64-linux-gnu.so)"
+    ]
 
 
 if __name__ == "__main__":
