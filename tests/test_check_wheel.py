@@ -64,6 +64,34 @@ def edit_wheel(src: Path, dest_dir: Path, *, name=None, edit=None, fix_record=Tr
     return dest
 
 
+def make_wheel(dest_dir: Path, name: str, version: str, tag: str, files: dict, *,
+               record: bool = True, extra=()) -> Path:  # fmt: skip
+    """A wheel from scratch: ``files`` plus WHEEL, METADATA and (unless not ``record``)
+    a correct RECORD; ``extra`` are raw (ZipInfo or name, bytes) written as they are."""
+    dist_info = f"{name}-{version}.dist-info"
+    members = dict(files)
+    members[f"{dist_info}/WHEEL"] = (
+        f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n".encode()
+    )
+    members[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    )
+    if record:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        for member, data in members.items():
+            writer.writerow(_record_line(member, data))
+        writer.writerow([f"{dist_info}/RECORD", "", ""])
+        members[f"{dist_info}/RECORD"] = out.getvalue().encode()
+    dest = dest_dir / f"{name}-{version}-{tag}.whl"
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+        for member, data in extra:
+            zf.writestr(member, data)
+    return dest
+
+
 def retag(members: dict[str, bytes], old: str, new: str) -> None:
     key = f"{DIST_INFO}/WHEEL"
     members[key] = members[key].replace(old.encode(), new.encode())
