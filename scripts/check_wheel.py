@@ -507,7 +507,8 @@ def _check_metadata(zf, members, dist_info, name, version, report: WheelReport) 
         try:
             rendered = readme_renderer.rst.render(meta.description, stream=io.StringIO())
         except RecursionError:
-            rendered = None
+            report.fail(f"{meta_name}: long description is nested too deeply to render")
+            return
         if rendered is None:
             report.fail(
                 f"{meta_name}: long description has syntax errors in markup "
