@@ -334,7 +334,7 @@ def _audit(path: Path, report: WheelReport, expect_openblas, numpy_checks, expec
         if record_name not in members:
             report.fail(f"{record_name}: missing")
         else:
-            text = _read_small(zf, members[record_name], report, limit=64 * MAX_TEXT)
+            text = _read_small(zf, members[record_name], report, scale=64)
             record = _read_record(text.decode("utf-8", "replace"), report, record_name)
         _check_wheel_file(zf, members, dist_info, tags, report)
         _check_metadata(zf, members, dist_info, name, version, report)
@@ -358,8 +358,8 @@ def _zip_members(zf: zipfile.ZipFile, report: WheelReport) -> dict[str, zipfile.
     total = sum(i.file_size for i in infos)
     if total > MAX_TOTAL_SIZE:
         report.fail(
-            f"{report.name}: members declare {total / 2**30:.1f} GiB uncompressed, "
-            f"more than the {MAX_TOTAL_SIZE // 2**30} GiB an audit reads"
+            f"{report.name}: members declare {total} bytes uncompressed, "
+            f"more than the {MAX_TOTAL_SIZE} an audit reads"
         )
         raise _Stop
     members: dict[str, zipfile.ZipInfo] = {}
@@ -401,8 +401,9 @@ def _open_errors() -> tuple[type[BaseException], ...]:
     return (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 
 
-def _read_small(zf, info: zipfile.ZipInfo, report: WheelReport, limit: int = MAX_TEXT) -> bytes:
+def _read_small(zf, info: zipfile.ZipInfo, report: WheelReport, scale: int = 1) -> bytes:
     """A small member's bytes (metadata files); a huge one is a failure, not a memory hog."""
+    limit = scale * MAX_TEXT
     if info.file_size > limit:
         report.fail(f"{info.filename}: {info.file_size} bytes, too large for a metadata file")
         return b""
@@ -487,7 +488,7 @@ def _check_metadata(zf, members, dist_info, name, version, report: WheelReport) 
     if meta_name not in members:
         report.fail(f"{meta_name}: missing")
         return
-    raw = _read_small(zf, members[meta_name], report, limit=16 * MAX_TEXT)
+    raw = _read_small(zf, members[meta_name], report, scale=16)
     try:
         meta = Metadata.from_email(raw, validate=True)
     except (ExceptionGroup, InvalidMetadata, ValueError) as exc:
