@@ -178,8 +178,14 @@ _nw_stage_main() {
         _nw_stage_err "no wheels in $wheel_dir/ to stage (set WHEEL_SDIR?)"
         return 1
     fi
-    echo "+ $python scripts/check_wheel.py ${wheels[*]}"
-    if ! "$python" "$_nw_stage_dir/check_wheel.py" "${wheels[@]}"; then
+    # The gate is FAIL only; STAGE_STRICT=1 makes warnings stop the upload too.
+    # Warnings are printed with the audit's report either way.
+    local check=("$_nw_stage_dir/check_wheel.py")
+    if [ "${STAGE_STRICT:-0}" = "1" ]; then
+        check+=(--strict)
+    fi
+    echo "+ $python scripts/check_wheel.py ${check[*]:1} ${wheels[*]}"
+    if ! "$python" "${check[@]}" "${wheels[@]}"; then
         _nw_stage_err "check_wheel.py failed; nothing uploaded"
         return 1
     fi

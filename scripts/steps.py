@@ -510,16 +510,45 @@ def _openblas_version() -> str | None:
     return proc.stdout.strip() or None
 
 
+def _build_openblas(settings: Settings) -> tuple[str, str]:
+    """(version, interface) of the OpenBLAS the build used: NW_OPENBLAS_INTERFACE after
+    $ENV_VARS_PATH is sourced as the build sources it, then openblas_support.py's version
+    for that interface.  Either unknown is an error: the check must not guess."""
+    env_vars = os.environ.get("ENV_VARS_PATH") or "env_vars.sh"
+    script = 'source "$1" >/dev/null && printf %s "${NW_OPENBLAS_INTERFACE:-}"'
+    proc = subprocess.run(["bash", "-c", script, "-", env_vars], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, PLAT=settings.plat))  # fmt: skip
+    interface = proc.stdout.strip().lower()
+    if proc.returncode or interface not in ("ilp64", "lp64"):
+        why = (proc.stderr.strip().splitlines() or [f"NW_OPENBLAS_INTERFACE={interface!r}"])[-1]
+        raise FatalError(
+            f"cannot tell the OpenBLAS interface the build used from {env_vars}: {why}"
+        )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "openblas_support.py"), "--print-version"],
+        capture_output=True, text=True,
+        env=dict(os.environ, NW_OPENBLAS_INTERFACE=interface, PLAT=settings.plat),
+    )  # fmt: skip
+    version = proc.stdout.strip()
+    if proc.returncode or not version:
+        why = (proc.stderr.strip().splitlines() or ["printed nothing"])[-1]
+        raise FatalError(
+            f"cannot tell which OpenBLAS the build used (openblas_support.py --print-version: "
+            f"{why}); `make check` needs it for --expect-openblas"
+        )
+    return version, interface
+
+
 def step_check(settings: Settings) -> str:
     wheels = _wheels(REPAIRED)
     if not wheels:
         raise FatalError(f"no wheel in {REPAIRED} to check; run `make repair` first")
-    cmd = [sys.executable, str(ROOT / "scripts" / "check_wheel.py"), *map(str, wheels)]
+    # Our own builds are audited strictly: a warning fails them too.
+    cmd = [sys.executable, str(ROOT / "scripts" / "check_wheel.py"), "--strict"]
     if all(w.name.startswith("numpy-") for w in wheels) and settings.project == "numpy":
-        version = _openblas_version()
-        if version:
-            cmd += ["--expect-openblas", version]
-    run_logged("check", cmd, dict(os.environ))
+        version, interface = _build_openblas(settings)
+        cmd += ["--expect-openblas", version, "--expect-interface", interface]
+    run_logged("check", [*cmd, *map(str, wheels)], dict(os.environ))
     return f"{len(wheels)} wheel(s) passed"
 
 

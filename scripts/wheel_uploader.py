@@ -885,6 +885,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-j", "--jobs", type=int, default=4, help="parallel downloads (4)")
     parser.add_argument("--no-check", action="store_true", help="skip the check_wheel.py audit")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="an audit warning stops a wheel too (default: FAIL only)",
+    )
     parser.add_argument("--hashes", metavar="FILE", help="write MD5/SHA256 lines for the notes")
     parser.add_argument("--sign-hashes", action="store_true", help="GPG-sign the --hashes file")
     parser.add_argument("--allow-insecure", action="store_true", help="accept http:// staging URLs")
@@ -908,10 +913,12 @@ def _check_scheme(url: str, allow_insecure: bool) -> None:
         raise nwlib.ConfigurationError(f"unsupported URL {nwlib.sanitize_url(url)!r}")
 
 
-def _audit(entries: list[Entry]) -> None:
+def _audit(entries: list[Entry], strict: bool = False) -> list[str]:
+    """Gate each wheel on check_wheel (FAIL only, warnings too when ``strict``);
+    returns the warnings, one line each, for the summary."""
     wheels = [e for e in entries if e.name.endswith(".whl")]
     if not wheels:
-        return
+        return []
     try:
         import check_wheel
     except ImportError:
@@ -919,11 +926,15 @@ def _audit(entries: list[Entry]) -> None:
             "the wheel audit (check_wheel.py) is not importable; use --no-check to skip it"
         ) from None
     by_name = {e.name: e for e in wheels}
+    warnings = []
     for report in check_wheel.check_wheels([e.path for e in wheels]):
+        warnings += [f"{report.name}: {w}" for w in report.warnings]
         entry = by_name.get(Path(report.name).name)
-        if entry is not None and not report.ok:
+        if entry is not None and not report.passed(strict):
             entry.verified = "audit failed"
-            entry.error = f"{entry.name} fails the audit: " + "; ".join(map(str, report.failures))
+            findings = report.failures + (report.warnings if strict else [])
+            entry.error = f"{entry.name} fails the audit: " + "; ".join(map(str, findings))
+    return warnings
 
 
 def _upload(entries: list[Entry], opts: argparse.Namespace) -> None:
@@ -1027,10 +1038,11 @@ def run_files(opts: argparse.Namespace) -> int:
 
 def _finish(entries: list[Entry], opts: argparse.Namespace) -> int:
     """Audit, hashes file, upload, summary: the shared tail of both forms."""
+    warnings: list[str] = []
     try:
         if all(e.ok for e in entries) and not opts.dry_run:
             if not opts.no_check:
-                _audit(entries)
+                warnings = _audit(entries, opts.strict)
             if opts.hashes and all(e.ok for e in entries):
                 hashes = Path(opts.hashes).expanduser()
                 try:
@@ -1045,6 +1057,8 @@ def _finish(entries: list[Entry], opts: argparse.Namespace) -> int:
             _upload(entries, opts)
     finally:
         print_summary(entries)
+        for line in warnings:
+            print(f"audit warning: {line}")
     for e in entries:
         if e.error:
             print(f"{PROG}: error: {e.error}", file=sys.stderr)
