@@ -1,11 +1,12 @@
-"""Benchmark: audit the five official NumPy wheels with check_wheel.py, against
-``auditwheel show`` on the Linux x86_64 wheel alone, measured in the same run.
+"""Benchmark: audit the whole corpus of official wheels (tests/test_audit_corpus.py:
+about 50 NumPy and SciPy wheels) with check_wheel.py, against ``auditwheel show`` of
+one manylinux x86_64 wheel alone, measured in the same run.
 
     .venv/bin/python benchmarks/bench_check_wheel.py [--repeat N] [WHEEL...]
 
-Without WHEEL arguments the official wheels are taken from the test cache
-(downloaded there first if missing).  Prints best-of-N wall seconds
-of each command (both run as fresh processes) and the ratio; never fails on time.
+Without WHEEL arguments the corpus is taken from its cache (fetched there first if
+missing).  Prints best-of-N wall seconds of each command (both run as fresh
+processes) and the ratio; never fails on time.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import nwlib  # noqa: E402
 
 
 def official_wheels() -> list[Path]:
-    """The official wheels, from the test suite's cache (downloaded there if missing)."""
-    from conftest import fetch_official_numpy_wheels
+    """The audit corpus, from its cache (fetched there if missing)."""
+    from test_audit_corpus import corpus_wheels
 
-    return sorted(fetch_official_numpy_wheels().values())
+    return corpus_wheels()
 
 
 def best_of(cmd: list[str], repeat: int) -> tuple[float, int]:
@@ -40,13 +41,14 @@ def best_of(cmd: list[str], repeat: int) -> tuple[float, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("wheels", nargs="*", type=Path, help="wheels (default: official NumPy)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per command (best is kept)")
+    parser.add_argument("wheels", nargs="*", type=Path, help="wheels (default: the corpus)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per command (best is kept)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat: must be at least 1")
     wheels = args.wheels or official_wheels()
-    linux = next((w for w in wheels if "manylinux" in w.name and "x86_64" in w.name), None)
+    linux = next((w for w in reversed(wheels) if "manylinux" in w.name and "x86_64" in w.name),
+                 None)  # fmt: skip
     if linux is None:
         raise nwlib.ConfigurationError("no manylinux x86_64 wheel among the inputs")
     bindir = Path(sys.executable).parent
