@@ -127,7 +127,14 @@ def corpus_wheels(verbose: bool = False) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def corpus() -> list[Path]:
-    return corpus_wheels()
+    try:
+        return corpus_wheels()
+    except Exception as exc:  # the index unreachable on a first run: say what is missing
+        pytest.fail(
+            f"the audit corpus could not be fetched ({nwlib.error_reason(exc)}); it needs the "
+            f"package index once, then lives in {corpus_dir()}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
