@@ -38,7 +38,7 @@ def _gcc(out: Path, source: str, *flags: str) -> bytes:
     return out.read_bytes()
 
 
-def _chain_wheel(tmp_path: Path, mid_runpath: bool) -> Path:
+def _chain_wheel(tmp_path: Path, mid_runpath: bool, tag: str = TAG) -> Path:
     """demo/_demo.so (DT_RPATH $ORIGIN/../demo.libs) -> demo.libs/libmid.so -> libbase.so.
 
     libmid.so carries no search path of its own, or a DT_RUNPATH to nowhere."""
@@ -54,7 +54,7 @@ def _chain_wheel(tmp_path: Path, mid_runpath: bool) -> Path:
     ext = _gcc(build / "ext.so", "int mid(void);\nint PyInit__demo(void) { return mid(); }\n",
                f"-L{build}", "-lmid", rpath)  # fmt: skip
     files = {EXT: ext, "demo.libs/libmid.so": mid, "demo.libs/libbase.so": base}
-    return make_wheel(build, "demo", "1.0", TAG, files)
+    return make_wheel(build, "demo", "1.0", tag, files)
 
 
 def _real_loader_loads(wheel: Path, tmp_path: Path) -> tuple[bool, str]:
@@ -100,6 +100,17 @@ def test_runpath_hides_the_parents_rpath(tmp_path):
     loaded, err = _real_loader_loads(wheel, tmp_path)
     assert not loaded
     assert "libbase.so: cannot open shared object file" in err
+
+
+@pytest.mark.skipif(ARCH != "x86_64", reason="the extension name is spelled for x86_64")
+def test_musl_searches_every_loaders_path_despite_runpath(tmp_path):
+    # GIVEN the same chain tagged musllinux: musl's loader tries each object's RUNPATH
+    # (or RPATH) up the chain, so libmid's RUNPATH hides nothing there
+    wheel = _chain_wheel(tmp_path, mid_runpath=True, tag=f"cp311-cp311-musllinux_1_2_{ARCH}")
+    report = check_wheel(wheel)
+    assert report.failures == []
+    mid = next(b for b in report.binaries if b.path == "demo.libs/libmid.so")
+    assert mid.via["libbase.so"] == f"DT_RPATH $ORIGIN/../demo.libs of {EXT}"
 
 
 def test_library_moved_out_of_every_search_path(corpus_by_name, tmp_path):

@@ -59,6 +59,7 @@ def test_member_that_is_a_symlink(tmp_path):
     assert audit(wheel).failures == ["demo/link.py: archive member is a symlink"]
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_member_that_appears_twice(tmp_path):
     data = b"x = 1\n"
     wheel = _raw_wheel(
