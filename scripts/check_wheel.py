@@ -113,7 +113,9 @@ ILP64_SYMBOL, LP64_SYMBOL = b"dgemm_64_\0", b"dgemm_\0"
 # A hash or version suffix added by repair tools: libfoo-1a2b3c4d.so.1, msvcp140-<32 hex>.dll
 LIB_STEM_RE = re.compile(r"^(.+?)(?:-[0-9a-f]{8,32})*(?:\.so(?:\.[\d.]+)?|\.dylib|\.dll|\.pyd)$")
 # Python extension modules: Python loads them itself, so each starts a loading chain.
-EXTENSION_RE = re.compile(r"\.(cpython-|pypy|abi3\.|cp3\d+t?-win|graalpy)|\.pyd$|^(?!lib)[^.]+\.so$")
+EXTENSION_RE = re.compile(
+    r"\.(cpython-|pypy|abi3\.|cp3\d+t?-win|graalpy)|\.pyd$|^(?!lib)[^.]+\.so$"
+)
 MUSL_RESERVED = ("libc.", "libpthread.", "librt.", "libm.", "libdl.", "libutil.", "libxnet.")
 BITS32 = re.compile(r"(i686|win32|armv7l|i386|_x86)$")
 
