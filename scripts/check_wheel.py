@@ -658,10 +658,13 @@ def _parse_elf(name: str, fobj, data, _path) -> Binary:
         arch = f"{arch}-32bit"
     binary = Binary(path=name, format="elf", archs=[arch or str(machine)])
     # PT_DYNAMIC, as the loader reads it (section headers may be stripped).
+    addresses: dict[str, int] = {}
     for segment in elf.iter_segments():
         if isinstance(segment, DynamicSegment):
             for tag in segment.iter_tags():
                 kind = tag.entry.d_tag
+                if kind in ("DT_VERNEED", "DT_STRTAB", "DT_STRSZ"):
+                    addresses.setdefault(kind, tag.entry.d_val)
                 if kind == "DT_NEEDED":
                     binary.needed.append((tag.needed, "needed"))
                 elif kind == "DT_RPATH":
@@ -671,21 +674,31 @@ def _parse_elf(name: str, fobj, data, _path) -> Binary:
                 elif kind == "DT_SONAME":
                     binary.soname = tag.soname
             break  # the loader uses the first PT_DYNAMIC
-    binary.symbol_versions = _elf_version_needs(elf, data, name)
+    if "DT_VERNEED" in addresses:
+        binary.symbol_versions = _elf_version_needs(elf, data, name, addresses)
     return binary
 
 
-def _elf_version_needs(elf, data, name: str) -> dict[str, list[str]]:
-    """SHT_GNU_verneed as {library: [versions]}, walked with bounds (pyelftools' walk
-    follows vn_next forever on a crafted cycle)."""
-    section = next((s for s in elf.iter_sections() if s["sh_type"] == "SHT_GNU_verneed"), None)
-    if section is None:
-        return {}
-    strtab = elf.get_section(section["sh_link"])
-    start, size = section["sh_offset"], section["sh_size"]
-    end = min(start + size, len(data))
+def _file_offset(elf, address: int, name: str) -> int:
+    """The file offset of a virtual address, through the PT_LOAD that maps it."""
+    for segment in elf.iter_segments():
+        if segment["p_type"] == "PT_LOAD":
+            start = segment["p_vaddr"]
+            if start <= address < start + segment["p_filesz"]:
+                return address - start + segment["p_offset"]
+    raise ValueError(f"{name}: dynamic address {address:#x} is in no loaded segment")
+
+
+def _elf_version_needs(elf, data, name: str, addresses: dict[str, int]) -> dict[str, list[str]]:
+    """DT_VERNEED as {library: [versions]}, found as the loader finds it (through the
+    dynamic segment) and walked with bounds: pyelftools' walk re-reads an entry as
+    often as a crafted count says, and follows whatever vn_next points to."""
+    if "DT_STRTAB" not in addresses or "DT_STRSZ" not in addresses:
+        raise ValueError(f"{name}: DT_VERNEED without a dynamic string table")
+    start, end = _file_offset(elf, addresses["DT_VERNEED"], name), len(data)
+    strtab = _file_offset(elf, addresses["DT_STRTAB"], name)
     endian = "<" if elf.little_endian else ">"
-    names = functools.partial(_cstring, data, strtab["sh_offset"], strtab["sh_size"])
+    names = functools.partial(_cstring, data, strtab, addresses["DT_STRSZ"])
     found: dict[str, list[str]] = {}
     seen: set[int] = set()
     offset, budget = start, MAX_VERNEED

@@ -188,3 +188,18 @@ def _with_description(tmp_path: Path, description: str) -> Path:
         for name, data in files.items():
             zf.writestr(name, data)
     return wheel
+
+
+def test_version_needs_read_as_the_loader_reads_them(tmp_path):
+    # GIVEN an ELF needing a glibc too new for its tag, with its section headers
+    # stripped: the loader reads DT_VERNEED from the dynamic segment all the same
+    data = bytearray(_libc_user(tmp_path))
+    assert data[4] == 2, "a 64-bit ELF"
+    for old in (b"GLIBC_2.2.5\0", b"GLIBC_2.17\0"):
+        data = bytearray(bytes(data).replace(old, b"GLIBC_2.99\0".ljust(len(old), b"\0")))
+    struct.pack_into("<Q", data, 0x28, 0)  # e_shoff
+    struct.pack_into("<HH", data, 0x3C, 0, 0)  # e_shnum, e_shstrndx
+    wheel = make_wheel(tmp_path, "hostile", "1.0", LINUX_TAG, {"hostile/libuser.so": bytes(data)})
+    assert audit(wheel).failures == [
+        "hostile/libuser.so uses GLIBC_2.99 from libc.so.6: too recent for manylinux_2_17"
+    ]
