@@ -238,3 +238,92 @@ def test_help_documents_exit_codes(capsys):
     for line in ("0  every wheel passes", "1  at least one wheel fails", "2  bad command line",
                  "3  an input could not be read"):  # fmt: skip
         assert line in text
+
+
+def test_input_that_is_a_directory(tmp_path, capsys):
+    folder = tmp_path / "demo-1.0-py3-none-any.whl"
+    folder.mkdir()
+    assert main([str(folder)]) == 3
+    assert capsys.readouterr().out.splitlines() == [
+        f"ERROR {folder.name}",
+        f"  {folder}: not a regular file",
+    ]
+
+
+def test_names_that_differ_only_in_case(tmp_path):
+    files = {"demo/Readme.py": b"", "demo/README.py": b""}
+    report = audit(make_wheel(tmp_path, "demo", "1.0", PURE, files))
+    assert report.failures == []
+    assert report.warnings == [
+        "demo/README.py: differs from demo/Readme.py only in case "
+        "(one overwrites the other on Windows and macOS)"
+    ]
+
+
+def test_library_that_no_module_loads(tmp_path):
+    # GIVEN a bundled library nothing in the wheel needs, needing one that is absent
+    src = tmp_path / "lib.c"
+    src.write_text("int f(void) { return 1; }\n")
+    for name in ("libabsent.so", "libstray.so"):
+        extra = (
+            [] if name == "libabsent.so" else [f"-L{tmp_path}", "-Wl,--no-as-needed", "-labsent"]
+        )
+        cmd = ["gcc", "-shared", "-fPIC", "-nostdlib", "-o", tmp_path / name, src, *extra]
+        subprocess.run(cmd, check=True)
+    files = {"demo.libs/libstray.so": (tmp_path / "libstray.so").read_bytes()}
+    report = audit(make_wheel(tmp_path, "demo", "1.0", LINUX, files))
+    # THEN a warning, not a failure: no chain loads it, only a load by path would break
+    assert report.failures == []
+    assert report.warnings == [
+        "demo.libs/libstray.so needs libabsent.so: not bundled, not allowed by manylinux_2_17; "
+        "demo.libs/libstray.so is loaded by no module of the wheel"
+    ]
+
+
+MAC_LINALG = "numpy/linalg/_umath_linalg.cpython-311-darwin.so"
+MAC_BLAS = b"@loader_path/../.dylibs/libscipy_openblas64_.dylib\0"
+
+
+def test_macho_slice_for_another_apple_platform(official_numpy_wheels, tmp_path):
+    # GIVEN an arm64 binary whose LC_BUILD_VERSION says iOS (platform 2), not macOS
+    from macholib.MachO import MachO
+
+    def patch(members):
+        path = tmp_path / "bin.so"
+        path.write_bytes(members[MAC_LINALG])
+        macho = MachO(str(path))
+        for load, command, _data in macho.headers[0].commands:
+            if load.cmd == check_wheel.LC_BUILD_VERSION:
+                command.platform = 2
+        with open(path, "r+b") as fobj:
+            macho.write(fobj)
+        members[MAC_LINALG] = path.read_bytes()
+
+    report = audit(edit_wheel(official_numpy_wheels["macosx_arm64"], tmp_path, edit=patch))
+    assert report.failures == [
+        f"{MAC_LINALG}: arm64 slice is built for Apple platform 2, not macOS"
+    ]
+
+
+def test_missing_weak_library_is_a_warning(official_numpy_wheels, tmp_path):
+    # GIVEN the extension links a library weakly (LC_LOAD_WEAK_DYLIB) that is not there
+    from macholib.MachO import MachO
+
+    def patch(members):
+        path = tmp_path / "bin.so"
+        absent = b"@loader_path/../.dylibs/libabsent.dylib\0".ljust(len(MAC_BLAS), b"\0")
+        path.write_bytes(members[MAC_LINALG].replace(MAC_BLAS, absent))
+        macho = MachO(str(path))
+        for load, _command, data in macho.headers[0].commands:
+            if isinstance(data, bytes) and data.startswith(absent[:30]):
+                load.cmd = 0x80000018  # LC_LOAD_WEAK_DYLIB
+        with open(path, "r+b") as fobj:
+            macho.write(fobj)
+        members[MAC_LINALG] = path.read_bytes()
+
+    report = audit(edit_wheel(official_numpy_wheels["macosx_x86_64"], tmp_path, edit=patch))
+    assert report.failures == []
+    assert report.warnings == [
+        f"{MAC_LINALG} weakly links @loader_path/../.dylibs/libabsent.dylib: "
+        "does not resolve inside the wheel"
+    ]
