@@ -184,7 +184,7 @@ _nw_stage_main() {
     if [ "${STAGE_STRICT:-0}" = "1" ]; then
         check+=(--strict)
     fi
-    echo "+ $python scripts/check_wheel.py ${check[*]:1} ${wheels[*]}"
+    echo "+ $python scripts/check_wheel.py ${check[*]:1}${check[1]:+ }${wheels[*]}"
     if ! "$python" "${check[@]}" "${wheels[@]}"; then
         _nw_stage_err "check_wheel.py failed; nothing uploaded"
         return 1
