@@ -102,6 +102,10 @@ check: setup
 test-wheel: setup
 	$(STEP) test-wheel
 
+.PHONY: rebuild-check  ## Build the source again in a scratch checkout (ccache off); wheels must match by sha256
+rebuild-check: setup
+	$(BIN)/python scripts/rebuild_check.py
+
 .PHONY: stage  ## Upload $(WHEEL_SDIR)/*.whl to anaconda.org or a package index
 stage: setup
 	PATH="$$(cd "$(BIN)" && pwd):$$PATH" NW_PYTHON="$(BIN)/python" bash scripts/stage.sh
