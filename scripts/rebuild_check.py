@@ -154,10 +154,7 @@ def _abs(path: str) -> Path:
 def scratch_source(repo: Path, scratch_repo: Path, env: dict[str, str]) -> dict[str, str]:
     """The settings that put the same source into ``scratch_repo``: the same commit
     from the same URL, the same release sdist, or a copy of a local tree."""
-    try:
-        facts = json.loads((repo / SOURCE_MARKER).read_text())
-    except (OSError, ValueError):
-        facts = {}
+    facts = _marker(repo)
     if facts.get("kind") == "git" and facts.get("commit"):
         return {"SOURCE": "git", "BUILD_COMMIT": facts["commit"]}
     if facts.get("kind") == "sdist":
@@ -169,39 +166,71 @@ def scratch_source(repo: Path, scratch_repo: Path, env: dict[str, str]) -> dict[
     return {"SOURCE": "local"}
 
 
-def rebuild(scratch: Path) -> list[Path]:
-    """Run source, build and repair for the same source under ``scratch``; the
-    repaired wheels.  REPO_DIR and the work directory keep their relative layout."""
+def rebuild(scratch: Path, same_paths: bool = False) -> list[Path]:
+    """Run source, build and repair for the same source again; the repaired wheels.
+
+    Other paths (the default): under ``scratch``, with REPO_DIR and the work
+    directory in the same relative layout.  Same paths: at the first build's own
+    REPO_DIR and work directory, which are moved aside meanwhile and put back
+    after, for projects that record their build paths (NumPy's __config__.py).
+    """
     env = dict(os.environ)
     repo = _abs(env.get("REPO_DIR") or "numpy")
     work = Path(env.get("NW_WORK_DIR") or ROOT / "build").resolve()
-    common = Path(os.path.commonpath([repo, work]))
-    scratch_repo = scratch / "tree" / repo.relative_to(common)
-    scratch_work = scratch / "tree" / work.relative_to(common)
-    env.update(scratch_source(repo, scratch_repo, env))
-    env.update(
-        REPO_DIR=str(scratch_repo),
-        NW_WORK_DIR=str(scratch_work),
-        WHEEL_SDIR=str(scratch / "wheelhouse"),
-        USE_CCACHE="0",
-    )
+    env.update(WHEEL_SDIR=str(scratch / "wheelhouse"), USE_CCACHE="0")
+    if not same_paths:
+        common = Path(os.path.commonpath([repo, work]))
+        second_repo = scratch / "tree" / repo.relative_to(common)
+        second_work = scratch / "tree" / work.relative_to(common)
+        env.update(scratch_source(repo, second_repo, env))
+        env.update(REPO_DIR=str(second_repo), NW_WORK_DIR=str(second_work))
+        _run_steps(env, second_work)
+        _same_sdist(repo, second_repo)
+        return sorted((second_work / "repaired").glob("*.whl"))
+    if repo == work or repo in work.parents or work in repo.parents:
+        raise ConfigurationError(f"REBUILD_PATHS=same needs REPO_DIR {repo} outside {work}")
+    facts = _marker(repo)
+    if facts.get("kind") not in ("git", "sdist"):
+        raise ConfigurationError(
+            f"REBUILD_PATHS=same rebuilds only a source `make source` fetched; REPO_DIR {repo} "
+            "is a tree of yours (use REBUILD_PATHS=other)"
+        )
+    env.update(scratch_source(repo, repo, env), REPO_DIR=str(repo), NW_WORK_DIR=str(work))
+    first = {path: path.with_name(f".{path.name}.first-build") for path in (repo, work)}
+    second = {path: scratch / f"second-{path.name}" for path in (repo, work)}
+    log(f"the first build's {repo} and {work} wait in .NAME.first-build until the check ends")
+    for path, aside in first.items():
+        os.replace(path, aside)
+    try:
+        _run_steps(env, work)
+        _same_sdist(first[repo], repo)
+    finally:
+        for path, aside in first.items():
+            if path.exists():
+                shutil.move(path, second[path])  # kept for inspection under scratch
+            os.replace(aside, path)
+    return sorted((second[work] / "repaired").glob("*.whl"))
+
+
+def _marker(repo: Path) -> dict:
+    try:
+        return json.loads((repo / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _run_steps(env: dict[str, str], work: Path) -> None:
     for step in ("source", "build", "repair"):
         proc = subprocess.run([sys.executable, str(STEPS), step], env=env, cwd=ROOT)
         if proc.returncode:
             raise FatalError(
-                f"the second build failed in step '{step}'; its logs are in {scratch_work / 'logs'}"
+                f"the second build failed in step '{step}'; its logs are in {work / 'logs'}"
             )
-    _same_sdist(repo, scratch_repo)
-    return sorted((scratch_work / "repaired").glob("*.whl"))
 
 
-def _same_sdist(repo: Path, scratch_repo: Path) -> None:
+def _same_sdist(repo: Path, second_repo: Path) -> None:
     """An sdist is taken from the index again: it must be the very same file."""
-    try:
-        first = json.loads((repo / SOURCE_MARKER).read_text())
-        second = json.loads((scratch_repo / SOURCE_MARKER).read_text())
-    except (OSError, ValueError):
-        return
+    first, second = _marker(repo), _marker(second_repo)
     if first.get("kind") == "sdist" and first.get("sha256") != second.get("sha256"):
         raise FatalError(
             f"the index now serves another {first.get('file')}: sha256 {second.get('sha256')}, "
@@ -223,14 +252,18 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 parser.error(f"no such file: {path}")
         return 0 if compare([args.first], [args.second]) else 1
+    where = os.environ.get("REBUILD_PATHS") or "other"
+    if where not in ("other", "same"):
+        raise ConfigurationError(f"REBUILD_PATHS={where!r} is not other or same")
     wheels = first_build(_abs(os.environ.get("WHEEL_SDIR") or "wheelhouse"))
     if args.scratch:
         args.scratch.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="rebuild-", dir=args.scratch))
     keep = args.keep
     try:
-        log(f"second build in {scratch} (ccache off)")
-        same = compare(wheels, rebuild(scratch))
+        shown = "its own paths" if where == "same" else scratch
+        log(f"second build in {shown} (ccache off); kept in {scratch} if it differs")
+        same = compare(wheels, rebuild(scratch, same_paths=where == "same"))
         keep = keep or not same
     finally:
         if keep:
