@@ -47,9 +47,12 @@ USE_CCACHE ?=
 DEPS_AS_OF ?= source
 # days added to the source's date for DEPS_AS_OF=source (same-week fixes included)
 DEPS_GRACE_DAYS ?= 14
+# make rebuild-check builds at other paths (a scratch dir) or the first build's same paths
+REBUILD_PATHS ?= other
 
 export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
-       WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE DEPS_AS_OF DEPS_GRACE_DAYS
+       WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE DEPS_AS_OF DEPS_GRACE_DAYS \
+       REBUILD_PATHS
 
 # venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)

@@ -166,8 +166,9 @@ def scratch_source(repo: Path, scratch_repo: Path, env: dict[str, str]) -> dict[
     return {"SOURCE": "local"}
 
 
-def rebuild(scratch: Path, same_paths: bool = False) -> list[Path]:
-    """Run source, build and repair for the same source again; the repaired wheels.
+def rebuild(scratch: Path, same_paths: bool = False) -> tuple[list[Path], list[Path]]:
+    """Run source, build and repair for the same source again: the repaired wheels,
+    and the second build's trees outside ``scratch`` (same paths only).
 
     Other paths (the default): under ``scratch``, with REPO_DIR and the work
     directory in the same relative layout.  Same paths: at the first build's own
@@ -186,7 +187,7 @@ def rebuild(scratch: Path, same_paths: bool = False) -> list[Path]:
         env.update(REPO_DIR=str(second_repo), NW_WORK_DIR=str(second_work))
         _run_steps(env, second_work)
         _same_sdist(repo, second_repo)
-        return sorted((second_work / "repaired").glob("*.whl"))
+        return sorted((second_work / "repaired").glob("*.whl")), []
     if repo == work or repo in work.parents or work in repo.parents:
         raise ConfigurationError(f"REBUILD_PATHS=same needs REPO_DIR {repo} outside {work}")
     facts = _marker(repo)
@@ -196,20 +197,23 @@ def rebuild(scratch: Path, same_paths: bool = False) -> list[Path]:
             "is a tree of yours (use REBUILD_PATHS=other)"
         )
     env.update(scratch_source(repo, repo, env), REPO_DIR=str(repo), NW_WORK_DIR=str(work))
+    # Siblings, on the same filesystem: moving them is a rename.
     first = {path: path.with_name(f".{path.name}.first-build") for path in (repo, work)}
-    second = {path: scratch / f"second-{path.name}" for path in (repo, work)}
+    second = {path: path.with_name(f".{path.name}.second-build") for path in (repo, work)}
+    for path in second.values():
+        shutil.rmtree(path, ignore_errors=True)
     log(f"the first build's {repo} and {work} wait in .NAME.first-build until the check ends")
     for path, aside in first.items():
         os.replace(path, aside)
     try:
-        _run_steps(env, work)
+        _run_steps(env, second[work])  # where its logs are when the check ends
         _same_sdist(first[repo], repo)
     finally:
         for path, aside in first.items():
             if path.exists():
-                shutil.move(path, second[path])  # kept for inspection under scratch
+                os.replace(path, second[path])
             os.replace(aside, path)
-    return sorted((second[work] / "repaired").glob("*.whl"))
+    return sorted((second[work] / "repaired").glob("*.whl")), list(second.values())
 
 
 def _marker(repo: Path) -> dict:
@@ -259,17 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.scratch:
         args.scratch.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="rebuild-", dir=args.scratch))
-    keep = args.keep
+    keep, trees, same = args.keep, [], False
     try:
-        shown = "its own paths" if where == "same" else scratch
-        log(f"second build in {shown} (ccache off); kept in {scratch} if it differs")
-        same = compare(wheels, rebuild(scratch, same_paths=where == "same"))
-        keep = keep or not same
+        log(f"second build in {'its own paths' if where == 'same' else scratch} (ccache off)")
+        second, trees = rebuild(scratch, same_paths=where == "same")
+        same = compare(wheels, second)
     finally:
-        if keep:
-            log(f"the second build is kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+        keep = keep or not same  # a failed or differing second build stays for inspection
+        for path in [scratch, *trees]:
+            if keep:
+                log(f"the second build is kept in {path}")
+            else:
+                shutil.rmtree(path, ignore_errors=True)
     if not same:
         raise FatalError("the second build differs from the first (see above)")
     return 0

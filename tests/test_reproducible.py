@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import provenance
 import pytest
 import rebuild_check
-from conftest import ROOT, clean_env, make
+from conftest import CACHE, ROOT, VENV_BIN, clean_env, make
 from nwlib import file_hash
+from test_numpy_e2e import WORK
 
 FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
 COMMIT_TIME = "2025-06-01T12:00:00+00:00"
@@ -185,3 +188,72 @@ def test_rebuild_check_refuses_a_wheel_changed_since_the_build(tmp_path):
         f"{wheel.name} changed since the build: sha256 {file_hash(wheel)}, "
         f"build-report.json says {'0' * 64}"
     ) in proc.stderr
+
+
+# ------------------------------------------------------------------ real NumPy
+
+# The first NumPy build is test_numpy_e2e's when it ran in this session (its
+# report is newer than this module's import); otherwise this test makes it.
+SESSION_START = time.time()
+
+
+@pytest.fixture(scope="module")
+def numpy_first(tmp_path_factory) -> dict[str, str]:
+    """The settings of the first NumPy build, made here unless test_numpy_e2e's is fresh."""
+    env = {
+        "REPO_DIR": str(WORK / "numpy"),
+        "WHEEL_SDIR": str(WORK / "wheelhouse"),
+        "NW_WORK_DIR": str(WORK / "work"),
+        "NW_SDIST_CACHE": str(CACHE / "sdist"),
+        "CCACHE_DIR": str(CACHE / "ccache"),
+        "NW_OPENBLAS_CACHE": str(CACHE / "openblas"),
+    }
+    report = WORK / "wheelhouse" / "build-report.json"
+    if not (report.is_file() and report.stat().st_mtime > SESSION_START):
+        for old in (WORK / "wheelhouse").glob("*.whl"):
+            old.unlink()
+        tmp_path = tmp_path_factory.mktemp("numpy-first")
+        first = make("wheels", tmp_path=tmp_path, env=env, timeout=3600)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    return env
+
+
+@pytest.mark.slow
+def test_numpy_rebuilt_from_nothing_but_downloads_is_byte_identical(numpy_first, tmp_path):
+    env, report_path = numpy_first, WORK / "wheelhouse" / "build-report.json"
+    (entry,) = json.loads(report_path.read_text())["wheels"]
+    # WHEN the same sdist is built again at the same paths (NumPy records its
+    # build Python and OpenBLAS paths in __config__.py), from a fresh tree, a
+    # fresh build venv and meson directory, with ccache off
+    start = time.monotonic()
+    env = {**env, "REBUILD_PATHS": "same"}
+    check = make("rebuild-check", tmp_path=tmp_path, env=env, timeout=5400)
+    seconds = time.monotonic() - start
+    (WORK / "rebuild-check.log").write_text(
+        f"{seconds:.0f} s\n{check.stdout}\n{check.stderr}", encoding="utf-8"
+    )
+    # THEN the repaired wheel is byte-identical
+    assert check.returncode == 0, check.stdout[-5000:] + check.stderr[-5000:]
+    assert f"{entry['name']}: reproducible, sha256 {entry['sha256']}" in check.stdout
+    assert not list(WORK.glob(".*.second-build"))  # removed once it matched
+    assert (WORK / "numpy" / "numpy").is_dir() and (WORK / "work" / "venv-build").is_dir()
+
+
+@pytest.mark.slow
+def test_numpy_provenance_names_sdist_and_openblas_by_digest(numpy_first):
+    record_path = WORK / "wheelhouse" / provenance.FILENAME
+    record = json.loads(record_path.read_text())
+    (entry,) = json.loads((WORK / "wheelhouse" / "build-report.json").read_text())["wheels"]
+    assert record["subject"] == [{"name": entry["name"], "digest": {"sha256": entry["sha256"]}}]
+    sdist, blas, *installed = record["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert sdist["name"] == "numpy-2.4.6.tar.gz"
+    assert sdist["digest"]["sha256"] == file_hash(CACHE / "sdist" / "numpy-2.4.6.tar.gz")
+    assert blas["name"].startswith("scipy_openblas64-")
+    assert blas["digest"]["sha256"] == file_hash(CACHE / "openblas" / "downloads" / blas["name"])
+    names = {d["name"].lower() for d in installed}
+    assert {"meson-python", "cython", "meson", "ninja"} <= names
+    for schema in ("in-toto-statement-v1.json", "slsa-provenance-v1.json"):
+        cmd = [str(VENV_BIN / "check-jsonschema"), "--schemafile"]
+        cmd += [str(ROOT / "tests" / "schemas" / schema), str(record_path)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
