@@ -204,11 +204,20 @@ def reproducible_env(settings: Settings, env: dict[str, str]) -> dict[str, str]:
     wheels): SOURCE_DATE_EPOCH from the source (yours wins), a fixed hash seed for
     the code generators; library_call's ``umask 022`` fixes file modes."""
     env = {**env, "PYTHONHASHSEED": "0"}
-    if not env.get("SOURCE_DATE_EPOCH"):
-        epoch = source_epoch(settings)
-        if epoch is not None:
-            env["SOURCE_DATE_EPOCH"] = str(epoch)
+    epoch = build_epoch(settings)
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = str(epoch)
     return env
+
+
+def build_epoch(settings: Settings) -> int | None:
+    """The SOURCE_DATE_EPOCH of the build: yours when set, else the source's."""
+    given = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not given:
+        return source_epoch(settings)
+    if not given.isdigit():
+        raise ConfigurationError(f"SOURCE_DATE_EPOCH={given!r} is not a Unix time")
+    return int(given)
 
 
 _EPOCHS: dict[Path, int | None] = {}
@@ -721,6 +730,9 @@ def _deps_json(settings: Settings) -> dict | None:
 
 def write_provenance(settings: Settings, report: dict, started: datetime) -> None:
     """$WHEEL_SDIR/build-provenance.intoto.json beside the report (scripts/provenance.py)."""
+    if not report["wheels"]:  # no subject; an older record would pair with the new report
+        (settings.wheel_sdir / provenance.FILENAME).unlink(missing_ok=True)
+        return
     try:
         marker = json.loads((settings.repo_dir / SOURCE_MARKER).read_text())
     except (OSError, ValueError):
@@ -732,12 +744,19 @@ def write_provenance(settings: Settings, report: dict, started: datetime) -> Non
         repo_url=settings.repo_url,
         build_python=venv_bin(BUILD_VENV) / "python",
         openblas=provenance.openblas_prepared() if report["openblas"] else None,
-        source_date_epoch=_EPOCHS.get(settings.repo_dir),
+        source_date_epoch=_epoch_or_none(settings),
         started=started,
         finished=datetime.now(UTC),
         byproducts=[settings.wheel_sdir / "build-report.json"],
     )
     provenance.write(settings.wheel_sdir, record)
+
+
+def _epoch_or_none(settings: Settings) -> int | None:
+    try:
+        return build_epoch(settings)
+    except FatalError:  # the run failed before its source had a date
+        return None
 
 
 def print_report(report: dict) -> None:

@@ -105,32 +105,46 @@ def test_credentials_in_the_source_url_stay_out(tmp_path, no_ci):
     assert "s3cret" not in json.dumps(data)
 
 
-def test_github_run_is_the_builder(tmp_path, no_ci, monkeypatch):
-    for name, value in {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_SERVER_URL": "https://github.example",
-        "GITHUB_REPOSITORY": "org/numpy-wheels",
-        "GITHUB_RUN_ID": "123",
-        "GITHUB_RUN_ATTEMPT": "2",
-    }.items():
-        monkeypatch.setenv(name, value)
-    run = record(tmp_path)["predicate"]["runDetails"]
-    assert run["builder"]["id"] == "https://github.example/org/numpy-wheels/actions/runs/123"
-    assert run["metadata"]["invocationId"].endswith("/actions/runs/123/attempts/2")
+GITHUB = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_SERVER_URL": "https://github.example",
+    "GITHUB_REPOSITORY": "org/numpy-wheels",
+    "GITHUB_RUN_ID": "123",
+    "GITHUB_RUN_ATTEMPT": "2",
+}
+AZURE = {
+    "TF_BUILD": "True",
+    "SYSTEM_COLLECTIONURI": "https://dev.example/numpy/",
+    "SYSTEM_TEAMPROJECT": "numpy wheels",
+    "BUILD_BUILDID": "77",
+    "SYSTEM_JOBID": "j1",
+}
 
 
-def test_azure_run_is_the_builder(tmp_path, no_ci, monkeypatch):
-    for name, value in {
-        "TF_BUILD": "True",
-        "SYSTEM_COLLECTIONURI": "https://dev.example/numpy/",
-        "SYSTEM_TEAMPROJECT": "numpy wheels",
-        "BUILD_BUILDID": "77",
-    }.items():
+@pytest.mark.parametrize(
+    ("variables", "builder", "invocation"),
+    [
+        (
+            GITHUB,
+            "https://github.example/org/numpy-wheels/actions/runs/123",
+            "https://github.example/org/numpy-wheels/actions/runs/123/attempts/2",
+        ),
+        (
+            AZURE,
+            "https://dev.example/numpy/numpy%20wheels/_build/results?buildId=77",
+            "https://dev.example/numpy/numpy%20wheels/_build/results?buildId=77&view=logs&j=j1&attempt=1",
+        ),
+    ],
+    ids=["github", "azure"],
+)
+def test_the_ci_run_is_the_builder(tmp_path, no_ci, monkeypatch, variables, builder, invocation):
+    for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    builder = record(tmp_path)["predicate"]["runDetails"]["builder"]["id"]
-    assert builder == "https://dev.example/numpy/numpy%20wheels/_build/results?buildId=77"
-    path = provenance.write(tmp_path, record(tmp_path))
-    assert validate(path).returncode == 0
+    data = record(tmp_path)
+    assert data["predicate"]["runDetails"]["builder"]["id"] == builder
+    assert data["predicate"]["runDetails"]["metadata"]["invocationId"] == invocation
+    proc = validate(provenance.write(tmp_path, data))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_the_schemas_reject_what_the_specs_forbid(tmp_path, no_ci):
@@ -190,7 +204,7 @@ def test_make_wheels_writes_a_valid_record_of_its_wheels(tmp_path):
     (wheel,) = wheelhouse.glob("*.whl")
     assert data["subject"] == [{"name": wheel.name, "digest": {"sha256": file_hash(wheel)}}]
     build = data["predicate"]["buildDefinition"]
-    assert build["internalParameters"]["SOURCE_DATE_EPOCH"] is None  # yours, not the source's
+    assert build["internalParameters"]["SOURCE_DATE_EPOCH"] == 1748779200  # yours wins
     assert build["resolvedDependencies"][0]["uri"] == project.as_uri()
     names = {d["name"] for d in build["resolvedDependencies"][1:]}
     assert "pip" in names  # the build environment as installed
