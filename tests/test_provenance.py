@@ -5,7 +5,6 @@ written from the two specifications (tests/schemas/) with check-jsonschema."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ import provenance
 import pytest
 from conftest import ROOT, VENV_BIN, make
 from nwlib import file_hash
+from test_pipeline import fixture_copy, settings
 
 SCHEMAS = [
     ROOT / "tests" / "schemas" / n for n in ("in-toto-statement-v1.json", "slsa-provenance-v1.json")
@@ -184,16 +184,9 @@ def test_a_run_without_wheels_leaves_no_record(tmp_path, no_ci):
 
 def test_make_wheels_writes_a_valid_record_of_its_wheels(tmp_path):
     # GIVEN the fixture as a plain local directory, WHEN make wheels runs
-    project = tmp_path / "clib-demo"
-    shutil.copytree(FIXTURE, project, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    project = fixture_copy(tmp_path)
     wheelhouse = tmp_path / "wheelhouse"
-    env = {
-        "REPO_DIR": str(project),
-        "CONFIG_PATH": str(project / "config.sh"),
-        "WHEEL_SDIR": str(wheelhouse),
-        "NW_WORK_DIR": str(tmp_path / "work"),
-        "SOURCE_DATE_EPOCH": "1748779200",
-    }
+    env = settings(tmp_path, project, SOURCE_DATE_EPOCH="1748779200")
     proc = make("wheels", tmp_path=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # THEN the record beside the report validates and names the wheel by sha256

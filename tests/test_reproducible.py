@@ -19,6 +19,8 @@ import rebuild_check
 from conftest import CACHE, ROOT, VENV_BIN, clean_env, make
 from nwlib import file_hash
 from test_numpy_e2e import WORK
+from test_pipeline import fixture_copy
+from test_pipeline import settings as local_settings
 
 FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
 COMMIT_TIME = "2025-06-01T12:00:00+00:00"
@@ -260,15 +262,8 @@ def test_numpy_provenance_names_sdist_and_openblas_by_digest(numpy_first):
 
 
 def test_a_bad_source_date_epoch_is_one_line(tmp_path):
-    project = tmp_path / "clib-demo"
-    shutil.copytree(FIXTURE, project, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    env = {
-        "REPO_DIR": str(project),
-        "CONFIG_PATH": str(project / "config.sh"),
-        "NW_WORK_DIR": str(tmp_path / "work"),
-        "SOURCE_DATE_EPOCH": "yesterday",
-        "DEPS_AS_OF": "now",
-    }
+    project = fixture_copy(tmp_path)
+    env = local_settings(tmp_path, project, SOURCE_DATE_EPOCH="yesterday", DEPS_AS_OF="now")
     proc = make("build", tmp_path=tmp_path, env=env)
     assert proc.returncode != 0
     assert "steps.py: error: SOURCE_DATE_EPOCH='yesterday' is not a Unix time" in proc.stderr
