@@ -47,9 +47,12 @@ USE_CCACHE ?=
 DEPS_AS_OF ?= source
 # days added to the source's date for DEPS_AS_OF=source (same-week fixes included)
 DEPS_GRACE_DAYS ?= 14
+# make rebuild-check builds at other paths (a scratch dir) or the first build's same paths
+REBUILD_PATHS ?= other
 
 export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
-       WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE DEPS_AS_OF DEPS_GRACE_DAYS
+       WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE DEPS_AS_OF DEPS_GRACE_DAYS \
+       REBUILD_PATHS
 
 # venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
@@ -101,6 +104,10 @@ check: setup
 .PHONY: test-wheel  ## Install the repaired wheel in a clean venv, run run_tests, publish to $(WHEEL_SDIR)/
 test-wheel: setup
 	$(STEP) test-wheel
+
+.PHONY: rebuild-check  ## Build the source again in a scratch checkout (ccache off); wheels must match by sha256
+rebuild-check: setup
+	$(BIN)/python scripts/rebuild_check.py
 
 .PHONY: stage  ## Upload $(WHEEL_SDIR)/*.whl to anaconda.org or a package index
 stage: setup

@@ -129,7 +129,7 @@ function _nw_build_env { # <plat> <build commands> <libc> <with MB_ML_VER: 1 or 
     if [ -n "$with_ml_ver" ]; then _nw_env+=("MB_ML_VER=$MB_ML_VER"); fi
     _nw_env+=("MB_ML_LIBC=$libc")
     local name
-    for name in NW_DEFER_REPAIR NW_REPAIR_LIBRARY_PATH AUDITWHEEL_PLAT NW_DEPS_AS_OF; do
+    for name in NW_DEFER_REPAIR NW_REPAIR_LIBRARY_PATH AUDITWHEEL_PLAT NW_DEPS_AS_OF SOURCE_DATE_EPOCH PYTHONHASHSEED; do
         if [ -n "${!name}" ]; then _nw_env+=("$name=${!name}"); fi
     done
 }

@@ -26,13 +26,15 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
+import provenance
 from deps_as_of import DepsDate, explain_failure, git_commit_time, pip_env, resolve
 from nwlib import (
     ConfigurationError,
@@ -182,7 +184,8 @@ def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None
     Linux defines the container (or native) wrappers and on macOS sources
     osx_utils.sh, $ENV_VARS_PATH, configure_build.sh and $CONFIG_PATH.
     """
-    script = "set -e; source multibuild/common_utils.sh; source multibuild/travis_steps.sh; " + call
+    script = "set -e; umask 022; source multibuild/common_utils.sh; "
+    script += "source multibuild/travis_steps.sh; " + call
     env = dict(os.environ)
     env.update(
         REPO_DIR=os.path.relpath(settings.repo_dir, ROOT),
@@ -193,7 +196,56 @@ def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None
         NW_BUILD_DIR=str(meson_build_dir(settings.repo_dir)),
     )
     env.update(extra_env or {})
-    return ["bash", "-c", script], dated_env(settings, env)
+    return ["bash", "-c", script], reproducible_env(settings, dated_env(settings, env))
+
+
+def reproducible_env(settings: Settings, env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a build that gives the same bytes every time (README: Reproducible
+    wheels): SOURCE_DATE_EPOCH from the source (yours wins), a fixed hash seed for
+    the code generators; library_call's ``umask 022`` fixes file modes."""
+    env = {**env, "PYTHONHASHSEED": "0"}
+    epoch = build_epoch(settings)
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = str(epoch)
+    return env
+
+
+def build_epoch(settings: Settings) -> int | None:
+    """The SOURCE_DATE_EPOCH of the build: yours when set, else the source's."""
+    given = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not given:
+        return source_epoch(settings)
+    if not given.isdigit():
+        raise ConfigurationError(f"SOURCE_DATE_EPOCH={given!r} is not a Unix time")
+    return int(given)
+
+
+_EPOCHS: dict[Path, int | None] = {}
+
+
+def source_epoch(settings: Settings) -> int | None:
+    """SOURCE_DATE_EPOCH for the source: its commit time (git), the newest member
+    time of its sdist archive, or None for a plain local directory (said once)."""
+    repo = settings.repo_dir
+    if repo in _EPOCHS:
+        return _EPOCHS[repo]
+    try:
+        facts = json.loads((repo / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        facts = {}
+    epoch, archive = None, SDIST_CACHE / facts.get("file", "-")
+    if facts.get("kind") == "sdist" and archive.is_file():
+        with tarfile.open(archive) as tar:
+            epoch = max(int(m.mtime) for m in tar.getmembers())
+    elif facts.get("kind") != "sdist" and git_commit_time(repo):
+        epoch = int(git_commit_time(repo).timestamp())
+    else:  # an sdist whose archive left the cache: its upload time
+        moment = source_time(settings)[0]
+        epoch = int(moment.timestamp()) if moment else None
+    if epoch is None:
+        log(f"SOURCE_DATE_EPOCH: {repo.name} has no date; set it for reproducible wheels")
+    _EPOCHS[repo] = epoch
+    return epoch
 
 
 _DEPS_DATES: dict[Path, DepsDate] = {}
@@ -705,6 +757,37 @@ def _deps_json(settings: Settings) -> dict | None:
         return None
 
 
+def write_provenance(settings: Settings, report: dict, started: datetime) -> None:
+    """$WHEEL_SDIR/build-provenance.intoto.json beside the report (scripts/provenance.py)."""
+    if not report["wheels"]:  # no subject; an older record would pair with the new report
+        (settings.wheel_sdir / provenance.FILENAME).unlink(missing_ok=True)
+        return
+    try:
+        marker = json.loads((settings.repo_dir / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        marker = {}
+    record = provenance.statement(
+        report,
+        marker=marker,
+        repo_dir=settings.repo_dir,
+        repo_url=settings.repo_url,
+        build_python=venv_bin(BUILD_VENV) / "python",
+        openblas=provenance.openblas_prepared() if report["openblas"] else None,
+        source_date_epoch=_epoch_or_none(settings),
+        started=started,
+        finished=datetime.now(UTC),
+        byproducts=[settings.wheel_sdir / "build-report.json"],
+    )
+    provenance.write(settings.wheel_sdir, record)
+
+
+def _epoch_or_none(settings: Settings) -> int | None:
+    try:
+        return build_epoch(settings)
+    except FatalError:  # the run failed before its source had a date
+        return None
+
+
 def print_report(report: dict) -> None:
     print(f"\n{'step':<12} {'seconds':>9}  status")
     for step in report["steps"]:
@@ -717,6 +800,7 @@ def print_report(report: dict) -> None:
 
 def run_all(settings: Settings) -> int:
     STEP_RECORD.unlink(missing_ok=True)
+    started = datetime.now(UTC)
     source, built = "", []
     try:
         for name in STEPS:
@@ -726,6 +810,7 @@ def run_all(settings: Settings) -> int:
             source = result.detail if name == "source" else source
     finally:
         report = write_report(settings, source, built)
+        write_provenance(settings, report, started)
         print_report(report)
     return 0
 
