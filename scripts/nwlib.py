@@ -33,7 +33,10 @@ __all__ = [
     "DownloadError",
     "FatalError",
     "NothingToDoError",
+    "add_version_option",
     "atomic_write",
+    "ci_error",
+    "colour",
     "download",
     "error_reason",
     "file_hash",
@@ -41,6 +44,7 @@ __all__ = [
     "run_main",
     "safe_extract",
     "sanitize_url",
+    "toolkit_version",
 ]
 
 CHUNK = 1 << 16
@@ -72,13 +76,67 @@ class HTTPStatusError(DownloadError):
 
 # There is only one stderr per process, so a module-level verbosity is justified.
 VERBOSE = bool(os.environ.get("NW_VERBOSE"))
+QUIET = bool(os.environ.get("NW_QUIET"))  # only errors and results
 
 
 def log(message: str, *, verbose_only: bool = False) -> None:
     """Progress and diagnostics go to stderr; stdout is for results."""
-    if verbose_only and not VERBOSE:
+    if (verbose_only and not VERBOSE) or QUIET:
         return
     print(message, file=sys.stderr, flush=True)
+
+
+def toolkit_version() -> str:
+    """The one version of the whole toolkit: the installed metadata, else pyproject.toml."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("numpy-wheels-toolkit")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+def add_version_option(parser: Any) -> None:
+    """``--version``: the program name and the toolkit's version (argparse)."""
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s (numpy-wheels-toolkit) {toolkit_version()}",
+    )
+
+
+_COLOURS = {"PASS": "32", "FAIL": "31", "WARN": "33", "passed": "32", "failed": "31"}
+
+
+def colour(word: str, stream: IO[str] | None = None, text: str | None = None) -> str:
+    """``text`` (default ``word``) coloured for PASS/FAIL/WARN on a terminal.
+
+    NO_COLOR (https://no-color.org) always wins; FORCE_COLOR colours a pipe too.
+    """
+    text = word if text is None else text
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or word not in _COLOURS:
+        return text
+    if not (os.environ.get("FORCE_COLOR") or (hasattr(stream, "isatty") and stream.isatty())):
+        return text
+    return f"\033[{_COLOURS[word]}m{text}\033[0m"
+
+
+def ci_error(message: str, title: str = "") -> None:
+    """An error annotation in the CI's own syntax (GitHub Actions, Azure Pipelines)."""
+    first = message.strip().splitlines()[0] if message.strip() else title
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        # workflow-command escaping: % and newlines in data, also : and , in properties
+        def esc(text: str) -> str:
+            return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+        prop = esc(title).replace(":", "%3A").replace(",", "%2C")
+        print(f"::error{' title=' + prop if title else ''}::{esc(first)}", flush=True)
+    elif os.environ.get("TF_BUILD"):
+        print(f"##vso[task.logissue type=error]{first}", flush=True)
 
 
 def run_main(main: Callable[[list[str] | None], int], prog: str) -> None:
@@ -87,6 +145,7 @@ def run_main(main: Callable[[list[str] | None], int], prog: str) -> None:
         code = main(None)
     except FatalError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        ci_error(str(exc), prog)
         code = exc.return_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

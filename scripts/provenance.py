@@ -208,7 +208,7 @@ def statement(
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
-                    "BUILD_COMMIT": report["build_commit"],
+                    "BUILD_COMMIT": report.get("build_commit", ""),  # none for a local tree
                     "SOURCE": marker.get("kind", "local"),
                     "PLAT": report["platform"],
                     "MB_ML_VER": env.get("MB_ML_VER", ""),

