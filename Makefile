@@ -27,7 +27,7 @@ NIGHTLY_BUILD_COMMIT ?= main
 SOURCE ?= auto
 # target architecture (x86_64, i686, aarch64, ...)
 PLAT ?= $(shell uname -m)
-# manylinux policy (2014, _2_28); empty: best the build allows
+# policy: 1, 2010, 2014 or _2_NN (e.g. _2_28); musllinux _1_N; empty: best the build allows
 MB_ML_VER ?=
 # manylinux | musllinux
 MB_ML_LIBC ?= manylinux
@@ -50,21 +50,60 @@ DEPS_GRACE_DAYS ?= 14
 # make rebuild-check builds at other paths (a scratch dir) or the first build's same paths
 REBUILD_PATHS ?= other
 
+# -- read by `make stage` and `make set-commit` (from here, the command line or the environment)
+# anaconda.org org to stage to; empty: chosen from BUILD_COMMIT and NIGHTLY
+ANACONDA_ORG ?=
+# anaconda.org token (secret: help shows only whether it is set)
+ANACONDA_TOKEN ?=
+# file holding the anaconda.org token, instead of ANACONDA_TOKEN
+ANACONDA_TOKEN_FILE ?=
+# a PyPI-compatible index URL to stage to with twine instead of anaconda.org
+STAGE_REPOSITORY_URL ?=
+# 1: replace files already staged (--force instead of --skip-existing)
+STAGE_FORCE ?=
+# 1: print the upload commands (token as ***), upload nothing
+DRY_RUN ?=
+# 1: a nightly run (stage to the nightly org), as a scheduled CI run is
+NIGHTLY ?=
+# the ref `make set-commit` writes into every CI file and BUILD_COMMIT's default
+COMMIT ?=
+# -- output of scripts/steps.py (make wheels and the steps)
+# 1: only errors and the summary; step output stays in build/logs/
+NW_QUIET ?=
+# 1: say more
+NW_VERBOSE ?=
+
 export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
        WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE DEPS_AS_OF DEPS_GRACE_DAYS \
-       REBUILD_PATHS
+       REBUILD_PATHS NW_QUIET NW_VERBOSE
 
 # venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
 STEP := $(BIN)/python scripts/steps.py
 
-.PHONY: help  ## Show this help
+MAKEFILE := $(firstword $(MAKEFILE_LIST))
+# every `NAME ?=` setting above, in order, for `make help`
+SETTINGS := $(shell sed -n 's/^\([A-Z_]*\) ?=.*/\1/p' $(MAKEFILE))
+# a setting's effective value, quoted for the shell; secrets only as (set)
+help_value = '$(if $(filter %TOKEN %PASSWORD,$(1)),$(if $($(1)),(set)),$(subst ','\'',$($(1))))'
+
+.PHONY: help  ## Show this help, with every setting's effective value
 help:
-	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE_LIST) | sed -E 's/^\.PHONY: ([a-z-]+) +## (.*)/\1\t\2/' \
-	  | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
-	@echo; echo "Settings (override with VAR=value):"
-	@awk '/^# / {doc=substr($$0, 3)} /^[A-Z_]+ \?=/ {v=$$0; sub(/^[A-Z_]+ \?= ?/, "", v); \
-	  printf "  %-20s %-18s %s\n", $$1, (v == "" ? "(empty)" : v), doc; doc=""}' $(MAKEFILE_LIST)
+	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE) | sed -E 's/^\.PHONY: ([a-z-]+) +## (.*)/\1\t\2/' \
+	  | NW_HELP_SDIR=$(call help_value,WHEEL_SDIR) awk -F'\t' \
+	    '{gsub(/\$$\(WHEEL_SDIR\)/, ENVIRON["NW_HELP_SDIR"], $$2); printf "  %-12s %s\n", $$1, $$2}'
+	@echo; echo "Settings, as this make sees them (override with VAR=value or the environment):"
+	@env $(foreach v,$(SETTINGS),NW_HELP_$(v)=$(call help_value,$(v))) \
+	  awk '/^# / {doc=substr($$0, 3)} /^[A-Z_]+ \?=/ {v=ENVIRON["NW_HELP_" $$1]; \
+	  printf "  %-20s %-18s %s\n", $$1, (v == "" ? "(empty)" : v), doc; doc=""}' $(MAKEFILE)
+
+.PHONY: version  ## Print the toolkit's version
+version:
+	@$(PYTHON) -c 'import sys; sys.path.insert(0, "scripts"); import nwlib; print("numpy-wheels-toolkit", nwlib.toolkit_version())'
+
+# An unknown target (`make wheel`): name the nearest one.
+.DEFAULT:
+	@echo "make: no target '$(subst ','\'',$@)'$$($(PYTHON) -c 'import difflib, sys; m = difflib.get_close_matches(sys.argv[1], sys.argv[2:], 1, 0.5); print(f"; did you mean make {m[0]}?" if m else "")' '$(subst ','\'',$@)' $$(sed -nE 's/^\.PHONY: ([a-z-]+) +## .*/\1/p' $(MAKEFILE))) (make help lists them)" >&2; exit 2
 
 .PHONY: setup  ## Create .venv with the toolkit's pinned dependencies
 setup: $(VENV)/.installed
@@ -131,6 +170,7 @@ lint: setup
 test: lint
 	$(BIN)/pytest
 
-.PHONY: benchmark  ## Run the benchmarks/ scripts (prints ratios, never fails on time)
+.PHONY: benchmark  ## Run the benchmarks/ scripts: builds NumPy, ~20 minutes, some GiB of disk
 benchmark: setup
+	@echo "benchmark: builds NumPy from source twice (~20 minutes on 2 cores, a few GiB in build/); Ctrl-C to stop"
 	for b in benchmarks/*.py; do $(BIN)/python "$$b"; done
