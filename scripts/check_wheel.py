@@ -1505,6 +1505,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the NumPy-specific checks (on by default for wheels of the project numpy)",
     )
+    nwlib.add_version_option(parser)
     args = parser.parse_args(argv)
     if args.expect_openblas is not None and not re.match(
         r"^\d+\.\d+\.\d+(\.[0-9A-Za-z]+)*$", args.expect_openblas

@@ -825,7 +825,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fetch, verify and unpack OpenBLAS for a NumPy wheel build; "
         "print the prepared directory.",
         epilog="Also read: MB_ML_VER and MB_ML_LIBC (Linux target libc), "
-        "NW_OPENBLAS_SHA256_TABLE (a JSON file of extra legacy sha256 entries).",
+        "NW_OPENBLAS_SHA256_TABLE (a JSON file of extra legacy sha256 entries). "
+        "Exit status: 0 done, 1 a download or check failed, 2 bad input, 3 nothing matched.",
     )
     parser.add_argument(
         "--plat",
@@ -900,6 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NUMPY_VERSION",
         help="print the scipy-openblas pins of a NumPy release's sdist",
     )
+    nwlib.add_version_option(parser)
     return parser
 
 

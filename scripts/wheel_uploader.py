@@ -38,7 +38,6 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit
 
 import nwlib
 
-__version__ = "1.0"
 PROG = "wheel-uploader"
 
 DEFAULT_STAGING = "https://pypi.anaconda.org/multibuild-wheels-staging/simple/{project}/"
@@ -240,7 +239,7 @@ def _page_session(retries: int):
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.headers["User-Agent"] = f"{PROG}/{__version__}"
+    session.headers["User-Agent"] = f"{PROG}/{nwlib.toolkit_version()}"
     return session
 
 
@@ -899,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--files", action="store_true", help="upload the local FILEs given (no staging lookup)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="say more (never secrets)")
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    nwlib.add_version_option(parser)
     return parser
 
 
