@@ -448,7 +448,11 @@ def test_bad_command_lines(tmp_path):
         "wheel-uploader: error: VERSION 'not a version' is not a valid version"
     )
     proc = run_cli(tmp_path, "--version")
-    assert (proc.returncode, proc.stdout.strip()) == (0, "wheel-uploader 1.0")
+    version = nwlib.toolkit_version()  # one version for the whole toolkit
+    assert (proc.returncode, proc.stdout.strip()) == (
+        0,
+        f"wheel-uploader (numpy-wheels-toolkit) {version}",
+    )
     shim = subprocess.run(
         [ROOT / "scripts" / "wheel-uploader", "--help"], capture_output=True, text=True
     )
