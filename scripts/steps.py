@@ -371,17 +371,7 @@ def make_venv(python: str, venv: Path) -> None:
 def step_source(settings: Settings) -> str:
     """Put the source of BUILD_COMMIT into REPO_DIR; returns a one-line description."""
     repo = settings.repo_dir
-    marker = repo / SOURCE_MARKER
-    kind = settings.source
-    if kind == "auto":
-        if repo.is_dir() and not marker.exists():
-            # Somebody else's source: a plain tree is built as it is, a git
-            # checkout (a submodule, say) is updated in place, as clean_code did.
-            kind = "git" if (repo / ".git").exists() else "local"
-        elif RELEASE_TAG.match(settings.build_commit):
-            kind = "sdist"
-        else:
-            kind = "git"
+    kind = source_kind(settings)
     if kind == "local":
         if not repo.is_dir():
             raise ConfigurationError(f"REPO_DIR {repo} does not exist (SOURCE=local)")
@@ -391,6 +381,18 @@ def step_source(settings: Settings) -> str:
     if kind == "sdist":
         return fetch_sdist(settings)
     return fetch_git(settings)
+
+
+def source_kind(settings: Settings) -> str:
+    """What SOURCE=auto means here: git, sdist or local (others as given)."""
+    repo, kind = settings.repo_dir, settings.source
+    if kind != "auto":
+        return kind
+    if repo.is_dir() and not (repo / SOURCE_MARKER).exists():
+        # Somebody else's source: a plain tree is built as it is, a git
+        # checkout (a submodule, say) is updated in place, as clean_code did.
+        return "git" if (repo / ".git").exists() else "local"
+    return "sdist" if RELEASE_TAG.match(settings.build_commit) else "git"
 
 
 def fetch_sdist(settings: Settings) -> str:
@@ -995,9 +997,11 @@ def banner_lines(settings: Settings) -> list[tuple[str, str]]:
     image = env.get("DOCKER_IMAGE", "") if sys.platform.startswith("linux") else ""
     engine = env.get("CONTAINER_ENGINE") or "docker"
     where = f"container {image} ({engine})" if image else f"native ({platform.machine()} host)"
-    source = f"{settings.source}: {sanitize_url(settings.repo_url)} {settings.build_commit}"
-    if settings.source == "local":
-        source = f"local directory {settings.repo_dir}"
+    kind = source_kind(settings)
+    source = {
+        "local": f"local directory {settings.repo_dir}",
+        "sdist": f"sdist of {settings.project} {settings.build_commit} from the index",
+    }.get(kind, f"git {sanitize_url(settings.repo_url)} {settings.build_commit}")
     libc = env.get("MB_ML_LIBC") or "manylinux"
     ml_ver = env.get("MB_ML_VER", "")
     policy = f"{libc}{ml_ver}" if ml_ver else f"{libc}: the best the build allows"

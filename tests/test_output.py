@@ -1,0 +1,383 @@
+"""What the toolkit says: bad settings refused before any work, `make help`'s
+effective values, the settings banner, the end summary, CI annotations, a
+truthful build-report.json, --version everywhere."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import nwlib
+import pytest
+import steps
+from conftest import ROOT, LoopbackServer, clean_env, make
+from test_pipeline import fixture_copy, settings
+
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+class Recorder(LoopbackServer):
+    """Answers 404 to everything and counts the requests (``hits``)."""
+
+    def respond(self, handler, route) -> None:
+        handler.send_error(404)
+
+
+def steps_py(*args: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "steps.py"), *args],
+        env=clean_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+# ------------------------------------------------------------ early validation
+
+BAD_SETTINGS = [
+    ("PLAT", "sparc",
+     "PLAT='sparc' is not one of: x86_64, i686, aarch64, ppc64le, s390x (on linux)"),
+    ("MB_ML_VER", "2_28", "MB_ML_VER='2_28' is not one of: 1, 2010, 2014, _2_NN (e.g. _2_28) "
+     "for manylinux; did you mean MB_ML_VER=_2_28?"),
+    ("MB_ML_VER", "manylinux2014", "MB_ML_VER='manylinux2014' is not one of: 1, 2010, 2014, "
+     "_2_NN (e.g. _2_28) for manylinux; did you mean MB_ML_VER=2014?"),
+    ("MB_ML_LIBC", "glibc", "MB_ML_LIBC='glibc' is not one of: manylinux, musllinux"),
+    ("SOURCE", "svn", "SOURCE='svn' is not one of: auto, git, sdist, local"),
+    ("DOCKER_PULL", "sometimes", "DOCKER_PULL='sometimes' is not one of: always, missing, never"),
+    ("CONTAINER_ENGINE", "lxc", "CONTAINER_ENGINE='lxc' is not one of: docker, podman"),
+    ("USE_CCACHE", "yes", "USE_CCACHE='yes' is not one of: 0, 1"),
+    ("NIGHTLY", "true", "NIGHTLY='true' is not one of: 0, 1"),
+    ("MB_PYTHON_VERSION", "3", "MB_PYTHON_VERSION='3' is not X.Y (e.g. 3.12)"),
+    ("TEST_LABEL", "fast'; rm -rf /", "TEST_LABEL=\"fast'; rm -rf /\" is not one of: fast, full, "
+     "or a pytest marker expression"),
+    ("DEPS_AS_OF", "yesterday", "DEPS_AS_OF='yesterday' is not source, now or an ISO date"),
+    ("DEPS_GRACE_DAYS", "two", "DEPS_GRACE_DAYS='two' is not a whole number of days"),
+]  # fmt: skip
+
+
+def _network_env(server: Recorder, tmp_path: Path) -> dict[str, str]:
+    """Every place the run would fetch from points at ``server``: the sdist index,
+    pip's index, the git remote; REPO_DIR does not exist yet (SOURCE=sdist)."""
+    return {
+        "NW_INDEX_URL": f"{server.base}/simple/",
+        "PIP_INDEX_URL": f"{server.base}/simple/",
+        "REPO_URL": f"{server.base}/numpy.git",
+        "REPO_DIR": str(tmp_path / "src"),
+        "BUILD_COMMIT": "v2.4.6",
+        "SOURCE": "sdist",
+        "NW_WORK_DIR": str(tmp_path / "work"),
+        "NW_SDIST_CACHE": str(tmp_path / "sdist-cache"),
+        "WHEEL_SDIR": str(tmp_path / "wheelhouse"),
+    }
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_SETTINGS)
+def test_bad_setting_is_refused_before_any_download(tmp_path, name, value, message):
+    # GIVEN a loopback server standing in for every source of the run
+    with Recorder() as server:
+        env = {**_network_env(server, tmp_path), name: value}
+        # WHEN the whole run is asked for with one bad setting
+        proc = steps_py("wheels", tmp_path=tmp_path, env=env)
+    # THEN one line names it with the valid values, exit 2, and nothing was fetched
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"steps.py: error: {message}")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert server.hits == {}
+    assert not (tmp_path / "src").exists() and not (tmp_path / "work").exists()
+
+
+def test_good_settings_do_reach_the_server(tmp_path):
+    # The control for the test above: the same run with good settings asks the index.
+    with Recorder() as server:
+        proc = steps_py("source", tmp_path=tmp_path, env=_network_env(server, tmp_path))
+    assert proc.returncode == 1
+    assert server.hits, proc.stderr
+
+
+def test_make_refuses_a_bad_setting_before_any_step(tmp_path):
+    with Recorder() as server:
+        env = {**_network_env(server, tmp_path), "MB_ML_VER": "2_28"}
+        proc = make("wheels", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 2
+    assert "steps.py: error: MB_ML_VER='2_28' is not one of" in proc.stderr
+    assert "==>" not in proc.stdout and server.hits == {}
+
+
+@pytest.mark.parametrize("ml_ver", ["1", "2010", "2014", "_2_24", "_2_28", "_2_34"])
+def test_multibuild_policies_are_accepted(ml_ver):
+    steps.validate_settings({"MB_ML_VER": ml_ver})
+    steps.validate_settings({"MB_ML_VER": "_1_2", "MB_ML_LIBC": "musllinux"})
+
+
+# ------------------------------------------------------------------- make help
+
+
+def _help_values(stdout: str) -> dict[str, str]:
+    part = stdout.split("Settings, as this make sees them", 1)[1]
+    return {m[1]: m[2] for m in re.finditer(r"^  ([A-Z_]+) +(\S+)", part, re.M)}
+
+
+def test_make_help_shows_effective_values_and_every_setting(tmp_path):
+    # GIVEN overrides on the command line and in the environment, and a secret
+    env = {"MB_ML_VER": "_2_28", "ANACONDA_TOKEN": "s3cr3t-t0ken"}
+    proc = make("help", "PLAT=aarch64", "WHEEL_SDIR=out", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    values = _help_values(proc.stdout)
+    # THEN the values this make would use, never the recipe text
+    assert values["PLAT"] == "aarch64"
+    assert values["MB_ML_VER"] == "_2_28"
+    assert values["WHEEL_SDIR"] == "out"
+    assert "report in out/" in proc.stdout
+    assert "$(" not in proc.stdout
+    assert values["ANACONDA_TOKEN"] == "(set)" and "s3cr3t" not in proc.stdout
+    # every `?=` setting of the Makefile and every exported one is listed with its meaning
+    makefile = (ROOT / "Makefile").read_text()
+    declared = re.findall(r"^([A-Z_]+) \?=", makefile, re.M)
+    exported = re.findall(r"\b([A-Z][A-Z_]+)\b", makefile.split("\nexport ", 1)[1].split("\n\n")[0])
+    assert set(exported) <= set(declared) == set(values)
+    for name in ("DRY_RUN", "NIGHTLY", "COMMIT", "ANACONDA_ORG", "ANACONDA_TOKEN_FILE",
+                 "STAGE_FORCE", "STAGE_REPOSITORY_URL", "NW_QUIET", "NW_VERBOSE"):  # fmt: skip
+        assert name in values
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("  DRY_RUN "))
+    assert "upload nothing" in line
+
+
+def test_make_help_evaluates_the_default_plat(tmp_path):
+    proc = make("help", tmp_path=tmp_path)
+    assert _help_values(proc.stdout)["PLAT"] == platform.machine()
+    assert _help_values(proc.stdout)["MB_ML_VER"] == "(empty)"
+
+
+@pytest.mark.parametrize(
+    ("typed", "suggestion"),
+    [("wheel", "; did you mean make wheels?"), ("sourc", "; did you mean make source?"),
+     ("xyzzy", "")],
+)  # fmt: skip
+def test_unknown_target_names_the_nearest(tmp_path, typed, suggestion):
+    proc = make(typed, tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert f"make: no target '{typed}'{suggestion} (make help lists them)" in proc.stderr
+
+
+def test_benchmark_says_first_that_it_builds_numpy(tmp_path):
+    proc = make("-n", "benchmark", tmp_path=tmp_path)
+    lines = proc.stdout.splitlines()
+    first = next(i for i, x in enumerate(lines) if "builds NumPy" in x)
+    assert "~20 minutes" in lines[first]
+    assert first < next(i for i, x in enumerate(lines) if "benchmarks/*.py" in x)
+
+
+# --------------------------------------------------------------------- banner
+
+
+def test_banner_comes_first_and_names_the_settings(tmp_path):
+    project = fixture_copy(tmp_path)
+    env = settings(tmp_path, project, MB_ML_VER="2014", PLAT="x86_64", DEPS_AS_OF="now")
+    proc = steps_py("source", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "numpy-wheels make source:"
+    end = lines.index("")
+    banner = {line[2:13].strip(): line[14:] for line in lines[1:end]}
+    assert banner["build"] == "native (x86_64 host)"
+    assert banner["source"] == f"local directory {project}"
+    assert banner["PLAT"] == "x86_64 (linux)"
+    assert banner["policy"] == "manylinux2014"
+    assert banner["deps as of"] == "now"
+    assert banner["work dir"] == str(tmp_path / "work")
+    assert banner["wheelhouse"] == str(tmp_path / "wheelhouse")
+    assert lines.index("==> source (clib-demo)") > end
+
+
+def test_banner_names_the_container():
+    env = {"DOCKER_IMAGE": "quay.io/pypa/manylinux_2_28_x86_64", "CONTAINER_ENGINE": "podman"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.delenv("MB_ML_VER", raising=False)
+        lines = dict(steps.banner_lines(steps.Settings.from_env()))
+    assert lines["build"] == "container quay.io/pypa/manylinux_2_28_x86_64 (podman)"
+    assert lines["policy"] == "manylinux: the best the build allows"
+
+
+def test_quiet_prints_no_banner_and_no_step_output(tmp_path):
+    project = fixture_copy(tmp_path)
+    proc = steps_py("source", tmp_path=tmp_path, env=settings(tmp_path, project, NW_QUIET="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout, proc.stderr) == ("", "")
+
+
+# ---------------------------------------------------------- end of a whole run
+
+
+@pytest.fixture(scope="module")
+def run_on_github(tmp_path_factory):
+    """`make wheels` of the fixture as on GitHub Actions, with a private ccache that
+    already counts one miss of somebody else's."""
+    tmp_path = tmp_path_factory.mktemp("github")
+    project = fixture_copy(tmp_path)
+    summary = tmp_path / "step-summary.md"
+    ccache_dir = tmp_path / "ccache"
+    env = settings(
+        tmp_path, project, GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary),
+        CCACHE_DIR=str(ccache_dir), USE_CCACHE="1",
+    )  # fmt: skip
+    (tmp_path / "other.c").write_text("int other(void) { return 1; }\n")
+    subprocess.run(
+        ["ccache", "gcc", "-c", "other.c", "-o", "other.o"],
+        cwd=tmp_path, env=clean_env(tmp_path, **env), check=True,
+    )  # fmt: skip
+    proc = make("wheels", tmp_path=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return tmp_path, env, proc
+
+
+def _ccache_misses(env: dict[str, str], tmp_path: Path) -> int:
+    out = subprocess.run(
+        ["ccache", "--print-stats"], env=clean_env(tmp_path, **env), capture_output=True,
+        text=True, check=True,
+    ).stdout  # fmt: skip
+    return int(dict(line.split("\t") for line in out.splitlines())["cache_miss"])
+
+
+def test_summary_gives_paths_sizes_counts_and_time(run_on_github):
+    tmp_path, _, proc = run_on_github
+    (wheel,) = sorted((tmp_path / "wheelhouse").glob("clib_demo-*.whl"))
+    out = proc.stdout
+    assert f"\n{wheel}\n" in out
+    size = wheel.stat().st_size
+    assert size < 2**20  # a small wheel: its size in KiB, never "0.0 MiB"
+    assert f"  {size / 1024:.1f} KiB  sha256 " in out and "MiB" not in out
+    assert re.search(r"^passed: 1 wheel\(s\) in the wheelhouse from this run, 5 of 5 step\(s\) "
+                     r"passed, \d+\.\d s in all$", out, re.M)  # fmt: skip
+    assert f"report: {tmp_path / 'wheelhouse' / 'build-report.json'}" in out
+
+
+def test_github_job_summary_is_a_table(run_on_github):
+    tmp_path, _, _ = run_on_github
+    text = (tmp_path / "step-summary.md").read_text()
+    (wheel,) = sorted((tmp_path / "wheelhouse").glob("clib_demo-*.whl"))
+    assert "| step | seconds | status |" in text
+    assert re.search(r"^\| test-wheel \| \d+\.\d \| passed \|$", text, re.M)
+    assert f"| `{wheel.name}` | {wheel.stat().st_size / 1024:.1f} KiB |" in text
+
+
+def test_report_tells_the_truth_about_a_local_build(run_on_github):
+    tmp_path, env, _ = run_on_github
+    report = json.loads((tmp_path / "wheelhouse" / "build-report.json").read_text())
+    # a fixture tree built as it is: no ref was built, so none is claimed
+    assert "build_commit" not in report and "commit" not in report
+    assert report["source"] == f"local directory {tmp_path / 'clib-demo'}"
+    assert report["openblas"] is None  # nothing prepared it, no wheel bundles it
+    # ccache figures are this build's; the miss counted before it is still in the cache
+    assert report["ccache"]["misses"] >= 1
+    assert _ccache_misses(env, tmp_path) == report["ccache"]["misses"] + 1
+
+
+def test_a_failed_run_keeps_the_wheelhouse_report_and_annotates(run_on_github, tmp_path):
+    # GIVEN the wheelhouse and report of a passed run
+    first, env, _ = run_on_github
+    report = first / "wheelhouse" / "build-report.json"
+    before = report.read_bytes()
+    project = fixture_copy(tmp_path)
+    ext = project / "src" / "clib_demo" / "_ext.c"
+    ext.write_text(ext.read_text() + "\nthis is not C;\n")
+    # WHEN a later run into the same wheelhouse fails to compile (on Azure this time)
+    env = {**settings(first, project), "NW_WORK_DIR": str(tmp_path / "work"), "TF_BUILD": "True",
+           "CCACHE_DIR": env["CCACHE_DIR"]}  # fmt: skip
+    proc = make("wheels", tmp_path=tmp_path, env=env)
+    # THEN the error is printed once, with the compiler's line, as an Azure issue too
+    assert proc.returncode == 1
+    everything = proc.stdout + proc.stderr
+    assert everything.count("steps.py: error: step 'build' failed") == 1
+    assert "##vso[task.logissue type=error]step 'build' failed (exit 1)" in proc.stdout
+    tail = proc.stderr.split("lines of its log:\n", 1)[1].split("\n  full log:")[0]
+    assert 1 <= len(tail.splitlines()) <= steps.TAIL_LINES
+    assert "error:" in tail
+    assert re.search(r"^failed: 0 wheel\(s\) .* 1 of 2 step\(s\) passed", proc.stdout, re.M)
+    # the old report stays; this run's is in its work dir
+    assert report.read_bytes() == before
+    failed = json.loads((tmp_path / "work" / "build-report.json").read_text())
+    assert failed["steps"][-1]["status"] == "failed" and failed["wheels"] == []
+    assert f"report: {tmp_path / 'work' / 'build-report.json'}" in proc.stdout
+
+
+# ------------------------------------------------------------ pieces of output
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (500, "500 B"), (6 * 1024, "6.0 KiB"), (int(17.24 * 2**20), "17.2 MiB"),
+     (3 * 2**30, "3.0 GiB")],
+)  # fmt: skip
+def test_sizes_in_sensible_units(size, text):
+    assert steps.human_size(size) == text
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_honours_no_color_and_terminals(monkeypatch):
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert nwlib.colour("FAIL", Terminal()) == "\033[31mFAIL\033[0m"
+    assert nwlib.colour("PASS", io.StringIO()) == "PASS"  # a pipe: plain
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert nwlib.colour("WARN", io.StringIO()) == "\033[33mWARN\033[0m"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert nwlib.colour("FAIL", Terminal()) == "FAIL"
+
+
+def test_ci_annotations(monkeypatch, capsys):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    nwlib.ci_error("100% broken\nsecond line", "steps.py: build")
+    assert capsys.readouterr().out == "::error title=steps.py%3A build::100%25 broken\n"
+    monkeypatch.delenv("GITHUB_ACTIONS")
+    monkeypatch.setenv("TF_BUILD", "True")
+    nwlib.ci_error("broken", "x")
+    assert capsys.readouterr().out == "##vso[task.logissue type=error]broken\n"
+    monkeypatch.delenv("TF_BUILD")
+    nwlib.ci_error("broken", "x")
+    assert capsys.readouterr().out == ""
+
+
+def test_useful_tail_starts_at_the_error():
+    lines = [f"noise {i}" for i in range(100)] + ["a", "b", "c", "x.c:3: error: bad", "end"]
+    assert steps.useful_tail(lines) == ["a", "b", "c", "x.c:3: error: bad", "end"]
+    assert steps.useful_tail([f"n {i}" for i in range(50)]) == [f"n {i}" for i in range(20, 50)]
+
+
+# ------------------------------------------------------------------- --version
+
+SCRIPTS = [
+    (["scripts/steps.py"], "steps.py"),
+    (["scripts/openblas_support.py"], "openblas_support.py"),
+    (["scripts/check_wheel.py"], "check_wheel.py"),
+    (["scripts/set_commit.py"], "set-commit"),
+    (["scripts/wheel_uploader.py"], "wheel-uploader"),
+]
+
+
+@pytest.mark.parametrize(("args", "prog"), SCRIPTS)
+def test_every_script_has_the_one_version(args, prog, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, *args, "--version"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert (proc.returncode, proc.stdout) == (0, f"{prog} (numpy-wheels-toolkit) {VERSION}\n")
+    helped = subprocess.run([sys.executable, *args, "--help"], cwd=ROOT, capture_output=True,
+                            text=True)  # fmt: skip
+    assert re.search(r"[Ee]xit", helped.stdout), prog
+
+
+def test_make_version(tmp_path):
+    proc = make("version", tmp_path=tmp_path)
+    assert proc.stdout == f"numpy-wheels-toolkit {VERSION}\n"
