@@ -294,7 +294,7 @@ def test_a_failed_run_keeps_the_wheelhouse_report_and_annotates(run_on_github, t
            "CCACHE_DIR": env["CCACHE_DIR"]}  # fmt: skip
     proc = make("wheels", tmp_path=tmp_path, env=env)
     # THEN the error is printed once, with the compiler's line, as an Azure issue too
-    assert proc.returncode == 1
+    assert proc.returncode == 2 and "wheels] Error 1" in proc.stderr  # make's 2, steps.py's 1
     everything = proc.stdout + proc.stderr
     assert everything.count("steps.py: error: step 'build' failed") == 1
     assert "##vso[task.logissue type=error]step 'build' failed (exit 1)" in proc.stdout
