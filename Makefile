@@ -57,6 +57,10 @@ ANACONDA_ORG ?=
 ANACONDA_TOKEN ?=
 # file holding the anaconda.org token, instead of ANACONDA_TOKEN
 ANACONDA_TOKEN_FILE ?=
+# CI secret: the staging org's token, used when ANACONDA_TOKEN is unset
+NUMPY_STAGING_UPLOAD_TOKEN ?=
+# CI secret: the nightly org's token, used when ANACONDA_TOKEN is unset
+NUMPY_NIGHTLY_UPLOAD_TOKEN ?=
 # a PyPI-compatible index URL to stage to with twine instead of anaconda.org
 STAGE_REPOSITORY_URL ?=
 # 1: replace files already staged (--force instead of --skip-existing)

@@ -145,6 +145,11 @@ def test_make_help_shows_effective_values_and_every_setting(tmp_path):
     for name in ("DRY_RUN", "NIGHTLY", "COMMIT", "ANACONDA_ORG", "ANACONDA_TOKEN_FILE",
                  "STAGE_FORCE", "STAGE_REPOSITORY_URL", "NW_QUIET", "NW_VERBOSE"):  # fmt: skip
         assert name in values
+    # and what `make stage` reads (its "Depends on"), secrets shown only as set or not
+    header = (ROOT / "scripts" / "stage.sh").read_text().split("\nset -", 1)[0]
+    read = re.findall(r"\b((?:ANACONDA|STAGE|NUMPY)_[A-Z_]+|DRY_RUN|NIGHTLY)\b", header)
+    assert set(read) <= set(values)
+    assert values["NUMPY_STAGING_UPLOAD_TOKEN"] == "(empty)"
     line = next(x for x in proc.stdout.splitlines() if x.startswith("  DRY_RUN "))
     assert "upload nothing" in line
 
