@@ -184,7 +184,7 @@ def run_logged(
 
 
 # where a failure's own message starts in a log (compilers, pip, pytest, bash, us)
-_ERROR_LINE = re.compile(r"\berror\b|ERROR|FAILED|Traceback|^E  |: line \d+:", re.IGNORECASE)
+_ERROR_LINE = re.compile(r"\berror\b|\bfailed\b|^Traceback|^E  |: line \d+:", re.IGNORECASE)
 
 
 def useful_tail(lines: list[str]) -> list[str]:
