@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import quote
 
-from nwlib import FatalError, atomic_write, file_hash, run_main, sanitize_url
+from nwlib import FatalError, add_version_option, atomic_write, file_hash, run_main, sanitize_url
 
 ROOT = Path(__file__).resolve().parents[1]
 FILENAME = "build-provenance.intoto.json"
@@ -259,6 +259,7 @@ def write(wheel_sdir: Path, record: dict) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="provenance.py", description=__doc__.splitlines()[0])
     parser.add_argument("record", type=Path, help=f"a {FILENAME}")
+    add_version_option(parser)
     args = parser.parse_args(argv)
     try:
         record = json.loads(args.record.read_text())

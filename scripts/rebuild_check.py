@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from nwlib import ConfigurationError, FatalError, file_hash, log, run_main
+from nwlib import ConfigurationError, FatalError, add_version_option, file_hash, log, run_main
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ROOT / "scripts" / "steps.py"
@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("second", type=Path)
     parser.add_argument("--scratch", type=Path, help="directory for the second build")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    add_version_option(parser)
     args = parser.parse_args(argv)
     if args.command == "compare":
         for path in (args.first, args.second):
