@@ -37,8 +37,18 @@ WHEEL_SDIR ?= wheelhouse
 CONFIG_PATH ?= config.sh
 # build environment (env_vars32.sh for 32-bit)
 ENV_VARS_PATH ?= env_vars.sh
-# manylinux image; used only when a container engine runs
+# manylinux image the Linux steps run in; empty: natively on this host
 DOCKER_IMAGE ?=
+# image the tests run in; empty: DOCKER_IMAGE
+DOCKER_TEST_IMAGE ?=
+# always | missing | never: when to pull DOCKER_IMAGE / DOCKER_TEST_IMAGE
+DOCKER_PULL ?= missing
+# extra `docker run` arguments (--network host, --platform ..., -v ...)
+DOCKER_RUN_ARGS ?=
+# docker | podman (same CLI); the engine at DOCKER_HOST (podman: CONTAINER_HOST)
+CONTAINER_ENGINE ?= docker
+# Python X.Y to build for; empty: PYTHON's (natively picks pythonX.Y from PATH)
+MB_PYTHON_VERSION ?=
 # numpy.test() label: fast locally, full on CI
 TEST_LABEL ?= fast
 # 1: compile through ccache (auto when ccache is present)
@@ -79,7 +89,8 @@ NW_VERBOSE ?=
 
 export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
        WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE DEPS_AS_OF DEPS_GRACE_DAYS \
-       REBUILD_PATHS NW_QUIET NW_VERBOSE
+       REBUILD_PATHS NW_QUIET NW_VERBOSE \
+       DOCKER_TEST_IMAGE DOCKER_PULL DOCKER_RUN_ARGS CONTAINER_ENGINE MB_PYTHON_VERSION
 
 # venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)

@@ -77,6 +77,8 @@ pre_build() {
     local requires source_dir
     source_dir=$(numpy_source_dir)
     requires=$("$PYTHON_EXE" "$NW_ROOT/scripts/numpy_tools.py" build-requires "$source_dir")
+    # meson-python adds ninja only under build isolation; manylinux images lack it.
+    if ! command -v ninja > /dev/null 2>&1; then requires="$requires ninja"; fi
     # shellcheck disable=SC2086,SC2046  # word splitting wanted: one requirement per word
     $PIP_CMD install $(pip_opts) $requires
 }

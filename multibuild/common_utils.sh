@@ -459,7 +459,9 @@ function _nw_pip {
     # Parameters: pip arguments
     # Depends on: PIP_CMD, PYTHON_EXE
     local -a cmd
-    if [ -n "$PIP_CMD" ]; then
+    if [ -n "$PYTHON_EXE" ] && [ "$PIP_CMD" == "$PYTHON_EXE -m pip" ]; then
+        cmd=("$PYTHON_EXE" -m pip) # a path with spaces stays one word
+    elif [ -n "$PIP_CMD" ]; then
         read -r -a cmd <<< "$PIP_CMD"
     else
         cmd=("$(any_python)" -m pip) || return 1
@@ -832,12 +834,13 @@ function _nw_work_venv { # <venv dir, relative to the cwd>
     # Make and activate a virtualenv VENV_DIR from the caller's interpreter,
     # in either layout (bin/, or Scripts/ on Windows), and upgrade
     # NW_VENV_PACKAGES in it.  Prints the venv's Python version.
-    # Depends on: PYTHON_EXE (optional), NW_VENV_PACKAGES (default "pip wheel",
-    #   empty for none)
+    # Depends on: PYTHON_EXE (optional), MB_PYTHON_VERSION (optional; without
+    #   PYTHON_EXE selects pythonX.Y from PATH), NW_VENV_PACKAGES (default
+    #   "pip wheel", empty for none)
     # Sets and exports PYTHON_EXE and PIP_CMD.
     local venv_dir=$1
     local base_python
-    base_python=${PYTHON_EXE:-$(any_python)}
+    base_python=$(_nw_base_python) || return 1
     "$base_python" -m venv "$venv_dir"
     PYTHON_EXE="$PWD/$(_nw_venv_python "$venv_dir")"
     # shellcheck disable=SC1091  # made just above
@@ -852,8 +855,32 @@ function _nw_work_venv { # <venv dir, relative to the cwd>
     fi
 }
 
+function _nw_base_python {
+    # Print the interpreter to make venvs from: PYTHON_EXE; else, with
+    # MB_PYTHON_VERSION set, pythonX.Y from PATH (or any_python when its version
+    # is X.Y), else any_python.  Fails with one line when X.Y is not found.
+    if [ -n "$PYTHON_EXE" ] || [ -z "$MB_PYTHON_VERSION" ]; then
+        any_python
+        return
+    fi
+    if command -v "python$MB_PYTHON_VERSION" > /dev/null 2>&1; then
+        echo "python$MB_PYTHON_VERSION"
+        return
+    fi
+    local py found
+    py=$(any_python) || return 1
+    found=$("$py" -c 'import sys; print("{0}.{1}".format(*sys.version_info[:2]))')
+    if [ "$found" != "$MB_PYTHON_VERSION" ]; then
+        _nw_err "MB_PYTHON_VERSION=$MB_PYTHON_VERSION but there is no python$MB_PYTHON_VERSION on PATH ($py is $found)"
+        return 1
+    fi
+    echo "$py"
+}
+
 function _nw_test_env {
-    # Fill the array _nw_env with the NAME=VALUE pairs the test wrap receives.
+    # Fill the array _nw_env with the NAME=VALUE pairs the test wrap receives;
+    # the NW_* settings, TEST_LABEL and REPO_DIR (run_tests may read the
+    # source's test requirements) only when set.
     _nw_env=(
         "PYTHON_VERSION=$MB_PYTHON_VERSION"
         "MB_PYTHON_VERSION=$MB_PYTHON_VERSION"
@@ -864,7 +891,25 @@ function _nw_test_env {
         "MB_ML_LIBC=$MB_ML_LIBC"
         "TEST_DEPENDS=$TEST_DEPENDS"
     )
-    if [ -n "$NW_DEPS_AS_OF" ]; then _nw_env+=("NW_DEPS_AS_OF=$NW_DEPS_AS_OF"); fi
+    _nw_add_set TEST_LABEL REPO_DIR NW_DEBUG NW_WORK_DIR NW_DEPS_AS_OF
+}
+
+function _nw_where {
+    # Print where a wrap script runs: "natively in DIR" or "in a container".
+    # Depends on: MB_IO_DIR (set by the native callers)
+    if [ -n "$MB_IO_DIR" ]; then
+        echo "natively in $MB_IO_DIR"
+    else
+        echo "in a container"
+    fi
+}
+
+function _nw_add_set { # <name>...
+    # Append NAME=VALUE to the array _nw_env for each NAME that is set and not empty.
+    local name
+    for name in "$@"; do
+        if [ -n "${!name}" ]; then _nw_env+=("$name=${!name}"); fi
+    done
 }
 
 function _nw_native_test() ( # <wrap script>

@@ -40,6 +40,10 @@ if [ -z "$MB_IO_DIR" ]; then
         PATH="$(dirname "$PYTHON_EXE"):$PATH"
     else
         PYTHON_EXE="$(cpython_path "$PYTHON_VERSION" "$UNICODE_WIDTH")/bin/python"
+        if [ ! -x "$PYTHON_EXE" ]; then
+            echo "docker_build_wrap.sh: this image has no Python ${PYTHON_VERSION:-(MB_PYTHON_VERSION empty)} ($PYTHON_EXE)" >&2
+            exit 1
+        fi
         PATH="$(dirname "$PYTHON_EXE"):$PATH"
         "$PYTHON_EXE" -m ensurepip > /dev/null 2>&1 || true
         PIP_CMD="$PYTHON_EXE -m pip"
@@ -62,4 +66,8 @@ if [ -z "$BUILD_COMMANDS" ]; then
     echo "docker_build_wrap.sh: BUILD_COMMANDS is empty" >&2
     exit 1
 fi
+echo "docker_build_wrap.sh: $PYTHON_EXE ($("$PYTHON_EXE" --version 2>&1)) $(_nw_where)"
 eval "$BUILD_COMMANDS"
+if [ -n "$NW_TOOLS_FILE" ]; then
+    _nw_tool_report > "$NW_TOOLS_FILE"
+fi

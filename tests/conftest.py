@@ -247,3 +247,22 @@ class LoopbackServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# ---------------------------------------------------------------- container engine
+
+
+@pytest.fixture(scope="session")
+def container():
+    """A real dockerd on a private socket and a manylinux-shaped image, once per
+    session (tests/container_engine.py); stopped by PID at the end, even on failure."""
+    from container_engine import EngineUnavailable, start_container_engine
+
+    try:
+        box = start_container_engine()
+    except EngineUnavailable as exc:
+        pytest.skip(f"no container engine on this machine: {exc}")
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in box.timings.items())
+    print(f"\ncontainer engine at {box.engine.host}, image {box.image} ({times})")
+    yield box
+    box.engine.stop()
