@@ -195,14 +195,40 @@ def test_wrap_wheel_builder_universal2_on_arm64_host_fails(bash, stubs):
 
 
 def test_intel_native_setup_flags(bash):
+    # GIVEN flags of the user's, one of which is already an -arch flag
+    # WHEN the setup runs twice (wrap_wheel_builder and a config.sh may both call it)
     r = osx(
         bash,
         "macos_intel_native_build_setup; macos_intel_native_build_setup\n"
-        'echo "$PLAT|$_PYTHON_HOST_PLATFORM|$CFLAGS|$ARCHFLAGS"',
+        'echo "$PLAT|$_PYTHON_HOST_PLATFORM|$CFLAGS|$CXXFLAGS|$LDFLAGS|$ARCHFLAGS"\n'
+        "env | grep -c '^CXXFLAGS='",
         MB_PYTHON_OSX_VER="10.9",
         CFLAGS="-O2",
+        LDFLAGS="-arch x86_64 -L/x",
     )
-    assert r.stdout == "x86_64|macosx-10.9-x86_64|-O2 -arch x86_64 -arch x86_64|-arch x86_64\n"
+    # THEN each variable holds `-arch x86_64` once, after what was there, exported
+    assert r.stdout == (
+        "x86_64|macosx-10.9-x86_64|-O2 -arch x86_64|-arch x86_64|-arch x86_64 -L/x|-arch x86_64\n"
+        "1\n"
+    )
+
+
+def test_arm64_cross_setup_twice_adds_each_flag_once(bash, tmp_path):
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "sudo").write_text("#!/bin/bash\n")  # never creates /opt/arm64-builds here
+    (stubs / "sudo").chmod(0o755)
+    r = osx(
+        bash,
+        f"source {ROOT}/multibuild/configure_build.sh\n"
+        "macos_arm64_cross_build_setup; macos_arm64_cross_build_setup\n"
+        'echo "$CFLAGS|$ARCHFLAGS|$FCFLAGS"',
+        stubs=stubs,
+        FC_ARM64="gfortran-arm64",
+        STRIP_FLAGS="",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "-arch arm64|-arch arm64|-arch arm64"
 
 
 # ------------------------------------------------------------------ delocate repair, fuse
