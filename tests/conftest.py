@@ -102,10 +102,12 @@ def bash(tmp_path):
 
 
 def make(*args: str, tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 3600):
-    """Run ``make -C ROOT args`` in a clean environment that reuses ROOT's .venv."""
+    """Run ``make -C ROOT args`` in a clean environment with the venv and interpreter
+    running the tests (`make test PYTHON=python3.13 VENV=.venv313` builds cp313)."""
+    here = {"VENV": str(VENV_BIN.parent), "PYTHON": sys.executable}
     return subprocess.run(
         ["make", "-C", str(ROOT), *args],
-        env=clean_env(tmp_path, **(env or {})),
+        env=clean_env(tmp_path, **{**here, **(env or {})}),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, VENV_BIN
+from conftest import HOST_ARCH, ROOT, VENV_BIN
 
 UNAME_STUB = """#!/bin/bash
 if [ "$1" = "-m" ]; then echo "$STUB_MACHINE"; else /bin/uname "$@"; fi
@@ -316,7 +316,7 @@ def test_configure_build_linux_defaults(bash):
         env={"CPPFLAGS": "-DX"},
     )
     assert r.stdout == (
-        "/usr/local|x86_64|-Wl,-strip-all|-Wl,-strip-all|-Wl,-strip-all|"
+        f"/usr/local|{HOST_ARCH}|-Wl,-strip-all|-Wl,-strip-all|-Wl,-strip-all|"
         "-I/usr/local/include -DX|/usr/local/lib\ntwice-ok\n"
     )
 
