@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tarfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import openblas_support as obs
 import pytest
-from conftest import CACHE, OFFICIAL_NUMPY, ROOT, LoopbackServer, clean_env
+from conftest import CACHE, OFFICIAL_NUMPY, ROOT, LoopbackServer, clean_env, closed_port
 
 SCRIPT = ROOT / "scripts" / "openblas_support.py"
 PIN = "0.3.31.188.0"  # what NumPy 2.4.6's requirements/ci_requirements.txt pins
@@ -34,13 +33,6 @@ def run(*args: str, tmp_path: Path, python: str = sys.executable, **env: str):
     return subprocess.run(
         [python, str(SCRIPT), *args], env=full, capture_output=True, text=True, timeout=600
     )
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connections are refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def offline_env(tmp_path: Path) -> dict[str, str]:
