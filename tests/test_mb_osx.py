@@ -395,7 +395,7 @@ def macho_tools(tmp_path_factory, tools_bin) -> Path:
 def unrepaired_macos(official: Path, dest: Path, libs: Path, otool: Path) -> Path:
     """``official`` as its build left it before delocate: numpy/.dylibs/ moved out to
     ``libs`` and the extensions linking its libraries by that absolute path."""
-    tree = dest / "tree"
+    tree = dest.with_name(f"{dest.name}-tree")  # beside: dest holds the wheel only
     with zipfile.ZipFile(official) as zf:
         zf.extractall(tree)
     libs.mkdir(parents=True)
@@ -412,6 +412,7 @@ def unrepaired_macos(official: Path, dest: Path, libs: Path, otool: Path) -> Pat
     record = next(tree.glob("*.dist-info/RECORD"))
     lines = record.read_text().splitlines(keepends=True)
     record.write_text("".join(ln for ln in lines if "/.dylibs/" not in ln))
+    dest.mkdir(parents=True)
     wheel = dest / official.name
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(tree.rglob("*")):
@@ -428,7 +429,6 @@ def test_repair_wheelhouse_with_the_real_delocate(bash, tmp_path, official_numpy
     wheel = unrepaired_macos(official_numpy_wheels["macosx_x86_64"], tmp_path / "raw", libs,
                              macho_tools / "otool")  # fmt: skip
     # WHEN repair_wheelhouse runs delocate-wheel on it
-    (tmp_path / "raw" / "tree").rename(tmp_path / "tree")  # the wheelhouse holds the wheel only
     r = osx(bash, f"repair_wheelhouse {tmp_path}/raw {tmp_path}/out", stubs=macho_tools,
             PLAT="x86_64")  # fmt: skip
     # THEN one wheel came out with the four libraries back in numpy/.dylibs/, and
@@ -453,7 +453,6 @@ def test_real_delocate_refuses_a_missing_architecture(bash, tmp_path, official_n
                                                       macho_tools):  # fmt: skip
     unrepaired_macos(official_numpy_wheels["macosx_x86_64"], tmp_path / "raw", tmp_path / "libs",
                      macho_tools / "otool")  # fmt: skip
-    (tmp_path / "raw" / "tree").rename(tmp_path / "tree")
     r = osx(bash, f"repair_wheelhouse {tmp_path}/raw {tmp_path}/out", stubs=macho_tools,
             PLAT="arm64")  # fmt: skip
     assert r.returncode == 1
