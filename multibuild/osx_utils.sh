@@ -400,8 +400,13 @@ function activate_ccache {
 }
 
 function _nw_append_flag { # <variable name> <flags>
-    # Append FLAGS to the exported variable NAME.
+    # Append FLAGS to the exported variable NAME unless it holds them already (a
+    # setup run twice must not give the compiler `-arch x86_64 -arch x86_64`).
     local name=$1 flags=$2
+    if [[ " ${!name-} " == *" $flags "* ]]; then
+        export "${name?}"
+        return
+    fi
     export "$name=${!name:+${!name} }$flags"
 }
 
@@ -411,12 +416,9 @@ function macos_intel_native_build_setup {
     PLAT=x86_64
     export _PYTHON_HOST_PLATFORM="macosx-${MB_PYTHON_OSX_VER}-x86_64"
     local name
-    for name in CFLAGS CXXFLAGS CPPFLAGS LDFLAGS; do
+    for name in CFLAGS CXXFLAGS CPPFLAGS LDFLAGS ARCHFLAGS; do
         _nw_append_flag "$name" "-arch x86_64"
     done
-    if [[ " $ARCHFLAGS " != *" -arch x86_64 "* ]]; then
-        _nw_append_flag ARCHFLAGS "-arch x86_64"
-    fi
 }
 
 function macos_intel_cross_build_setup {

@@ -144,7 +144,12 @@ _nw_stage_anaconda() { # <wheel>...: upload with anaconda-client
         _nw_stage_err "anaconda-client ('anaconda') is not on PATH; install it: pip install anaconda-client"
         return 1
     fi
-    "${cmd[@]}"
+    local status=0
+    "${cmd[@]}" || status=$?
+    if [ "$status" -ne 0 ]; then
+        _nw_stage_err "anaconda upload to $org failed (exit $status); its message is above"
+        return 1
+    fi
 }
 
 _nw_stage_twine() { # <python> <wheel>...: upload with twine, each file exactly once

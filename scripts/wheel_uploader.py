@@ -620,6 +620,10 @@ def resolve_target(
         except twine_exc.TwineException as exc:
             message = str(exc).splitlines()[0]
             raise nwlib.ConfigurationError(f"repository {name!r}: {message}") from None
+        except KeyError:  # twine's own lookup of the section's URL
+            raise nwlib.ConfigurationError(
+                f"repository {name!r}: its section in {config} has no 'repository' URL"
+            ) from None
         url = section["repository"] or ""
         username = username or section.get("username")
         password = password or section.get("password")

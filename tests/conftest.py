@@ -8,11 +8,15 @@ venv, so the tests see exactly what `make` sees.
 from __future__ import annotations
 
 import http.server
+import json
 import os
+import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -20,6 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # Real wheels and sdists downloaded by tests are kept here between runs.
 CACHE = ROOT / "build" / "test-cache"
+# The interpreter and machine the suite runs on: expected wheel names derive from
+# them (`make test PYTHON=python3.13` on an aarch64 host expects cp313 ... aarch64).
+PY_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+HOST_ARCH = sysconfig.get_platform().split("-", 1)[-1]  # x86_64, aarch64, ...
 # The NumPy release whose official wheels the tests audit, upload and compare.
 OFFICIAL_NUMPY = "2.4.6"
 OFFICIAL_PLATFORMS = {
@@ -30,6 +38,17 @@ OFFICIAL_PLATFORMS = {
     "macosx_arm64": (["macosx_14_0_arm64"], "311"),
     "win_amd64": (["win_amd64"], "311"),
 }
+# Bound, never-listening sockets held until the run ends: their ports refuse
+# connections and no other process can take them meanwhile.
+_HELD_PORTS: list[socket.socket] = []
+
+
+def closed_port() -> int:
+    """A loopback port that refuses connections for the rest of the run."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(sock)
+    return sock.getsockname()[1]
 
 
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -83,23 +102,54 @@ def bash(tmp_path):
 
 
 def make(*args: str, tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 3600):
-    """Run ``make -C ROOT args`` in a clean environment that reuses ROOT's .venv."""
+    """Run ``make -C ROOT args`` in a clean environment with the venv and interpreter
+    running the tests (`make test PYTHON=python3.13 VENV=.venv313` builds cp313)."""
+    here = {"VENV": str(VENV_BIN.parent), "PYTHON": sys.executable}
     return subprocess.run(
         ["make", "-C", str(ROOT), *args],
-        env=clean_env(tmp_path, **(env or {})),
+        env=clean_env(tmp_path, **{**here, **(env or {})}),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
 
 
-def pip_download(spec: str, dest: Path, *extra: str) -> list[Path]:
-    """Download binary distributions with the toolkit venv's pip (index from pip's config)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    before = set(dest.iterdir())
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    subprocess.run([*cmd, "-d", str(dest), *extra, spec], check=True, capture_output=True)
-    return sorted(set(dest.iterdir()) - before) or sorted(dest.iterdir())
+def index_file(spec: str, *pip_args: str) -> tuple[str, str, str]:
+    """(file name, URL, sha256) of the wheel pip picks for ``spec``, as the index states
+    it now (pip's own resolution and configuration: `pip install --dry-run --report`)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q"]
+        cmd += ["--no-deps", "--only-binary=:all:", "--report", str(report), *pip_args, spec]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"pip cannot resolve {spec} {pip_args}: {proc.stderr[-2000:]}")
+        (item,) = json.loads(report.read_text())["install"]
+    info = item["download_info"]
+    sha256 = info.get("archive_info", {}).get("hashes", {}).get("sha256", "")
+    return unquote(urlsplit(info["url"]).path.rsplit("/", 1)[-1]), info["url"], sha256
+
+
+def cached_download(spec: str, dest: Path, *pip_args: str) -> Path:
+    """The wheel pip picks for ``spec``, kept in ``dest`` between runs: a kept copy is
+    used only while its sha256 matches the index's; otherwise it is fetched again
+    (nwlib.download: temporary name, sha256 checked, then renamed)."""
+    from nwlib import download, file_hash
+
+    name, url, sha256 = index_file(spec, *pip_args)
+    if url.startswith("file:"):  # a local index (pip's config): used in place, not copied
+        local = Path(unquote(urlsplit(url).path))
+        if sha256 and file_hash(local) != sha256:
+            raise RuntimeError(f"{local}: sha256 differs from its index's {sha256}")
+        return local
+    if not sha256:
+        raise RuntimeError(f"the index gives no sha256 for {url}; not caching it")
+    path = dest / name
+    if not (path.is_file() and file_hash(path) == sha256):
+        download(url, path, sha256=sha256)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -112,20 +162,53 @@ def fetch_official_numpy_wheels() -> dict[str, Path]:
     """Download (once) and return the official wheels, keyed by platform."""
     wheels = {}
     for key, (platforms, pyver) in OFFICIAL_PLATFORMS.items():
+        extra = ["--python-version", pyver]
+        for plat in platforms:
+            extra += ["--platform", plat]
         dest = CACHE / "numpy-official" / key
-        found = sorted(dest.glob(f"numpy-{OFFICIAL_NUMPY}-*.whl")) if dest.exists() else []
-        if not found:
-            extra = ["--python-version", pyver]
-            for plat in platforms:
-                extra += ["--platform", plat]
-            pip_download(f"numpy=={OFFICIAL_NUMPY}", dest, *extra)
-            found = sorted(dest.glob(f"numpy-{OFFICIAL_NUMPY}-*.whl"))
-        assert len(found) == 1, f"expected one numpy wheel for {key}, got {found}"
-        wheels[key] = found[0]
+        wheels[key] = cached_download(f"numpy=={OFFICIAL_NUMPY}", dest, *extra)
     return wheels
 
 
+# Real repair and staging tools that do not belong in the toolkit's venv here (the
+# toolkit installs delvewheel/delocate only on their platforms; `make stage` expects
+# anaconda-client on PATH), in a venv of their own, per interpreter.
+TOOLS = ("anaconda-client==1.16.0", "delvewheel==1.13.2", "delocate==0.13.0")
+
+
+@pytest.fixture(scope="session")
+def tools_bin() -> Path:
+    """bin/ of a venv holding TOOLS; pip re-checks the pins every run (a no-op when met)."""
+    venv = CACHE / f"tools-{PY_TAG}"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *TOOLS]
+    proc = subprocess.run(pip, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return venv / "bin"
+
+
 # ---------------------------------------------------------------- pypiserver (uploads)
+
+
+# pypi-server's own main() (wsgiref), serving on the listening socket whose file
+# descriptor is argv[1] instead of binding one itself.
+_PYPISERVER_ON_FD = """
+import socket, sys, wsgiref.simple_server as ws
+from pypiserver.__main__ import main
+fd = int(sys.argv.pop(1))
+class InheritedSocketServer(ws.WSGIServer):
+    def server_bind(self):
+        self.socket.close()
+        self.socket = socket.socket(fileno=fd)
+        self.server_address = self.socket.getsockname()
+        self.server_name, self.server_port = self.server_address[:2]
+        self.setup_environ()
+    def server_activate(self):
+        pass  # already listening
+ws.WSGIServer = InheritedSocketServer
+main(sys.argv[1:])
+"""
 
 
 class PypiServer:
@@ -137,7 +220,6 @@ class PypiServer:
 
     def __init__(self, root: Path, username: str = "stager", authenticate: str = "update"):
         import secrets
-        import socket
 
         from passlib.apache import HtpasswdFile
 
@@ -148,19 +230,24 @@ class PypiServer:
         htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
         htpasswd.set_password(username, self.password)
         htpasswd.save()
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
+        # The test binds and listens; the server inherits that very socket, so the
+        # port is never free between being chosen and being served.
+        with socket.create_server(("127.0.0.1", 0)) as sock:
             self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.simple_url = f"{self.url}simple/"
-        cmd = [str(VENV_BIN / "pypi-server"), "run", "-p", str(self.port), "-i", "127.0.0.1"]
-        cmd += ["-a", authenticate, "-P", str(root / "htpasswd"), "--disable-fallback"]
-        cmd += ["--hash-algo", "sha256", "--server", "wsgiref", str(self.packages)]
-        # `timeout` makes the server stop by itself even if pytest is killed.
-        self._log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as the server does
-        self.proc = subprocess.Popen(
-            ["timeout", "1800", *cmd], stdout=subprocess.DEVNULL, stderr=self._log
-        )
+            self.url = f"http://127.0.0.1:{self.port}/"
+            self.simple_url = f"{self.url}simple/"
+            cmd = [str(VENV_BIN / "python"), "-c", _PYPISERVER_ON_FD, str(sock.fileno()), "run"]
+            cmd += ["-p", str(self.port), "-i", "127.0.0.1", "-a", authenticate]
+            cmd += ["-P", str(root / "htpasswd"), "--disable-fallback", "--hash-algo", "sha256"]
+            cmd += ["--server", "wsgiref", str(self.packages)]
+            # `timeout` makes the server stop by itself even if pytest is killed.
+            self._log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as the server does
+            self.proc = subprocess.Popen(
+                ["timeout", "1800", *cmd],
+                stdout=subprocess.DEVNULL,
+                stderr=self._log,
+                pass_fds=(sock.fileno(),),
+            )
         self._wait_ready()
 
     def _wait_ready(self, limit: float = 30.0) -> None:

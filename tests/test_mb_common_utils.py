@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shlex
+import signal
 import subprocess
 import tarfile
+import time
 import zipfile
+from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, clean_env
 
 MB = ROOT / "multibuild"
 
@@ -447,10 +451,43 @@ def test_spinner_start_stop(bash):
     assert r.stderr == "Building libraries...\nBuilding libraries finished.\n"
 
 
-def test_spinner_prints_and_dies_with_its_shell(bash):
-    # The spinner must not outlive the shell (it would hold the output pipe open).
-    r = run(bash, "NW_SPINNER_INTERVAL=1 start_spinner; sleep 2.5", timeout=30)
-    assert r.stderr.startswith("Building libraries...\nStill building...\n")
+def test_spinner_prints_and_dies_with_its_shell(tmp_path):
+    # GIVEN a shell that started the spinner (1 s interval) and waits on its stdin
+    proc = subprocess.Popen(
+        ["bash", "-c", f"{src('common_utils.sh')}\n"
+         'NW_SPINNER_INTERVAL=1 start_spinner; echo "$MB_SPINNER_PID"; read -r _ || true'],
+        env=clean_env(tmp_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    spinner = int(proc.stdout.readline())
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
+        # WHEN its first "Still building..." has come (stderr is read line by line,
+        # so no fixed wait races the interval) and the shell then exits
+        lines = [pool.submit(proc.stderr.readline).result(timeout=30) for _ in range(2)]
+        assert lines == ["Building libraries...\n", "Still building...\n"]
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+        # THEN the spinner ends with it: it was the last holder of the stderr pipe,
+        # so the pipe reaches EOF, and its process is gone
+        rest = pool.submit(proc.stderr.read).result(timeout=30)
+        assert set(rest.splitlines()) <= {"Still building..."}
+        deadline = time.monotonic() + 10  # closing its files is the first step of its exit
+        while time.monotonic() < deadline and _running(spinner):
+            time.sleep(0.05)
+        assert not _running(spinner)
+    finally:
+        if _running(spinner):  # a broken spinner: do not leave it behind
+            os.kill(spinner, signal.SIGTERM)
+        proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_pip_opts(bash):

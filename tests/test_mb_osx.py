@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import zipfile
+from pathlib import Path
+
 import pytest
-from conftest import ROOT, VENV_BIN
+from conftest import HOST_ARCH, ROOT, VENV_BIN
 
 UNAME_STUB = """#!/bin/bash
 if [ "$1" = "-m" ]; then echo "$STUB_MACHINE"; else /bin/uname "$@"; fi
@@ -195,14 +199,40 @@ def test_wrap_wheel_builder_universal2_on_arm64_host_fails(bash, stubs):
 
 
 def test_intel_native_setup_flags(bash):
+    # GIVEN flags of the user's, one of which is already an -arch flag
+    # WHEN the setup runs twice (wrap_wheel_builder and a config.sh may both call it)
     r = osx(
         bash,
         "macos_intel_native_build_setup; macos_intel_native_build_setup\n"
-        'echo "$PLAT|$_PYTHON_HOST_PLATFORM|$CFLAGS|$ARCHFLAGS"',
+        'echo "$PLAT|$_PYTHON_HOST_PLATFORM|$CFLAGS|$CXXFLAGS|$LDFLAGS|$ARCHFLAGS"\n'
+        "env | grep -c '^CXXFLAGS='",
         MB_PYTHON_OSX_VER="10.9",
         CFLAGS="-O2",
+        LDFLAGS="-arch x86_64 -L/x",
     )
-    assert r.stdout == "x86_64|macosx-10.9-x86_64|-O2 -arch x86_64 -arch x86_64|-arch x86_64\n"
+    # THEN each variable holds `-arch x86_64` once, after what was there, exported
+    assert r.stdout == (
+        "x86_64|macosx-10.9-x86_64|-O2 -arch x86_64|-arch x86_64|-arch x86_64 -L/x|-arch x86_64\n"
+        "1\n"
+    )
+
+
+def test_arm64_cross_setup_twice_adds_each_flag_once(bash, tmp_path):
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "sudo").write_text("#!/bin/bash\n")  # never creates /opt/arm64-builds here
+    (stubs / "sudo").chmod(0o755)
+    r = osx(
+        bash,
+        f"source {ROOT}/multibuild/configure_build.sh\n"
+        "macos_arm64_cross_build_setup; macos_arm64_cross_build_setup\n"
+        'echo "$CFLAGS|$ARCHFLAGS|$FCFLAGS"',
+        stubs=stubs,
+        FC_ARM64="gfortran-arm64",
+        STRIP_FLAGS="",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "-arch arm64|-arch arm64|-arch arm64"
 
 
 # ------------------------------------------------------------------ delocate repair, fuse
@@ -290,7 +320,7 @@ def test_configure_build_linux_defaults(bash):
         env={"CPPFLAGS": "-DX"},
     )
     assert r.stdout == (
-        "/usr/local|x86_64|-Wl,-strip-all|-Wl,-strip-all|-Wl,-strip-all|"
+        f"/usr/local|{HOST_ARCH}|-Wl,-strip-all|-Wl,-strip-all|-Wl,-strip-all|"
         "-I/usr/local/include -DX|/usr/local/lib\ntwice-ok\n"
     )
 
@@ -323,3 +353,111 @@ def test_arch_flags_bad_plat(bash):
     assert r.returncode == 1
     plats = "x86_64 arm64 universal2 intel"
     assert r.stderr == f"configure_build.sh: unknown PLAT 'sparc' (expected one of: {plats})\n"
+
+
+# ------------------------------------------ the real delocate, with Debian's LLVM tools
+
+
+def _newest_llvm(tool: str) -> Path | None:
+    """/usr/bin/llvm-TOOL-N of the highest N (Debian's versioned LLVM ports)."""
+    found = [
+        p for p in Path("/usr/bin").glob(f"llvm-{tool}-*") if p.name.rsplit("-", 1)[1].isdigit()
+    ]
+    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
+@pytest.fixture(scope="session")
+def macho_tools(tmp_path_factory, tools_bin) -> Path:
+    """A PATH directory with delocate (tools venv) and what it runs: otool,
+    install_name_tool and lipo are Debian's LLVM ports (package `llvm`, installed
+    when missing); llvm-otool lacks cctools' -m (no archive-member demangling), so
+    a wrapper drops it. codesign has no Linux tool: it is a no-op, signatures are
+    not judged here."""
+    if _newest_llvm("otool") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "llvm"], capture_output=True)
+    otool = _newest_llvm("otool")
+    assert otool is not None, "llvm-otool not found and `apt-get install llvm` did not provide it"
+    version = otool.name.rsplit("-", 1)[1]
+    shim = tmp_path_factory.mktemp("macho-tools")
+    (shim / "otool").write_text(
+        '#!/bin/bash\nargs=(); for a in "$@"; do [ "$a" = -m ] || args+=("$a"); done\n'
+        f'exec {otool} "${{args[@]}}"\n'
+    )
+    (shim / "codesign").write_text("#!/bin/sh\nexit 0\n")
+    for name in ("otool", "codesign"):
+        (shim / name).chmod(0o755)
+    (shim / "install_name_tool").symlink_to(f"/usr/bin/llvm-install-name-tool-{version}")
+    (shim / "lipo").symlink_to(f"/usr/bin/llvm-lipo-{version}")
+    (shim / "delocate-wheel").symlink_to(tools_bin / "delocate-wheel")
+    return shim
+
+
+def unrepaired_macos(official: Path, dest: Path, libs: Path, otool: Path) -> Path:
+    """``official`` as its build left it before delocate: numpy/.dylibs/ moved out to
+    ``libs`` and the extensions linking its libraries by that absolute path."""
+    tree = dest.with_name(f"{dest.name}-tree")  # beside: dest holds the wheel only
+    with zipfile.ZipFile(official) as zf:
+        zf.extractall(tree)
+    libs.mkdir(parents=True)
+    for lib in (tree / "numpy" / ".dylibs").iterdir():
+        lib.rename(libs / lib.name)
+    (tree / "numpy" / ".dylibs").rmdir()
+    for ext in tree.rglob("*.so"):
+        out = subprocess.run([otool, "-L", ext], capture_output=True, text=True, check=True)
+        for dep in (ln.split()[0] for ln in out.stdout.splitlines()[1:]):
+            if "/.dylibs/" in dep:
+                new = str(libs / dep.rsplit("/", 1)[1])
+                subprocess.run(["install_name_tool", "-change", dep, new, ext], check=True,
+                               env={"PATH": str(otool.parent)})  # fmt: skip
+    record = next(tree.glob("*.dist-info/RECORD"))
+    lines = record.read_text().splitlines(keepends=True)
+    record.write_text("".join(ln for ln in lines if "/.dylibs/" not in ln))
+    dest.mkdir(parents=True)
+    wheel = dest / official.name
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(tree.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(tree).as_posix())
+    return wheel
+
+
+def test_repair_wheelhouse_with_the_real_delocate(bash, tmp_path, official_numpy_wheels,
+                                                   macho_tools):  # fmt: skip
+    # GIVEN NumPy's official x86_64 macOS wheel as it was before delocate, its
+    # OpenBLAS (and gfortran runtime) in a directory the extensions link to
+    libs = tmp_path / "libs"
+    wheel = unrepaired_macos(official_numpy_wheels["macosx_x86_64"], tmp_path / "raw", libs,
+                             macho_tools / "otool")  # fmt: skip
+    # WHEN repair_wheelhouse runs delocate-wheel on it
+    r = osx(bash, f"repair_wheelhouse {tmp_path}/raw {tmp_path}/out", stubs=macho_tools,
+            PLAT="x86_64")  # fmt: skip
+    # THEN one wheel came out with the four libraries back in numpy/.dylibs/, and
+    # each extension links OpenBLAS there, relative to itself
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    (out,) = (tmp_path / "out").iterdir()
+    assert out.name.startswith("numpy-2.4.6-") and out.name.endswith("_x86_64.whl"), out.name
+    tree = tmp_path / "check"
+    with zipfile.ZipFile(out) as zf:
+        zf.extractall(tree)
+    assert sorted(p.name for p in (tree / "numpy" / ".dylibs").iterdir()) == sorted(
+        p.name for p in libs.iterdir()
+    )
+    ext = next((tree / "numpy" / "_core").glob("_multiarray_umath*.so"))
+    deps = subprocess.run([macho_tools / "otool", "-L", ext], capture_output=True, text=True)
+    assert "@loader_path/../.dylibs/libscipy_openblas64_.dylib" in deps.stdout
+    assert str(libs) not in deps.stdout
+    assert wheel.exists()  # the input is left as it was
+
+
+def test_real_delocate_refuses_a_missing_architecture(bash, tmp_path, official_numpy_wheels,
+                                                      macho_tools):  # fmt: skip
+    unrepaired_macos(official_numpy_wheels["macosx_x86_64"], tmp_path / "raw", tmp_path / "libs",
+                     macho_tools / "otool")  # fmt: skip
+    r = osx(bash, f"repair_wheelhouse {tmp_path}/raw {tmp_path}/out", stubs=macho_tools,
+            PLAT="arm64")  # fmt: skip
+    assert r.returncode == 1
+    name = official_numpy_wheels["macosx_x86_64"].name
+    assert r.stderr.splitlines()[-1] == (
+        f"repair_wheelhouse: delocate-wheel could not repair {name} for arm64"
+    )
+    assert not list((tmp_path / "out").glob("*.whl"))

@@ -250,3 +250,93 @@ def test_install_run_uses_a_fresh_venv(win, tmp_path):
     assert venv.parent.parent == tmp_path and venv.parent.name.startswith("nw-test-venv.")
     assert not venv.exists()
     assert not list(work.glob("tmp_for_test*"))
+
+
+# ------------------------------------------------------- the real delvewheel (on Linux)
+
+
+def unrepaired(official: Path, dest: Path, dlls: Path) -> Path:
+    """``official`` as its build left it before delvewheel: the DLLs of
+    numpy.libs/ moved out to ``dlls``, delvewheel's mark and their RECORD lines gone."""
+    dest.mkdir(parents=True, exist_ok=True)
+    dlls.mkdir(parents=True, exist_ok=True)
+    out = dest / official.name
+    with zipfile.ZipFile(official) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info in src.infolist():
+            name, data = info.filename, src.read(info)
+            if name.startswith("numpy.libs/"):
+                if name.endswith(".dll"):
+                    (dlls / Path(name).name).write_bytes(data)
+                continue
+            if name.endswith(".dist-info/DELVEWHEEL"):
+                continue
+            if name.endswith(".dist-info/RECORD"):
+                keep = [ln for ln in data.split(b"\n") if b"numpy.libs/" not in ln]
+                data = b"\n".join(ln for ln in keep if b".dist-info/DELVEWHEEL," not in ln)
+            zf.writestr(info, data)
+    return out
+
+
+def pe_imports(data: bytes) -> set[str]:
+    import pefile
+
+    pe = pefile.PE(data=data)
+    return {entry.dll.decode() for entry in getattr(pe, "DIRECTORY_ENTRY_IMPORT", [])}
+
+
+@pytest.fixture
+def delvewheel_only(tmp_path, tools_bin) -> Path:
+    """A PATH directory holding just the real delvewheel (pure Python, from the index)."""
+    bindir = tmp_path / "delvewheel-bin"
+    bindir.mkdir()
+    (bindir / "delvewheel").symlink_to(tools_bin / "delvewheel")
+    return bindir
+
+
+def test_repair_wheelhouse_with_the_real_delvewheel(
+    bash, tmp_path, official_numpy_wheels, delvewheel_only
+):
+    # GIVEN NumPy's official Windows wheel as it was before its repair, and the
+    # DLLs it needs (OpenBLAS, the C++ runtime) in a directory
+    dlls = tmp_path / "dlls"
+    wheel = unrepaired(official_numpy_wheels["win_amd64"], tmp_path / "raw", dlls)
+    # WHEN repair_wheelhouse runs delvewheel on it, the DLL directory given
+    r = bash(
+        f"source multibuild/windows_utils.sh\nrepair_wheelhouse {tmp_path}/raw {tmp_path}/out",
+        env={"PATH": f"{delvewheel_only}:{VENV_BIN}:/usr/bin:/bin",
+             "NW_REPAIR_LIBRARY_PATH": str(dlls)},
+    )  # fmt: skip
+    # THEN one wheel of the same name came out, its numpy.libs/ holds both DLLs
+    # (under delvewheel's mangled names), and the extension imports those names
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    (out,) = (tmp_path / "out").iterdir()
+    assert out.name == wheel.name
+    with zipfile.ZipFile(out) as zf:
+        libs = sorted(n.split("/", 1)[1] for n in zf.namelist() if n.startswith("numpy.libs/"))
+        libs = [n for n in libs if n]
+        assert [n.split("-", 1)[0] for n in libs] == ["libscipy_openblas64_", "msvcp140"]
+        assert any(n.endswith(".dist-info/DELVEWHEEL") for n in zf.namelist())
+        (ext,) = [n for n in zf.namelist() if "_multiarray_umath" in n and n.endswith(".pyd")]
+        imports = pe_imports(zf.read(ext))
+    assert set(libs) <= imports, imports
+
+
+def test_real_delvewheel_missing_dll_keeps_the_input_aside(
+    bash, tmp_path, official_numpy_wheels, delvewheel_only
+):
+    # GIVEN the unrepaired wheel and no directory holding its DLLs
+    wheel = unrepaired(official_numpy_wheels["win_amd64"], tmp_path / "wh", tmp_path / "dlls")
+    # WHEN it is repaired in place
+    r = bash(
+        f"source multibuild/windows_utils.sh\nrepair_wheelhouse {tmp_path}/wh",
+        env={"PATH": f"{delvewheel_only}:{VENV_BIN}:/usr/bin:/bin"},
+    )
+    # THEN delvewheel's refusal is the step's: one line naming the wheel, and the
+    # input set aside so no later step takes it for repaired
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-2:] == [
+        f"repair_wheelhouse: delvewheel could not repair {wheel.name}",
+        f"repair_wheelhouse: moved the unrepaired wheel aside to {wheel.name}.unrepaired",
+    ]
+    assert "libscipy_openblas64_" in r.stderr + r.stdout  # delvewheel named the DLL
+    assert sorted(p.name for p in (tmp_path / "wh").iterdir()) == [f"{wheel.name}.unrepaired"]

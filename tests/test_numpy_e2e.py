@@ -9,7 +9,7 @@ import re
 import zipfile
 
 import pytest
-from conftest import CACHE, ROOT, make
+from conftest import CACHE, HOST_ARCH, PY_TAG, ROOT, make
 from nwlib import file_hash
 
 # A stable place (not tmp_path): the same build directory and ccache directory
@@ -41,7 +41,8 @@ def numpy_build(tmp_path_factory):
 def test_repaired_wheel_bundles_openblas64(numpy_build):
     wheelhouse, _ = numpy_build
     (wheel,) = wheelhouse.glob("*.whl")
-    assert re.fullmatch(r"numpy-2\.4\.6-cp311-cp311-manylinux_2_\d+_x86_64\.whl", wheel.name)
+    tags = rf"{PY_TAG}-{PY_TAG}-manylinux_2_\d+_{HOST_ARCH}"
+    assert re.fullmatch(rf"numpy-2\.4\.6-{tags}\.whl", wheel.name), wheel.name
     names = zipfile.ZipFile(wheel).namelist()
     openblas = [n for n in names if re.fullmatch(r"numpy\.libs/libscipy_openblas64_-\w+\.so", n)]
     assert len(openblas) == 1, [n for n in names if n.startswith("numpy.libs/")]

@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import re
-import socket
 import stat
 import tarfile
 import zipfile
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import nwlib
 import pytest
-from conftest import LoopbackServer
+from conftest import LoopbackServer, closed_port
 
 # ------------------------------------------------------------------------- download
 
@@ -331,9 +330,7 @@ def test_file_hash(tmp_path):
 
 
 def test_closed_port_is_retried_then_one_error(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = closed_port()
     with pytest.raises(nwlib.DownloadError, match=r"failed after 2 attempts: "):
         nwlib.download(f"http://127.0.0.1:{port}/f", tmp_path / "f", retries=2, backoff=0)
     assert list(tmp_path.iterdir()) == []

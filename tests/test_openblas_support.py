@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tarfile
@@ -19,7 +18,16 @@ from pathlib import Path
 
 import openblas_support as obs
 import pytest
-from conftest import CACHE, OFFICIAL_NUMPY, ROOT, LoopbackServer, clean_env
+from conftest import (
+    CACHE,
+    OFFICIAL_NUMPY,
+    ROOT,
+    LoopbackServer,
+    cached_download,
+    clean_env,
+    closed_port,
+)
+from nwlib import file_hash
 
 SCRIPT = ROOT / "scripts" / "openblas_support.py"
 PIN = "0.3.31.188.0"  # what NumPy 2.4.6's requirements/ci_requirements.txt pins
@@ -34,13 +42,6 @@ def run(*args: str, tmp_path: Path, python: str = sys.executable, **env: str):
     return subprocess.run(
         [python, str(SCRIPT), *args], env=full, capture_output=True, text=True, timeout=600
     )
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connections are refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def offline_env(tmp_path: Path) -> dict[str, str]:
@@ -341,15 +342,16 @@ def test_numpy_pin_index_failure_is_one_line(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def numpy_venv(official_numpy_wheels) -> Path:
-    """A venv with the official NumPy wheel and threadpoolctl (cached under build/)."""
-    venv = CACHE / f"numpy-{OFFICIAL_NUMPY}-venv"
+def numpy_venv() -> Path:
+    """A venv with the official NumPy wheel for this interpreter and machine, and
+    threadpoolctl (cached under build/, one per verified wheel)."""
+    wheel = cached_download(f"numpy=={OFFICIAL_NUMPY}", CACHE / "numpy-official" / "host")
+    venv = CACHE / f"numpy-venv-{file_hash(wheel)[:16]}"
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import numpy, threadpoolctl"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    wheel = official_numpy_wheels["manylinux_x86_64"]
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", str(wheel), "threadpoolctl"],
         check=True,

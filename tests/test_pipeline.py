@@ -14,9 +14,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, clean_env, make
+from conftest import HOST_ARCH, PY_TAG, ROOT, clean_env, make
 
 FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
+# The interpreter and machine the suite runs on decide the wheel's tags.
+RAW_WHEEL = f"clib_demo-1.0.0-{PY_TAG}-{PY_TAG}-linux_{HOST_ARCH}.whl"
 
 
 def fixture_copy(tmp_path: Path) -> Path:
@@ -55,7 +57,7 @@ def test_wheels_produces_a_repaired_tested_wheel(pipeline):
     wheels = sorted((tmp_path / "wheelhouse").glob("clib_demo-*.whl"))
     # No MB_ML_VER: auditwheel picks the most compatible policy the wheel allows.
     assert [w.name for w in wheels] == [
-        "clib_demo-1.0.0-cp311-cp311-manylinux1_x86_64.manylinux_2_5_x86_64.whl"
+        f"clib_demo-1.0.0-{PY_TAG}-{PY_TAG}-manylinux1_{HOST_ARCH}.manylinux_2_5_{HOST_ARCH}.whl"
     ]
     names = zipfile.ZipFile(wheels[0]).namelist()
     grafted = [n for n in names if n.startswith("clib_demo.libs/libclib")]
@@ -87,7 +89,7 @@ def test_wheels_report_matches_the_files(pipeline):
 def test_the_unrepaired_wheel_is_kept_out_of_the_wheelhouse(pipeline):
     tmp_path, _ = pipeline
     raw = sorted((tmp_path / "work" / "raw").glob("*.whl"))
-    assert [w.name for w in raw] == ["clib_demo-1.0.0-cp311-cp311-linux_x86_64.whl"]
+    assert [w.name for w in raw] == [RAW_WHEEL]
     assert not (tmp_path / "wheelhouse" / raw[0].name).exists()
 
 
@@ -149,16 +151,18 @@ def test_unknown_plat(tmp_path):
 
 def test_foreign_plat_without_container_engine(tmp_path):
     project = fixture_copy(tmp_path)
-    proc = make("build", tmp_path=tmp_path, env=settings(tmp_path, project, PLAT="aarch64"))
+    other = "aarch64" if HOST_ARCH != "aarch64" else "x86_64"
+    proc = make("build", tmp_path=tmp_path, env=settings(tmp_path, project, PLAT=other))
     assert proc.returncode != 0
-    assert "PLAT=aarch64 needs a container engine (host is x86_64)" in proc.stderr
+    assert f"PLAT={other} needs a container engine (host is {HOST_ARCH})" in proc.stderr
 
 
 def test_no_supported_wheel(tmp_path):
     project = fixture_copy(tmp_path)
     repaired = tmp_path / "work" / "repaired"
     repaired.mkdir(parents=True)
-    foreign = repaired / "clib_demo-1.0.0-cp311-cp311-manylinux_2_17_aarch64.whl"
+    other = "s390x" if HOST_ARCH != "s390x" else "aarch64"
+    foreign = repaired / f"clib_demo-1.0.0-{PY_TAG}-{PY_TAG}-manylinux_2_17_{other}.whl"
     with zipfile.ZipFile(foreign, "w") as zf:
         zf.writestr("clib_demo/__init__.py", "")
     proc = make("test-wheel", tmp_path=tmp_path, env=settings(tmp_path, project))
@@ -175,28 +179,40 @@ def test_steps_refuse_to_run_out_of_order(tmp_path):
 
 
 def test_interrupted_build_then_rerun_starts_clean(tmp_path):
+    # GIVEN a build held inside its pre_build hook until it is interrupted
     project = fixture_copy(tmp_path)
+    config = project / "config.sh"
+    held = tmp_path / "held"
+    hold = '    if [ -n "${NW_TEST_HOLD:-}" ]; then : > "$NW_TEST_HOLD"; sleep 600; fi\n'
+    text = config.read_text().replace('"$clib_source/clib.c"\n', '"$clib_source/clib.c"\n' + hold)
+    config.write_text(text)
     env = settings(tmp_path, project)
-    # Leave the debris of an interrupted run where it would be picked up.
-    raw = tmp_path / "work" / "raw"
-    raw.mkdir(parents=True)
-    (raw / "clib_demo-0.9-cp311-cp311-linux_x86_64.whl").write_bytes(b"stale")
     proc = subprocess.Popen(
         ["make", "-C", str(ROOT), "build"],
-        env=clean_env(tmp_path, **env),
+        env=clean_env(tmp_path, NW_TEST_HOLD=str(held), **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    for _ in range(600):  # wait until the build really started
-        if (tmp_path / "work" / "logs" / "build.log").exists():
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
-    proc.wait(timeout=120)
+    deadline = time.monotonic() + 300
+    while not held.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling for the hook, not a fixed wait
+    assert held.exists(), proc.communicate()[0].decode()[-3000:]
+    # WHEN Ctrl-C reaches the whole foreground group
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=120)[0].decode()
+    # THEN the build stopped there: make failed, the step is recorded as
+    # interrupted, and no wheel came out of it
+    assert proc.returncode != 0, out[-3000:]
+    record = json.loads((tmp_path / "work" / "steps.json").read_text())
+    assert [(r["step"], r["status"]) for r in record] == [("build", "interrupted")]
+    raw = tmp_path / "work" / "raw"
+    assert list(raw.glob("*.whl")) == []
+    # AND a re-run (debris of an interrupted wheel in raw/) builds just the new wheel
+    (raw / f"clib_demo-0.9-{PY_TAG}-{PY_TAG}-linux_{HOST_ARCH}.whl").write_bytes(b"stale")
     rerun = make("build", tmp_path=tmp_path, env=env)
     assert rerun.returncode == 0, rerun.stderr
-    assert [w.name for w in raw.glob("*.whl")] == ["clib_demo-1.0.0-cp311-cp311-linux_x86_64.whl"]
+    assert [w.name for w in raw.glob("*.whl")] == [RAW_WHEEL]
 
 
 @pytest.mark.parametrize(
@@ -232,18 +248,19 @@ def test_mb_ml_ver_selects_the_policy(tmp_path):
         proc = make(target, tmp_path=tmp_path, env=env)
         assert proc.returncode == 0, proc.stderr
     names = [w.name for w in (tmp_path / "work" / "repaired").glob("*.whl")]
-    assert names == ["clib_demo-1.0.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"]
+    assert names == [
+        f"clib_demo-1.0.0-{PY_TAG}-{PY_TAG}-manylinux2014_{HOST_ARCH}.manylinux_2_17_{HOST_ARCH}.whl"
+    ]
 
 
 def test_impossible_policy_is_a_clear_error(tmp_path):
     project = fixture_copy(tmp_path)
-    env = settings(tmp_path, project, AUDITWHEEL_PLAT="musllinux_1_2_x86_64")
+    env = settings(tmp_path, project, AUDITWHEEL_PLAT=f"musllinux_1_2_{HOST_ARCH}")
     assert make("build", tmp_path=tmp_path, env=env).returncode == 0
     proc = make("repair", tmp_path=tmp_path, env=env)
     assert proc.returncode != 0
     assert (
-        "repair_wheelhouse: auditwheel could not repair "
-        "clib_demo-1.0.0-cp311-cp311-linux_x86_64.whl for musllinux_1_2_x86_64"
+        f"repair_wheelhouse: auditwheel could not repair {RAW_WHEEL} for musllinux_1_2_{HOST_ARCH}"
     ) in proc.stderr
     assert list((tmp_path / "work" / "repaired").glob("*.whl")) == []
 

@@ -146,6 +146,8 @@ def test_files_page_pagination_to_pypiserver_with_real_numpy_wheels(
         target = tmp_path / "site"
         pip = [sys.executable, "-m", "pip", "install", "--isolated", "--no-deps", "-q"]
         pip += ["--index-url", pypiserver.simple_url, "--target", str(target), "numpy==2.4.6"]
+        pip += ["--only-binary=:all:", "--python-version", "3.11"]  # the wheels' (any host)
+        pip += ["--platform", "manylinux_2_28_x86_64"]
         installed = subprocess.run(pip, capture_output=True, text=True, timeout=300)
         assert installed.returncode == 0, installed.stderr
         assert (target / "numpy-2.4.6.dist-info").is_dir()

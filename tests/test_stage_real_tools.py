@@ -1,0 +1,180 @@
+"""`make stage` with the real anaconda-client (from the package index) instead of a
+stub: its own parser takes the exact command stage.sh builds, and it talks to
+:class:`AnacondaApi`, a loopback stand-in for the anaconda.org API (unreachable
+here) that answers the calls an upload starts with as the real API does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, VENV_BIN, clean_env
+from staging_server import make_wheel
+
+TOKEN = "tok-5e1f-secret"
+
+
+class AnacondaApi:
+    """The anaconda.org API calls of `anaconda upload --skip-existing -u ORG FILE`:
+    ``HEAD /`` (is the API there), ``GET /user/ORG`` (the token may act for ORG: 401
+    otherwise) and ``GET /dist/ORG/PKG/VERSION/FILE`` (200 for files in ``staged``,
+    which --skip-existing then skips; 404 otherwise). Any other call gets a 500, so
+    an upload that goes further fails. ``calls`` records (method, path, token)."""
+
+    def __init__(self, org: str, token: str, staged: set[str]) -> None:
+        self.org, self.token, self.staged = org, token, staged
+        self.calls: list[tuple[str, str, str | None]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _answer(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                token = auth[len("token ") :] if auth.startswith("token ") else None
+                api.calls.append((self.command, self.path, token))
+                status, body = api.respond(self.command, self.path, token)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def respond(self, method: str, path: str, token: str | None) -> tuple[int, dict]:
+        if method == "HEAD" and path == "/":
+            return 200, {}
+        if token != self.token:
+            return 401, {"error": "Unauthorized: invalid or expired token"}
+        if method == "GET" and path == f"/user/{self.org}":
+            return 200, {"login": self.org, "user_type": "org", "name": self.org}
+        if method == "GET" and path.startswith(f"/dist/{self.org}/"):
+            basename = path.rsplit("/", 1)[-1]
+            if basename in self.staged:
+                return 200, {"basename": basename, "owner": self.org}
+            return 404, {"error": f"file {basename} not found"}
+        return 500, {"error": "not served by this stand-in"}
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def wheelhouse(tmp_path, official_numpy_wheels) -> Path:
+    """A real NumPy wheel and a small one, as `make wheels` leaves them (with the
+    manifest of the run that made them)."""
+    dest = tmp_path / "wheelhouse"
+    dest.mkdir()
+    shutil.copy(official_numpy_wheels["manylinux_x86_64"], dest)
+    make_wheel(dest, "tinyproj", "1.0")
+    lines = [
+        f"{hashlib.sha256(w.read_bytes()).hexdigest()}  {w.name}\n"
+        for w in sorted(dest.glob("*.whl"))
+    ]
+    (dest / "manifest.sha256").write_text("".join(lines))
+    return dest
+
+
+@pytest.fixture
+def anaconda_on_path(tmp_path, tools_bin) -> Path:
+    """A PATH directory holding just the real `anaconda` of the tools venv."""
+    bindir = tmp_path / "anaconda-bin"
+    bindir.mkdir()
+    (bindir / "anaconda").symlink_to(tools_bin / "anaconda")
+    return bindir
+
+
+def stage(tmp_path: Path, wheelhouse: Path, bindir: Path, api: AnacondaApi, **env: str):
+    """scripts/stage.sh as `make stage` runs it; anaconda-client's config names the API."""
+    config = tmp_path / "home" / ".continuum" / "anaconda-client" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"url: {api.url}\n")
+    full = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=str(VENV_BIN / "python"))
+    full.update(env, PATH=f"{bindir}:{full['PATH']}")
+    return subprocess.run(
+        ["bash", "scripts/stage.sh"], cwd=ROOT, env=full, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+
+
+def test_anaconda_client_takes_the_stage_command(tmp_path, wheelhouse, anaconda_on_path):
+    # GIVEN the API, where both wheels are already staged in the release org
+    names = sorted(w.name for w in wheelhouse.glob("*.whl"))
+    api = AnacondaApi("multibuild-wheels-staging", TOKEN, set(names))
+    try:
+        # WHEN `make stage` runs the real anaconda-client
+        proc = stage(tmp_path, wheelhouse, anaconda_on_path, api,
+                     ANACONDA_TOKEN=TOKEN, BUILD_COMMIT="v2.4.6")  # fmt: skip
+    finally:
+        api.close()
+    # THEN its parser took the command (no usage error), it asked, with the token,
+    # for the org and for each wheel under its project and version, and skipped both
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    dists = sorted(p for m, p, _ in api.calls if p.startswith("/dist/"))
+    assert dists == [
+        f"/dist/multibuild-wheels-staging/numpy/2.4.6/{names[0]}",
+        f"/dist/multibuild-wheels-staging/tinyproj/1.0/{names[1]}",
+    ]
+    assert ("GET", "/user/multibuild-wheels-staging", TOKEN) in api.calls
+    assert {t for m, _, t in api.calls if m == "GET"} == {TOKEN}
+    assert (proc.stdout + proc.stderr).count("Distribution already exists. Skipping upload.") == 2
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("token", "staged", "why"),
+    [("not-" + TOKEN, True, "token refused"), (TOKEN, False, "upload refused")],
+)
+def test_anaconda_failure_fails_the_stage_step(
+    tmp_path, wheelhouse, anaconda_on_path, token, staged, why
+):
+    # GIVEN an API that refuses the token, or the upload itself
+    names = {w.name for w in wheelhouse.glob("*.whl")} if staged else set()
+    api = AnacondaApi("multibuild-wheels-staging", TOKEN, names)
+    try:
+        # WHEN `make stage` runs
+        proc = stage(tmp_path, wheelhouse, anaconda_on_path, api,
+                     ANACONDA_TOKEN=token, BUILD_COMMIT="v2.4.6")  # fmt: skip
+    finally:
+        api.close()
+    # THEN anaconda-client's failure is the step's: non-zero, one line naming it
+    assert proc.returncode != 0, why
+    assert proc.stderr.splitlines()[-1].startswith(
+        "stage: error: anaconda upload to multibuild-wheels-staging failed (exit 1)"
+    )
+    assert token not in proc.stdout + proc.stderr
+
+
+def test_make_stage_exit_status_follows_anaconda(tmp_path, wheelhouse, anaconda_on_path):
+    api = AnacondaApi("multibuild-wheels-staging", TOKEN, set())
+    try:
+        config = tmp_path / "home" / ".continuum" / "anaconda-client" / "config.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f"url: {api.url}\n")
+        env = {"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": TOKEN}
+        env["PATH"] = f"{anaconda_on_path}:{clean_env(tmp_path)['PATH']}"
+        proc = subprocess.run(
+            ["make", "-C", str(ROOT), "stage", f"VENV={VENV_BIN.parent}"],
+            env=clean_env(tmp_path, **env), capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        api.close()
+    assert proc.returncode == 2  # make's status for a failed recipe
+    assert "stage: error: anaconda upload to multibuild-wheels-staging failed" in proc.stderr
+    assert TOKEN not in proc.stdout + proc.stderr
