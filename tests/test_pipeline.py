@@ -165,6 +165,11 @@ def test_no_supported_wheel(tmp_path):
     foreign = repaired / f"clib_demo-1.0.0-{PY_TAG}-{PY_TAG}-manylinux_2_17_{other}.whl"
     with zipfile.ZipFile(foreign, "w") as zf:
         zf.writestr("clib_demo/__init__.py", "")
+    # as if make check had passed it: this test is about what install_run says
+    from nwlib import file_hash
+
+    checked = {foreign.name: file_hash(foreign)}
+    (tmp_path / "work" / "checked.json").write_text(json.dumps(checked))
     proc = make("test-wheel", tmp_path=tmp_path, env=settings(tmp_path, project))
     assert proc.returncode != 0
     assert "no supported wheels found" in proc.stdout + proc.stderr

@@ -152,12 +152,20 @@ def test_our_checkout_stays_ours_across_reruns(tmp_path, upstream):
     assert (tmp_path / "src" / ".nw-source.json").exists()
 
 
-def test_your_own_checkout_is_updated_in_place(tmp_path, upstream):
+def test_your_own_checkout_is_used_only_at_build_commit(tmp_path, upstream):
     src = tmp_path / "src"
     git("clone", "-q", upstream["url"], str(src), cwd=tmp_path)
     env = {"REPO_DIR": str(src), "BUILD_COMMIT": "feature", "NW_WORK_DIR": str(tmp_path / "w"),
            "REPO_URL": "file:///nowhere"}  # fmt: skip
+    # At another ref: never switched by make source (issue 12), one line says what to do.
     proc = make("source", tmp_path=tmp_path, env=env)  # SOURCE=auto
+    assert proc.returncode != 0
+    assert f"REPO_DIR {src} is your git checkout at {upstream['head'][:12]}, not " in proc.stderr
+    assert "or build it as it is with SOURCE=local" in proc.stderr
+    assert git("rev-parse", "HEAD", cwd=src) == upstream["head"]
+    # Checked out there by its owner: built as it is, its origin and history kept.
+    git("checkout", "-q", "feature", cwd=src)
+    proc = make("source", tmp_path=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert (src / "version.txt").read_text() == "feature\n"
     assert git("remote", "get-url", "origin", cwd=src) == upstream["url"]

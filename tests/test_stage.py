@@ -23,6 +23,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def write_manifest(wheelhouse: Path) -> None:
+    """The manifest.sha256 `make test-wheel` leaves: every wheel in the directory."""
+    lines = [f"{sha256(w)}  {w.name}\n" for w in sorted(wheelhouse.glob("*.whl"))]
+    (wheelhouse / "manifest.sha256").write_text("".join(lines))
+
+
 @pytest.fixture
 def wheelhouse(tmp_path, official_numpy_wheels) -> Path:
     """A real NumPy wheel and a small one, as `make wheels` leaves them."""
@@ -30,16 +36,21 @@ def wheelhouse(tmp_path, official_numpy_wheels) -> Path:
     dest.mkdir()
     shutil.copy(official_numpy_wheels["manylinux_x86_64"], dest)
     make_wheel(dest, "tinyproj", "1.0")
+    write_manifest(dest)
     return dest
 
 
 @pytest.fixture
 def stub_anaconda(tmp_path) -> tuple[Path, Path]:
-    """An `anaconda` executable that records its argv, one word a line."""
+    """An `anaconda` executable that records its argv, one word a line, then the
+    token it was given in its environment (anaconda-client reads ANACONDA_API_TOKEN)."""
     bindir, log = tmp_path / "stubbin", tmp_path / "anaconda-argv.txt"
     bindir.mkdir()
     stub = bindir / "anaconda"
-    stub.write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > "{log}"\necho "uploaded (stub)"\n')
+    stub.write_text(
+        f'#!/bin/bash\nprintf "%s\\n" "$@" > "{log}"\n'
+        f'printf "%s" "${{ANACONDA_API_TOKEN:-}}" > "{log}.env"\necho "uploaded (stub)"\n'
+    )
     stub.chmod(0o755)
     return bindir, log
 
@@ -78,8 +89,11 @@ def test_anaconda_argv_and_organisation(tmp_path, wheelhouse, stub_anaconda, env
     proc = stage(tmp_path, wheelhouse, stub_anaconda, ANACONDA_TOKEN=TOKEN, **env)
     assert proc.returncode == 0, proc.stderr
     argv = stub_anaconda[1].read_text().splitlines()
-    assert argv == ["-t", TOKEN, "upload", "--skip-existing", "-u", org, *wheels(wheelhouse)]
-    shown = f"+ anaconda -t {MASK} upload --skip-existing -u {org} {' '.join(wheels(wheelhouse))}"
+    assert argv == ["upload", "--skip-existing", "-u", org, *wheels(wheelhouse)]
+    assert Path(f"{stub_anaconda[1]}.env").read_text() == TOKEN  # the token, off the argv
+    shown = f"+ ANACONDA_API_TOKEN={MASK} anaconda upload --skip-existing -u {org} " + " ".join(
+        wheels(wheelhouse)
+    )
     assert shown in proc.stdout.splitlines()
     assert TOKEN not in proc.stdout + proc.stderr
 
@@ -92,7 +106,8 @@ def test_force_and_token_file(tmp_path, wheelhouse, stub_anaconda):
     )
     assert proc.returncode == 0, proc.stderr
     argv = stub_anaconda[1].read_text().splitlines()
-    assert argv[:6] == ["-t", TOKEN, "upload", "--force", "-u", "multibuild-wheels-staging"]
+    assert argv[:4] == ["upload", "--force", "-u", "multibuild-wheels-staging"]
+    assert Path(f"{stub_anaconda[1]}.env").read_text() == TOKEN
     assert TOKEN not in proc.stdout + proc.stderr
 
 
@@ -103,7 +118,7 @@ def test_make_stage_dry_run_masks_the_token(tmp_path, wheelhouse, stub_anaconda)
     assert proc.returncode == 0, proc.stderr
     assert not stub_anaconda[1].exists()  # nothing run
     expected = (
-        f"+ anaconda -t {MASK} upload --skip-existing -u multibuild-wheels-staging "
+        f"+ ANACONDA_API_TOKEN={MASK} anaconda upload --skip-existing -u multibuild-wheels-staging "
         + " ".join(wheels(wheelhouse))
     )
     assert expected in proc.stdout.splitlines()
@@ -149,6 +164,7 @@ def test_audit_failure_uploads_nothing(tmp_path, wheelhouse, stub_anaconda):
         for info in src.infolist():  # RECORD no longer matches a member
             data = src.read(info)
             out.writestr(info, data + b"#\n" if info.filename.endswith(".py") else data)
+    write_manifest(wheelhouse)
     proc = stage(tmp_path, wheelhouse, stub_anaconda, ANACONDA_TOKEN=TOKEN)
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == "stage: error: check_wheel.py failed; nothing uploaded"
@@ -188,7 +204,7 @@ def test_twine_dry_run_masks_url_credentials(tmp_path, wheelhouse, pypiserver):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("+ twine")]
     assert lines == [
         f"+ twine --no-color upload --non-interactive --repository-url "
-        f"'http://********@127.0.0.1:{pypiserver.port}/' --disable-progress-bar {w}"
+        f"http://127.0.0.1:{pypiserver.port}/ --disable-progress-bar {w}"
         for w in wheels(wheelhouse)
     ]
     assert pypiserver.password not in proc.stdout + proc.stderr
