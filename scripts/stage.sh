@@ -7,9 +7,10 @@
 # (earlier runs, copies) never are.
 #
 # Two targets:
-# - anaconda.org (default), with anaconda-client, the token in its environment
-#   (never on a command line, where `ps` shows it to every user):
-#     ANACONDA_API_TOKEN=TOKEN anaconda upload --skip-existing -u $ANACONDA_ORG FILES...
+# - anaconda.org (default), with anaconda-client, the token in the environment
+#   variable anaconda-client reads (never on a command line, where `ps` shows it
+#   to every user):
+#     anaconda upload --skip-existing -u $ANACONDA_ORG FILES...
 #   (--force instead of --skip-existing with STAGE_FORCE=1);
 # - any PyPI-compatible index when STAGE_REPOSITORY_URL is set, with twine through
 #   `wheel_uploader.py --files` (same exactly-once logic as wheel-uploader: a file
