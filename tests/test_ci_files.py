@@ -880,6 +880,8 @@ def test_stage_step_finds_the_real_anaconda_client(workdir, tmp_path):
         assert "not on PATH" not in out, out
         assert "Using Anaconda API" in out, out
         assert proc.returncode != 0, out
+        # anaconda-client's retry hint repeats its argv: the token must not be in it.
+        assert not any(value in out for value in SECRETS.values()), out
 
 
 # ----------------------------------------------------------------------- artifacts
