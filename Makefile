@@ -118,7 +118,7 @@ version:
 
 # An unknown target (`make wheel`): name the nearest one.
 .DEFAULT:
-	@echo "make: no target '$(subst ','\'',$@)'$$($(PYTHON) -c 'import difflib, sys; m = difflib.get_close_matches(sys.argv[1], sys.argv[2:], 1, 0.5); print(f"; did you mean make {m[0]}?" if m else "")' '$(subst ','\'',$@)' $$(sed -nE 's/^\.PHONY: ([a-z-]+) +## .*/\1/p' $(MAKEFILE))) (make help lists them)" >&2; exit 2
+	+@echo "make: no target '$(subst ','\'',$@)'$$($(PYTHON) -c 'import difflib, sys; m = difflib.get_close_matches(sys.argv[1], sys.argv[2:], 1, 0.5); print(f"; did you mean make {m[0]}?" if m else "")' '$(subst ','\'',$@)' $$(sed -nE 's/^\.PHONY: ([a-z-]+) +## .*/\1/p' $(MAKEFILE))) (make help lists them)" >&2; exit 2
 
 .PHONY: setup  ## Create .venv with the toolkit's pinned dependencies
 setup: $(VENV)/.installed

@@ -67,12 +67,13 @@ def test_check_never_drops_the_openblas_expectation(
 
 
 def test_stage_gates_on_fail_only_unless_strict(official_numpy_wheels, tmp_path):
-    from test_stage import stage
+    from test_stage import stage, write_manifest
 
     # GIVEN a wheelhouse whose only wheel has audit warnings (VCRUNTIME140_1.dll)
     wheelhouse = tmp_path / "wheelhouse"
     wheelhouse.mkdir()
     shutil.copy(official_numpy_wheels["win_amd64"], wheelhouse)
+    write_manifest(wheelhouse)
     bindir = tmp_path / "stubbin"
     bindir.mkdir()
     (bindir / "anaconda").write_text('#!/bin/bash\necho "uploaded (stub)"\n')

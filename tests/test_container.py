@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, make, run_bash
 from container_engine import POLICY
+from nwlib import file_hash
 
 FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
 ARCH = __import__("platform").machine()
@@ -120,6 +121,8 @@ def test_test_container_that_cannot_start_keeps_the_wheel(container, fixture_in_
     work = tmp_path / "work-infra"
     (work / "repaired").mkdir(parents=True)
     shutil.copy(wheel, work / "repaired")
+    # as `make check` leaves it: test-wheel promotes only a wheel the audit passed
+    (work / "checked.json").write_text(json.dumps({wheel.name: file_hash(wheel)}))
     project, config = tmp_path / "clib-demo", tmp_path / "clib-demo" / "probe-config.sh"
     env = make_env(tmp_path, project, config, **container.env)
     env.update(NW_WORK_DIR=str(work), WHEEL_SDIR=str(tmp_path / "wh-infra"))

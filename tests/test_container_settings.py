@@ -39,7 +39,8 @@ def test_mb_python_version_not_found_stops_before_any_work(tmp_path):
     # THEN one line naming the setting and what was found, and nothing built
     error = proc.stderr.splitlines()[0]
     assert error.endswith(
-        f"MB_PYTHON_VERSION=3.99 but PYTHON=python3 is {version_of('python3')} and there is no "
+        f"MB_PYTHON_VERSION=3.99 but PYTHON={sys.executable} is {version_of(sys.executable)} "
+        "and there is no "
         "python3.99 on PATH; install it or set PYTHON=/path/to/python3.99"
     ), proc.stderr
     assert not (tmp_path / "work").exists()
@@ -86,7 +87,7 @@ def test_native_run_says_so_first(tmp_path):
     env = {**FIXTURE_ENV, "NW_WORK_DIR": str(tmp_path / "work"), "REPO_DIR": str(tmp_path / "x")}
     proc = make("build", tmp_path=tmp_path, env=env, timeout=300)
     assert proc.stderr.splitlines()[0] == (
-        f"native build with python3 (Python {version_of('python3')}); "
+        f"native build with {sys.executable} (Python {version_of(sys.executable)}); "
         "set DOCKER_IMAGE to build in a container"
     )
 
