@@ -253,7 +253,8 @@ def test_numpy_provenance_names_sdist_and_openblas_by_digest(numpy_first):
     assert blas["name"].startswith("scipy_openblas64-")
     assert blas["digest"]["sha256"] == file_hash(CACHE / "openblas" / "downloads" / blas["name"])
     names = {d["name"].lower() for d in installed}
-    assert {"meson-python", "cython", "meson", "ninja"} <= names
+    # (ninja is pip-installed only where the machine has none: config.sh's pre_build)
+    assert {"meson-python", "cython", "meson"} <= names
     for schema in ("in-toto-statement-v1.json", "slsa-provenance-v1.json"):
         cmd = [str(VENV_BIN / "check-jsonschema"), "--schemafile"]
         cmd += [str(ROOT / "tests" / "schemas" / schema), str(record_path)]
