@@ -147,7 +147,7 @@ def test_native_build_multilinux_repairs_and_install_run_tests(bash, demo):
         f"build_multilinux {MACHINE} 'build_wheel proj && echo built-with-and'\n"
         f"install_run {MACHINE}",
         cwd=work,
-        env=demo_env(demo, NW_NO_CONTAINER="1"),
+        env=demo_env(demo),
         timeout=300,
     )
     assert r.returncode == 0, r.stderr[-3000:]
