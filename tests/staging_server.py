@@ -432,12 +432,14 @@ def make_wheel(
 
 class UploadProxy(_Base):
     """Forwards every request to ``target``; the POSTs numbered in ``drop`` (1-based)
-    are cut off with no answer, those in ``refuse`` get that status instead."""
+    are cut off with no answer, those in ``refuse`` get that status instead; ``bodies``
+    keeps every POST body as sent (what the index was asked to store)."""
 
     def __init__(self, target: str, *, drop=(), refuse: dict[int, int] | None = None) -> None:
         self.target = target.rstrip("/")
         self.drop, self.refuse = set(drop), dict(refuse or {})
         self.posts = 0
+        self.bodies: list[bytes] = []
         self.handler = _ProxyHandler
         self._lock = threading.Lock()
 
@@ -457,6 +459,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         with self.app._lock:
             self.app.posts += 1
+            self.app.bodies.append(body)
             number = self.app.posts
         if number in self.app.drop:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -1,0 +1,117 @@
+"""PEP 740 publish attestations staged beside the wheels (``FILE.publish.attestation``,
+the name pypa's publish action writes).
+
+An attestation object is JSON: ``version`` 1, ``verification_material`` (the
+Sigstore certificate and transparency log entries) and ``envelope``, whose
+``statement`` is base64 of an in-toto Statement v1 naming the distribution by file
+name and sha256.  The uploader fetches one per staged file where there is one
+(:func:`fetch`: a 404 means none), checks that it names that file's sha256
+(:func:`check`), and hands it to twine: twine 7 attaches only the attestation
+files given on its command line, and only with ``--attestations``
+(:func:`twine_inputs`).  The Sigstore signature itself is verified by the index
+(PyPI) on upload; this machine has no trust root to check it against.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import nwlib
+
+SUFFIX = ".publish.attestation"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+MAX_BYTES = 2**20  # a real one is a few KiB
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class AttestationError(nwlib.FatalError):
+    """An attestation that does not name its file's bytes."""
+
+
+def path_for(dist: Path) -> Path:
+    """Where the attestation of ``dist`` sits: beside it."""
+    return dist.with_name(dist.name + SUFFIX)
+
+
+def url_for(dist_url: str) -> str:
+    """The staged attestation of the file at ``dist_url`` (hash fragment dropped)."""
+    parts = urlsplit(dist_url)
+    return urlunsplit(parts._replace(path=parts.path + SUFFIX, fragment=""))
+
+
+def statement(path: Path) -> dict:
+    """The in-toto Statement inside an attestation file, or AttestationError."""
+    shown = path.name
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise AttestationError(f"{shown}: larger than {MAX_BYTES} bytes")
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise AttestationError(f"{shown}: cannot read: {exc.strerror}") from None
+    except ValueError:
+        raise AttestationError(f"{shown}: not JSON") from None
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise AttestationError(f"{shown}: not a PEP 740 attestation object (version 1)")
+    envelope = data.get("envelope")
+    if not isinstance(envelope, dict) or not isinstance(data.get("verification_material"), dict):
+        raise AttestationError(f"{shown}: no envelope or verification_material")
+    try:
+        inner = json.loads(base64.b64decode(envelope.get("statement", ""), validate=True))
+    except (ValueError, TypeError):
+        raise AttestationError(f"{shown}: its envelope's statement is not base64 JSON") from None
+    if not isinstance(inner, dict) or inner.get("_type") != STATEMENT_TYPE:
+        raise AttestationError(f"{shown}: its statement is not an in-toto Statement v1")
+    if not envelope.get("signature"):
+        raise AttestationError(f"{shown}: its envelope has no signature")
+    return inner
+
+
+def check(path: Path, dist_name: str, sha256: str) -> None:
+    """Raise unless the attestation at ``path`` names ``dist_name`` with ``sha256``."""
+    subjects = statement(path).get("subject")
+    named = []
+    for item in subjects if isinstance(subjects, list) else []:
+        if isinstance(item, dict) and item.get("name") == dist_name:
+            digest = item.get("digest") if isinstance(item.get("digest"), dict) else {}
+            named.append(str(digest.get("sha256", "")))
+    if sha256 in named:
+        return
+    if named:
+        theirs = nwlib.printable(named[0], 80)
+        raise AttestationError(
+            f"{path.name} names {dist_name} with sha256 {theirs}, the file's is {sha256}; "
+            "nothing uploaded"
+        )
+    raise AttestationError(f"{path.name} does not name {dist_name}; nothing uploaded")
+
+
+def fetch(
+    dist_url: str, dist: Path, *, timeout: float = 30.0, retries: int = 3,
+    allow_insecure: bool = False,
+) -> Path | None:  # fmt: skip
+    """Download the attestation staged beside ``dist_url`` next to ``dist``; None when
+    the staging location has none (404).  A copy already there is fetched again: it is
+    small, and an older one may be of another build."""
+    dest = path_for(dist)
+    dest.unlink(missing_ok=True)
+    try:
+        return nwlib.download(
+            url_for(dist_url), dest, timeout=timeout, retries=retries, progress=False,
+            resume=False, allow_insecure=allow_insecure,
+        )  # fmt: skip
+    except nwlib.HTTPStatusError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def twine_inputs(dist: Path) -> list[str]:
+    """twine's arguments for uploading ``dist``: ``--attestations``, the file and its
+    attestation when one sits beside it, else the file alone (twine refuses
+    ``--attestations`` for a file without one)."""
+    found = path_for(dist)
+    return ["--attestations", str(dist), str(found)] if found.is_file() else [str(dist)]
