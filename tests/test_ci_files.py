@@ -837,7 +837,9 @@ def test_org_and_token_follow_one_rule(
     steps = stager_steps(service, context, secrets, workdir)
     assert "stage" in [target_of(c) for _, script in steps for c in make_calls(script)]
     # WHEN they run (make stage as a dry run: the decision is printed, nothing is sent)
-    proc = run_steps(steps, {"DRY_RUN": "1"}, workdir, tmp_path)
+    proc = run_steps(
+        steps, {"DRY_RUN": "1", "STAGE_PROJECT": "tinyproj,otherproj"}, workdir, tmp_path
+    )
     out = proc.stdout + proc.stderr
     # THEN the org and the token's variable are the rule's, never the other org's secret
     assert proc.returncode == 0, out
@@ -873,7 +875,7 @@ def test_stage_step_finds_the_real_anaconda_client(workdir, tmp_path):
         write_wheels(workdir / "artifacts" / "wheels-Linux-x86_64-py3.12", "tinyproj")
         steps = stager_steps(service, context, SECRETS, workdir)
         # WHEN they run for real
-        proc = run_steps(steps, proxies, workdir, tmp_path)
+        proc = run_steps(steps, {**proxies, "STAGE_PROJECT": "tinyproj"}, workdir, tmp_path)
         out = proc.stdout + proc.stderr
         # THEN `anaconda` was found and ran (its own error: the API is unreachable),
         # and its failure fails the step

@@ -59,7 +59,8 @@ def stubs(tmp_path) -> Path:
 
 
 def stage(tmp_path: Path, wheelhouse: Path, stubs: Path, *bash_args: str, **env: str):
-    full = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=sys.executable, **env)
+    full = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=sys.executable,
+                     STAGE_PROJECT="tinyproj", **env)  # fmt: skip
     full["PATH"] = f"{stubs}:{full['PATH']}"
     return subprocess.run(["bash", *bash_args, "scripts/stage.sh"], cwd=ROOT, env=full,
                           capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -84,7 +84,8 @@ def test_failed_tests_leave_no_older_copy_to_stage(tmp_path, project):
     assert not (wheelhouse / WHEEL).exists()
     assert (wheelhouse / "manifest.sha256").read_text() == ""
     staged = make("stage", "DRY_RUN=1", tmp_path=tmp_path,
-                  env={"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": "t"})  # fmt: skip
+                  env={"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": "t",
+                       "STAGE_PROJECT": "tinyproj"})  # fmt: skip
     assert staged.returncode != 0
     assert (
         f"stage: error: {wheelhouse}/manifest.sha256 lists no wheels (the last run produced "
@@ -104,7 +105,8 @@ def test_stage_uploads_exactly_the_manifest(tmp_path, project):
     ours = wheelhouse / WHEEL
     assert (wheelhouse / "manifest.sha256").read_text() == f"{sha256(ours)}  {WHEEL}\n"
     staged = make("stage", "DRY_RUN=1", tmp_path=tmp_path,
-                  env={"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": "t"})  # fmt: skip
+                  env={"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": "t",
+                       "STAGE_PROJECT": "tinyproj"})  # fmt: skip
     assert staged.returncode == 0, staged.stderr
     (shown,) = [ln for ln in staged.stdout.splitlines() if "anaconda upload" in ln]
     assert shown.endswith(f" -u multibuild-wheels-staging {ours}")
@@ -112,7 +114,8 @@ def test_stage_uploads_exactly_the_manifest(tmp_path, project):
     # AND a wheel changed after the run is refused, nothing uploaded
     make_wheel(wheelhouse, "tinyproj", "1.0", payload=b"swapped")
     staged = make("stage", "DRY_RUN=1", tmp_path=tmp_path,
-                  env={"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": "t"})  # fmt: skip
+                  env={"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": "t",
+                       "STAGE_PROJECT": "tinyproj"})  # fmt: skip
     assert staged.returncode != 0
     assert f"stage: error: {ours} changed since make test-wheel listed it" in staged.stderr
     assert "anaconda upload" not in staged.stdout
@@ -147,7 +150,8 @@ def test_stage_takes_the_manifests_of_several_ci_jobs(tmp_path):
         (wheelhouse / f"manifest-{job}.sha256").write_text(f"{sha256(wheel)}  {wheel.name}\n")
     # WHEN make stage runs
     staged = make("stage", "DRY_RUN=1", tmp_path=tmp_path,
-                  env={"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": "t"})  # fmt: skip
+                  env={"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": "t",
+                       "STAGE_PROJECT": "tinyproj"})  # fmt: skip
     # THEN it uploads the wheels of both jobs, and only those
     assert staged.returncode == 0, staged.stderr
     (shown,) = [ln for ln in staged.stdout.splitlines() if "anaconda upload" in ln]

@@ -57,6 +57,7 @@ def stub_anaconda(tmp_path) -> tuple[Path, Path]:
 
 def stage(tmp_path: Path, wheelhouse: Path, stub: tuple[Path, Path] | None = None, **env: str):
     """Run scripts/stage.sh as the make recipe does, in a clean CI-like environment."""
+    env = {"STAGE_PROJECT": "numpy,tinyproj", **env}  # the fixture's two projects
     full = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=".venv/bin/python", **env)
     if stub is not None:
         full["PATH"] = f"{stub[0]}:{full['PATH']}"
@@ -112,7 +113,11 @@ def test_force_and_token_file(tmp_path, wheelhouse, stub_anaconda):
 
 
 def test_make_stage_dry_run_masks_the_token(tmp_path, wheelhouse, stub_anaconda):
-    env = {"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": TOKEN}
+    env = {
+        "WHEEL_SDIR": str(wheelhouse),
+        "ANACONDA_TOKEN": TOKEN,
+        "STAGE_PROJECT": "numpy,tinyproj",
+    }
     env["PATH"] = f"{stub_anaconda[0]}:{clean_env(tmp_path)['PATH']}"
     proc = make("stage", "DRY_RUN=1", tmp_path=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -105,7 +105,8 @@ def stage(tmp_path: Path, wheelhouse: Path, bindir: Path, api: AnacondaApi, **en
     config = tmp_path / "home" / ".continuum" / "anaconda-client" / "config.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(f"url: {api.url}\n")
-    full = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=str(VENV_BIN / "python"))
+    full = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=str(VENV_BIN / "python"),
+                     STAGE_PROJECT="numpy,tinyproj")  # fmt: skip
     full.update(env, PATH=f"{bindir}:{full['PATH']}")
     return subprocess.run(
         ["bash", "scripts/stage.sh"], cwd=ROOT, env=full, capture_output=True, text=True,
@@ -167,7 +168,8 @@ def test_make_stage_exit_status_follows_anaconda(tmp_path, wheelhouse, anaconda_
         config = tmp_path / "home" / ".continuum" / "anaconda-client" / "config.yaml"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(f"url: {api.url}\n")
-        env = {"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": TOKEN}
+        env = {"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": TOKEN,
+               "STAGE_PROJECT": "numpy,tinyproj"}  # fmt: skip
         env["PATH"] = f"{anaconda_on_path}:{clean_env(tmp_path)['PATH']}"
         proc = subprocess.run(
             ["make", "-C", str(ROOT), "stage", f"VENV={VENV_BIN.parent}"],

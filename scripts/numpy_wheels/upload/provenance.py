@@ -21,11 +21,13 @@ signature by a key the release manager holds).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -368,3 +370,75 @@ def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
                 seen.add(name)
                 result.missing.append((name, record))
     return result
+
+
+# ------------------------------------------------------------------- staging side
+
+BUILD_RECORDS = ("build-provenance.intoto.json", "build-provenance-*.intoto.json")
+
+
+def staged_name(project: str, version: str, data: bytes) -> str:
+    """The staged file's name: project and version, then the content's digest, so a
+    re-stage of other records never hides behind a file already staged (--skip-existing)."""
+    return f"{project}-{version}-provenance-{hashlib.sha256(data).hexdigest()[:16]}.intoto.jsonl"
+
+
+def merge_for_stage(wheel_dir: Path, wheels: list[Path], out_dir: Path) -> Path | None:
+    """Check that the build records in ``wheel_dir`` (this run's, and other CI jobs'
+    renamed build-provenance-NAME.intoto.json) name every wheel to stage with its
+    sha256, and write the records that do as one JSON Lines file in ``out_dir``
+    (emptied first: it holds this stage's record only).  None when there is no record."""
+    from packaging.utils import parse_wheel_filename
+
+    paths = sorted({p for pattern in BUILD_RECORDS for p in wheel_dir.glob(pattern)})
+    if not paths:
+        return None
+    records = load(map(str, paths))
+    vouched = vouch(records, {w.name: nwlib.file_hash(w) for w in wheels})
+    used = {(r.source, r.index) for r in vouched.by_file.values()}
+    lines = []
+    for path in paths:
+        statements = _statements(path.read_bytes(), str(path))
+        for number, statement in enumerate(statements, 1):
+            if (str(path), number) in used:
+                lines.append(json.dumps(statement, sort_keys=True, separators=(",", ":")))
+    data = ("\n".join(lines) + "\n").encode()
+    project, version, *_ = parse_wheel_filename(wheels[0].name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.intoto.jsonl*"):
+        old.unlink()
+    out = out_dir / staged_name(project.replace("-", "_"), str(version), data)
+    with nwlib.atomic_write(out, "wb") as fobj:
+        fobj.write(data)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``stage OUT_DIR WHEEL_DIR WHEEL...`` (scripts/stage.sh): print the merged record's
+    path, or nothing (with a warning) when the wheels have no record."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="provenance", description=merge_for_stage.__doc__)
+    parser.add_argument("command", choices=["stage"])
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("wheel_dir", type=Path)
+    parser.add_argument("wheels", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        out = merge_for_stage(args.wheel_dir, args.wheels, args.out_dir)
+    except nwlib.FatalError as exc:
+        print(f"stage: error: {exc}", file=sys.stderr)
+        return exc.return_code
+    if out is None:
+        print(
+            f"stage: warning: no build-provenance*.intoto.json in {args.wheel_dir}/; the wheels "
+            "are staged without a provenance record",
+            file=sys.stderr,
+        )
+    else:
+        print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
