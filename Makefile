@@ -75,6 +75,12 @@ NUMPY_NIGHTLY_UPLOAD_TOKEN ?=
 STAGE_REPOSITORY_URL ?=
 # 1: replace files already staged (--force instead of --skip-existing)
 STAGE_FORCE ?=
+# project(s) every staged wheel must be of (spaces or commas); empty: numpy for NumPy's orgs
+STAGE_PROJECT ?=
+# private key (ssh or OpenPGP, unencrypted) signing the staged provenance (secret: help shows only whether it is set)
+STAGE_SIGNING_KEY ?=
+# file holding that key, instead of STAGE_SIGNING_KEY
+STAGE_SIGNING_KEY_FILE ?=
 # 1: print the upload commands (token as ***), upload nothing
 DRY_RUN ?=
 # 1: a nightly run (stage to the nightly org), as a scheduled CI run is
@@ -100,7 +106,7 @@ MAKEFILE := $(firstword $(MAKEFILE_LIST))
 # every `NAME ?=` setting above, in order, for `make help`
 SETTINGS := $(shell sed -n 's/^\([A-Z_]*\) ?=.*/\1/p' $(MAKEFILE))
 # a setting's effective value, quoted for the shell; secrets only as (set)
-help_value = '$(if $(filter %TOKEN %PASSWORD,$(1)),$(if $($(1)),(set)),$(subst ','\'',$($(1))))'
+help_value = '$(if $(filter %TOKEN %PASSWORD %SIGNING_KEY,$(1)),$(if $($(1)),(set)),$(subst ','\'',$($(1))))'
 
 .PHONY: help  ## Show this help, with every setting's effective value
 help:

@@ -101,25 +101,26 @@ _nw_stage_token_source() { # <org>
 }
 
 # Print the anaconda.org token; return 1 (after a warning) when there is none.
-# Depends on: ANACONDA_TOKEN, ANACONDA_TOKEN_FILE
+# Depends on: ANACONDA_TOKEN, ANACONDA_TOKEN_FILE, DRY_RUN
 _nw_stage_token() {
     local token="${ANACONDA_TOKEN:-}"
-    local source_name="ANACONDA_TOKEN"
+    local source_name="ANACONDA_TOKEN" skip="skipping the upload"
+    if [ "${DRY_RUN:-0}" = "1" ]; then skip="a real run would skip the upload"; fi
     if [ -z "$token" ] && [ -n "${ANACONDA_TOKEN_FILE:-}" ]; then
         source_name="ANACONDA_TOKEN_FILE ($ANACONDA_TOKEN_FILE)"
         if [ ! -r "$ANACONDA_TOKEN_FILE" ]; then
-            _nw_stage_warn "$source_name cannot be read; skipping the upload"
+            _nw_stage_warn "$source_name cannot be read; $skip"
             return 1
         fi
         token=$(tr -d '[:space:]' < "$ANACONDA_TOKEN_FILE")
     fi
     if [ -z "$token" ]; then
-        _nw_stage_warn "no anaconda.org token ($source_name is empty or unset); skipping the upload"
+        _nw_stage_warn "no anaconda.org token ($source_name is empty or unset); $skip"
         return 1
     fi
     # shellcheck disable=SC2016  # the literal text $( is what we look for
     if [[ "$token" == *'$('* ]]; then
-        _nw_stage_warn "$source_name is an unexpanded CI secret (\$(...)); skipping the upload"
+        _nw_stage_warn "$source_name is an unexpanded CI secret (\$(...)); $skip"
         return 1
     fi
     printf '%s\n' "$token"
