@@ -887,6 +887,38 @@ def test_stage_step_finds_the_real_anaconda_client(workdir, tmp_path):
         assert not any(value in out for value in SECRETS.values()), out
 
 
+def test_every_cells_provenance_record_is_kept_and_merged(workdir, tmp_path):
+    from test_stage_provenance import write_record
+
+    # GIVEN each cell's artifact holding the record its build wrote beside the wheels
+    for cell in (workdir / "artifacts").iterdir():
+        write_record(cell, sorted(cell.glob("*.whl")))
+    # WHEN the GitHub stager's steps run (make stage as a dry run)
+    steps = stager_steps("GitHub", "push to main", SECRETS, workdir)
+    env = {"DRY_RUN": "1", "STAGE_PROJECT": "tinyproj,otherproj"}
+    proc = run_steps(steps, env, workdir, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # THEN both cells' records were collected and merged into the staged record
+    (record,) = (workdir / "wheelhouse" / "provenance").glob("*.intoto.jsonl")
+    assert len(record.read_text().splitlines()) == 2
+    assert f"-t file -p tinyproj-provenance -v 1.0 {record.relative_to(workdir)}" in proc.stdout
+    # ... which an artifact keeps, as each cell's artifact keeps the record of its build
+    stage = github_workflow()["jobs"]["stage"]["steps"]
+    (kept,) = [s for s in stage if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert kept["with"]["path"].rstrip("/") == "wheelhouse/provenance"
+    assert "cancelled()" in kept["if"]  # kept when the upload itself failed
+    (built,) = [s for s in github_workflow()["jobs"]["build"]["steps"]
+                if s.get("uses", "").startswith("actions/upload-artifact@")]  # fmt: skip
+    assert "wheelhouse/build-provenance.intoto.json" in built["with"]["path"].split()
+    # Azure keeps the whole wheelhouse; AppVeyor names the record
+    (job,) = load("azure/posix.yml")["jobs"]
+    steps = [s for s in job["steps"] if isinstance(s, dict)]
+    (publish,) = [s for s in steps if s.get("task", "").startswith("PublishPipelineArtifact")]
+    assert publish["inputs"]["targetPath"] == "wheelhouse"
+    paths = [a["path"] for a in load("appveyor.yml")["artifacts"]]
+    assert "wheelhouse\\build-provenance.intoto.json" in paths
+
+
 # ----------------------------------------------------------------------- artifacts
 
 

@@ -38,7 +38,7 @@ def write_record(wheelhouse: Path, wheels: list[Path], name: str = "build-proven
         build_python=wheelhouse / "none", openblas=None, source_date_epoch=None,
         started=T0, finished=T1,
     )  # fmt: skip
-    job = wheelhouse.parent / f"job-{name}"  # the job's own wheelhouse
+    job = wheelhouse.parent / f"job-{wheelhouse.name}-{name}"  # the job's own wheelhouse
     job.mkdir()
     return build_provenance.write(job, statement).rename(wheelhouse / f"{name}.intoto.json")
 
