@@ -115,3 +115,21 @@ def twine_inputs(dist: Path) -> list[str]:
     ``--attestations`` for a file without one)."""
     found = path_for(dist)
     return ["--attestations", str(dist), str(found)] if found.is_file() else [str(dist)]
+
+
+def gather(entries, *, timeout: float = 30.0, retries: int = 3, allow_insecure: bool = False):
+    """Each entry's attestation (wheel-uploader's summary rows: staged ones fetched
+    from beside their file, local ones found beside it), checked against the entry's
+    sha256; raises AttestationError for the first that does not name its file."""
+    found = 0
+    for entry in entries:
+        if entry.remote is not None:
+            got = fetch(entry.remote.url, entry.path, timeout=timeout, retries=retries,
+                        allow_insecure=allow_insecure)  # fmt: skip
+        else:
+            got = path_for(entry.path) if path_for(entry.path).is_file() else None
+        if got is not None:
+            check(got, entry.name, entry.sha256 or nwlib.file_hash(entry.path))
+            found += 1
+    if found:
+        nwlib.log(f"{found} PEP 740 attestations checked; they go to the index with their files")

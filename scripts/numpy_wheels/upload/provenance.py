@@ -372,6 +372,54 @@ def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
     return result
 
 
+# ------------------------------------------------------------- wheel-uploader's use
+
+
+def add_arguments(parser) -> None:
+    """``--provenance`` (repeatable) and ``--provenance-key`` on wheel-uploader's parser."""
+    parser.add_argument(
+        "--provenance", action="append", metavar="PATH_OR_URL", default=[],
+        help="a provenance record (`make wheels`' build-provenance.intoto.json, or the "
+        "merged one `make stage` stages), repeatable: every file must be a subject of one "
+        "with the same sha256, checked before any upload",
+    )  # fmt: skip
+    parser.add_argument(
+        "--provenance-key", metavar="FILE", type=Path,
+        help="check each record's signature (RECORD.sig or RECORD.asc beside it) with this "
+        "ssh allowed-signers file or GPG public key; an unsigned record is refused",
+    )  # fmt: skip
+
+
+def records_for(opts) -> list[Record] | None:
+    """The records ``opts`` names (signatures checked), or None without --provenance."""
+    if opts.provenance_key is not None and not opts.provenance:
+        raise nwlib.ConfigurationError("--provenance-key needs --provenance PATH_OR_URL")
+    if not opts.provenance:
+        return None
+    records = load(opts.provenance, key=opts.provenance_key, timeout=opts.timeout,
+                   allow_insecure=opts.allow_insecure)  # fmt: skip
+    nwlib.log(f"{len(records)} provenance statements from {len(opts.provenance)} records")
+    return records
+
+
+def gate(entries, records: list[Record] | None) -> Vouched | None:
+    """Before any upload: every entry (name, sha256) vouched for, else ProvenanceError.
+    The entries are wheel-uploader's summary rows."""
+    if records is None:
+        return None
+    return vouch(records, {e.name: e.sha256 or nwlib.file_hash(e.path) for e in entries})
+
+
+def summary_lines(vouched: Vouched | None) -> list[str]:
+    """What the summary says of the records: who vouched for each file, and what was
+    named but not staged."""
+    if vouched is None:
+        return []
+    lines = [f"{name}: vouched for by {r.describe()}" for name, r in vouched.by_file.items()]
+    lines += [f"{name}: named by {r.label} but not staged" for name, r in vouched.missing]
+    return lines
+
+
 # ------------------------------------------------------------------- staging side
 
 BUILD_RECORDS = ("build-provenance.intoto.json", "build-provenance-*.intoto.json")
