@@ -4,12 +4,12 @@ the name pypa's publish action writes).
 An attestation object is JSON: ``version`` 1, ``verification_material`` (the
 Sigstore certificate and transparency log entries) and ``envelope``, whose
 ``statement`` is base64 of an in-toto Statement v1 naming the distribution by file
-name and sha256.  The uploader fetches one per staged file where there is one
-(:func:`fetch`: a 404 means none), checks that it names that file's sha256
-(:func:`check`), and hands it to twine: twine 7 attaches only the attestation
-files given on its command line, and only with ``--attestations``
-(:func:`twine_inputs`).  The Sigstore signature itself is verified by the index
-(PyPI) on upload; this machine has no trust root to check it against.
+name and sha256.  The uploader fetches the ones the staging listing shows beside
+their files (:func:`listed`, :func:`gather`; nothing is fetched for a file without
+one), checks that each names its file's sha256 (:func:`check`), and hands it to
+twine: twine 7 attaches only the attestation files given on its command line, and
+only with ``--attestations`` (:func:`twine_inputs`).  The Sigstore signature itself
+is verified by the index (PyPI) on upload; this machine has no trust root for it.
 """
 
 from __future__ import annotations
@@ -91,17 +91,18 @@ def check(path: Path, dist_name: str, sha256: str) -> None:
 
 def fetch(
     dist_url: str, dist: Path, *, timeout: float = 30.0, retries: int = 3,
-    allow_insecure: bool = False,
+    allow_insecure: bool = False, exact: bool = False,
 ) -> Path | None:  # fmt: skip
-    """Download the attestation staged beside ``dist_url`` next to ``dist``; None when
-    the staging location has none (404).  A copy already there is fetched again: it is
-    small, and an older one may be of another build."""
+    """Download the attestation staged beside ``dist_url`` (``exact``: at ``dist_url``
+    itself, the URL a listing gave) next to ``dist``; None when the staging location
+    has none (404).  A copy already there is fetched again: it is small, and an older
+    one may be of another build."""
     dest = path_for(dist)
     dest.unlink(missing_ok=True)
     try:
         return nwlib.download(
-            url_for(dist_url), dest, timeout=timeout, retries=retries, progress=False,
-            resume=False, allow_insecure=allow_insecure,
+            dist_url if exact else url_for(dist_url), dest, timeout=timeout, retries=retries,
+            progress=False, resume=False, allow_insecure=allow_insecure,
         )  # fmt: skip
     except nwlib.HTTPStatusError as exc:
         if exc.status == 404:
@@ -117,19 +118,32 @@ def twine_inputs(dist: Path) -> list[str]:
     return ["--attestations", str(dist), str(found)] if found.is_file() else [str(dist)]
 
 
-def gather(entries, *, timeout: float = 30.0, retries: int = 3, allow_insecure: bool = False):
-    """Each entry's attestation (wheel-uploader's summary rows: staged ones fetched
-    from beside their file, local ones found beside it), checked against the entry's
-    sha256; raises AttestationError for the first that does not name its file."""
+def listed(files) -> dict[str, str]:
+    """Dist name -> attestation URL, of the ``FILE.publish.attestation`` files a staging
+    listing shows (RemoteFile-like: name, url)."""
+    return {f.name[: -len(SUFFIX)]: f.url for f in files if f.name.endswith(SUFFIX)}
+
+
+def gather(entries, staged: dict[str, str] | None = None, *, timeout: float = 30.0,
+           retries: int = 3, allow_insecure: bool = False) -> int:  # fmt: skip
+    """Each entry's attestation, checked against the entry's sha256 (entries are
+    wheel-uploader's summary rows): a staged one (``staged``: :func:`listed`) is
+    downloaded beside its file, a local file's is found beside it.  Raises
+    AttestationError for the first that does not name its file; returns the count."""
+    staged = staged or {}
     found = 0
     for entry in entries:
-        if entry.remote is not None:
-            got = fetch(entry.remote.url, entry.path, timeout=timeout, retries=retries,
-                        allow_insecure=allow_insecure)  # fmt: skip
-        else:
-            got = path_for(entry.path) if path_for(entry.path).is_file() else None
+        got = None
+        if entry.name in staged:
+            got = fetch(staged[entry.name], entry.path, timeout=timeout, retries=retries,
+                        allow_insecure=allow_insecure, exact=True)  # fmt: skip
+        elif entry.remote is None and path_for(entry.path).is_file():
+            got = path_for(entry.path)
+        elif entry.remote is not None:
+            path_for(entry.path).unlink(missing_ok=True)  # not staged (any more): none
         if got is not None:
             check(got, entry.name, entry.sha256 or nwlib.file_hash(entry.path))
             found += 1
     if found:
-        nwlib.log(f"{found} PEP 740 attestations checked; they go to the index with their files")
+        nwlib.log(f"{found} PEP 740 attestations checked; each goes to the index with its file")
+    return found
