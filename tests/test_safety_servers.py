@@ -53,10 +53,10 @@ class Hostile(LoopbackServer):
         while not self.stop.is_set() and sent < LIMIT_BYTES:
             if time.monotonic() - start > LIMIT_SECONDS:
                 break
+            sent += len(block)  # counted first: the client may read it and leave at once
+            self.sent[handler.path] = sent
             handler.wfile.write(block)
             handler.wfile.flush()
-            sent += len(block)
-            self.sent[handler.path] = sent
             if pause:
                 self.stop.wait(pause)
 

@@ -1,5 +1,6 @@
-"""scripts/nwlib.py on its own: download against a loopback HTTP server with
-scripted faults, safe_extract against crafted tar and zip archives, atomic_write."""
+"""The foundation modules on their own: net.download against a loopback HTTP
+server with scripted faults, archive.safe_extract against crafted tar and zip
+archives, files.atomic_write and file_hash; and the nwlib re-export."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 import nwlib
 import pytest
 from conftest import LoopbackServer, closed_port
+from numpy_wheels import errors, files, log, net
+from numpy_wheels.archive import safe_extract
 
 # ------------------------------------------------------------------------- download
 
@@ -55,7 +58,7 @@ BODY = bytes(range(256)) * 64
 
 def test_download_verifies_and_renames(server, tmp_path):
     server.routes["/f"] = ("ok", BODY)
-    dest = nwlib.download(
+    dest = net.download(
         f"{server.base}/f", tmp_path / "f", sha256=hashlib.sha256(BODY).hexdigest(), size=len(BODY)
     )
     assert dest.read_bytes() == BODY
@@ -65,7 +68,7 @@ def test_download_verifies_and_renames(server, tmp_path):
 def test_download_resumes_a_part_file(server, tmp_path):
     server.routes["/f"] = ("ranged", BODY)
     (tmp_path / "f.part").write_bytes(BODY[:1000])
-    nwlib.download(f"{server.base}/f", tmp_path / "f", sha256=hashlib.sha256(BODY).hexdigest())
+    net.download(f"{server.base}/f", tmp_path / "f", sha256=hashlib.sha256(BODY).hexdigest())
     assert (tmp_path / "f").read_bytes() == BODY
     assert server.ranges == ["bytes=1000-"]
 
@@ -73,50 +76,50 @@ def test_download_resumes_a_part_file(server, tmp_path):
 def test_download_rewrites_when_the_range_is_ignored(server, tmp_path):
     server.routes["/f"] = ("ok", BODY)
     (tmp_path / "f.part").write_bytes(b"stale" * 10)
-    nwlib.download(f"{server.base}/f", tmp_path / "f", sha256=hashlib.sha256(BODY).hexdigest())
+    net.download(f"{server.base}/f", tmp_path / "f", sha256=hashlib.sha256(BODY).hexdigest())
     assert (tmp_path / "f").read_bytes() == BODY
 
 
 def test_download_hash_mismatch_leaves_nothing(server, tmp_path):
     server.routes["/f"] = ("ok", BODY)
-    with pytest.raises(nwlib.DownloadError, match=r"^sha256 mismatch for .*/f: expected 0+, got "):
-        nwlib.download(f"{server.base}/f", tmp_path / "f", sha256="0" * 64, backoff=0)
+    with pytest.raises(errors.DownloadError, match=r"^sha256 mismatch for .*/f: expected 0+, got "):
+        net.download(f"{server.base}/f", tmp_path / "f", sha256="0" * 64, backoff=0)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_download_4xx_is_not_retried(server, tmp_path):
-    with pytest.raises(nwlib.HTTPStatusError, match=r"/missing: HTTP 404 Not Found$"):
-        nwlib.download(f"{server.base}/missing", tmp_path / "f", backoff=0)
+    with pytest.raises(errors.HTTPStatusError, match=r"/missing: HTTP 404 Not Found$"):
+        net.download(f"{server.base}/missing", tmp_path / "f", backoff=0)
     assert server.hits == {"/missing": 1}
     assert list(tmp_path.iterdir()) == []
 
 
 def test_download_5xx_is_retried_then_fails(server, tmp_path):
     server.routes["/f"] = ("503", b"")
-    with pytest.raises(nwlib.HTTPStatusError, match="HTTP 503"):
-        nwlib.download(f"{server.base}/f", tmp_path / "f", retries=3, backoff=0)
+    with pytest.raises(errors.HTTPStatusError, match="HTTP 503"):
+        net.download(f"{server.base}/f", tmp_path / "f", retries=3, backoff=0)
     assert server.hits == {"/f": 3}
 
 
 def test_download_never_prints_credentials(tmp_path):
     # A URL requests cannot even parse: its error message quotes the whole URL.
     url = "http://user:s3cret@127.0.0.1:99999/f"
-    with pytest.raises(nwlib.DownloadError) as info:
-        nwlib.download(url, tmp_path / "f", retries=1)
+    with pytest.raises(errors.DownloadError) as info:
+        net.download(url, tmp_path / "f", retries=1)
     assert "s3cret" not in str(info.value)
     assert "********@127.0.0.1:99999" in str(info.value)
 
 
 def test_download_bad_url_is_not_retried(tmp_path, capsys):
     # A URL that can never work fails at once, not after the backoff schedule.
-    with pytest.raises(nwlib.DownloadError, match="after 1 attempts"):
-        nwlib.download("htp://example.invalid/f", tmp_path / "f", retries=3, backoff=1)
+    with pytest.raises(errors.DownloadError, match="after 1 attempts"):
+        net.download("htp://example.invalid/f", tmp_path / "f", retries=3, backoff=1)
     assert "retrying" not in capsys.readouterr().err
 
 
 def test_sanitize_url():
-    assert nwlib.sanitize_url("https://u:p@host/x?y") == "https://********@host/x?y"
-    assert nwlib.sanitize_url("https://host/x") == "https://host/x"
+    assert files.sanitize_url("https://u:p@host/x?y") == "https://********@host/x?y"
+    assert files.sanitize_url("https://host/x") == "https://host/x"
 
 
 # --------------------------------------------------------------------- safe_extract
@@ -165,7 +168,7 @@ def test_extract_tar_with_prefix_and_links(tmp_path, box):
             ("file", "/usr/local/include/x.h", b"h"),
         ],
     )
-    dest = nwlib.safe_extract(archive, box / "dest", strip_prefix="/usr/local")
+    dest = safe_extract(archive, box / "dest", strip_prefix="/usr/local")
     assert everything_under(dest) == [
         "include", "include/x.h", "lib", "lib/libx-copy.so", "lib/libx.so", "lib/libx.so.1",
     ]  # fmt: skip
@@ -178,7 +181,7 @@ def test_extract_tar_with_a_link_listed_twice(tmp_path, box):
     # The second copy replaces the link itself, not the file the first one points at.
     link = ("sym", "lib/libx.so", "libx.so.1")
     archive = make_tar(tmp_path / "a.tar.gz", [("file", "lib/libx.so.1", b"ELF"), link, link])
-    dest = nwlib.safe_extract(archive, box / "dest")
+    dest = safe_extract(archive, box / "dest")
     assert (dest / "lib" / "libx.so.1").read_bytes() == b"ELF"
     assert not (dest / "lib" / "libx.so.1").is_symlink()
     assert os.readlink(dest / "lib" / "libx.so") == "libx.so.1"
@@ -187,7 +190,7 @@ def test_extract_tar_with_a_link_listed_twice(tmp_path, box):
 def test_extract_replaces_an_old_tree(tmp_path, box):
     (box / "dest" / "old").mkdir(parents=True)
     archive = make_tar(tmp_path / "a.tar.gz", [("file", "new", b"n")])
-    nwlib.safe_extract(archive, box / "dest")
+    safe_extract(archive, box / "dest")
     assert everything_under(box) == ["dest", "dest/new"]
 
 
@@ -196,7 +199,7 @@ def test_extracted_tree_is_not_private(tmp_path, box):
     archive = make_tar(tmp_path / "a.tar.gz", [("file", "x", b"x")])
     old = os.umask(0o022)
     try:
-        dest = nwlib.safe_extract(archive, box / "dest")
+        dest = safe_extract(archive, box / "dest")
     finally:
         os.umask(old)
     assert stat.S_IMODE(dest.stat().st_mode) == 0o755
@@ -231,8 +234,8 @@ def test_extracted_tree_is_not_private(tmp_path, box):
 def test_extract_refuses_hostile_tar(tmp_path, box, members, message):
     (tmp_path / "secret").write_text("secret")
     archive = make_tar(tmp_path / "a.tar.gz", [("file", "ok", b"ok"), *members])
-    with pytest.raises(nwlib.FatalError, match=re.escape(message)):
-        nwlib.safe_extract(archive, box / "dest")
+    with pytest.raises(errors.FatalError, match=re.escape(message)):
+        safe_extract(archive, box / "dest")
     assert everything_under(box) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz", "box", "secret"]
 
@@ -246,8 +249,8 @@ def test_extract_refuses_hostile_tar(tmp_path, box, members, message):
 )
 def test_extract_conflicting_members_is_one_error(tmp_path, box, members):
     archive = make_tar(tmp_path / "a.tar.gz", members)
-    with pytest.raises(nwlib.FatalError, match=r"^a\.tar\.gz: cannot extract "):
-        nwlib.safe_extract(archive, box / "dest")
+    with pytest.raises(errors.FatalError, match=r"^a\.tar\.gz: cannot extract "):
+        safe_extract(archive, box / "dest")
     assert everything_under(box) == []
 
 
@@ -262,7 +265,7 @@ def make_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
 
 def test_extract_zip(tmp_path, box):
     archive = make_zip(tmp_path / "a.zip", [("64/bin/x.dll", b"MZ", 0o100755), ("64/y", b"y", 0)])
-    dest = nwlib.safe_extract(archive, box / "dest", strip_prefix="64")
+    dest = safe_extract(archive, box / "dest", strip_prefix="64")
     assert everything_under(dest) == ["bin", "bin/x.dll", "y"]
     assert stat.S_IMODE((dest / "bin" / "x.dll").stat().st_mode) == 0o755
 
@@ -279,23 +282,23 @@ def test_extract_zip(tmp_path, box):
 )
 def test_extract_refuses_hostile_zip(tmp_path, box, name, mode, message):
     archive = make_zip(tmp_path / "a.zip", [("ok", b"ok", 0o100644), (name, b"/etc", mode)])
-    with pytest.raises(nwlib.FatalError, match=message):
-        nwlib.safe_extract(archive, box / "dest")
+    with pytest.raises(errors.FatalError, match=message):
+        safe_extract(archive, box / "dest")
     assert everything_under(box) == []
 
 
 def test_extract_not_an_archive(tmp_path, box):
     (tmp_path / "junk.tar.gz").write_bytes(b"junk")
-    with pytest.raises(nwlib.FatalError, match=r"^junk\.tar\.gz is not a readable tar"):
-        nwlib.safe_extract(tmp_path / "junk.tar.gz", box / "dest")
+    with pytest.raises(errors.FatalError, match=r"^junk\.tar\.gz is not a readable tar"):
+        safe_extract(tmp_path / "junk.tar.gz", box / "dest")
     assert everything_under(box) == []
 
 
 def test_extract_truncated_tar(tmp_path, box):
     data = make_tar(tmp_path / "a.tar.gz", [("file", "x", os.urandom(100_000))]).read_bytes()
     (tmp_path / "a.tar.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(nwlib.FatalError, match="corrupt archive"):
-        nwlib.safe_extract(tmp_path / "a.tar.gz", box / "dest")
+    with pytest.raises(errors.FatalError, match="corrupt archive"):
+        safe_extract(tmp_path / "a.tar.gz", box / "dest")
     assert everything_under(box) == []
 
 
@@ -305,7 +308,7 @@ def test_extract_truncated_tar(tmp_path, box):
 def test_atomic_write_is_whole_or_nothing(tmp_path):
     target = tmp_path / "out.json"
     target.write_text("old")
-    with pytest.raises(RuntimeError), nwlib.atomic_write(target) as out:
+    with pytest.raises(RuntimeError), files.atomic_write(target) as out:
         out.write("half")
         raise RuntimeError
     assert target.read_text() == "old"
@@ -316,7 +319,7 @@ def test_atomic_write_follows_the_umask(tmp_path):
     # A report or .pc written by root in a container must stay readable by the user.
     old = os.umask(0o022)
     try:
-        with nwlib.atomic_write(tmp_path / "report.json") as out:
+        with files.atomic_write(tmp_path / "report.json") as out:
             out.write("{}")
     finally:
         os.umask(old)
@@ -325,12 +328,33 @@ def test_atomic_write_follows_the_umask(tmp_path):
 
 def test_file_hash(tmp_path):
     (tmp_path / "f").write_bytes(BODY)
-    assert nwlib.file_hash(tmp_path / "f") == hashlib.sha256(BODY).hexdigest()
-    assert nwlib.file_hash(tmp_path / "f", "md5") == hashlib.md5(BODY).hexdigest()
+    assert files.file_hash(tmp_path / "f") == hashlib.sha256(BODY).hexdigest()
+    assert files.file_hash(tmp_path / "f", "md5") == hashlib.md5(BODY).hexdigest()
 
 
 def test_closed_port_is_retried_then_one_error(tmp_path):
     port = closed_port()
-    with pytest.raises(nwlib.DownloadError, match=r"failed after 2 attempts: "):
-        nwlib.download(f"http://127.0.0.1:{port}/f", tmp_path / "f", retries=2, backoff=0)
+    with pytest.raises(errors.DownloadError, match=r"failed after 2 attempts: "):
+        net.download(f"http://127.0.0.1:{port}/f", tmp_path / "f", retries=2, backoff=0)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------- the nwlib re-export
+
+
+def test_nwlib_reexports_the_foundation_under_the_old_names():
+    assert nwlib.download is net.download and nwlib.safe_extract is safe_extract
+    assert nwlib.FatalError is errors.FatalError and nwlib.file_hash is files.file_hash
+    assert all(hasattr(nwlib, name) for name in nwlib.__all__)
+
+
+def test_nwlib_verbose_and_quiet_set_the_log_level(capsys, monkeypatch):
+    monkeypatch.setattr(nwlib, "QUIET", False)
+    monkeypatch.setattr(nwlib, "VERBOSE", False)
+    nwlib.log("detail", verbose_only=True)
+    nwlib.VERBOSE = True
+    assert log.is_verbose() and nwlib.VERBOSE
+    nwlib.log("more detail", verbose_only=True)
+    nwlib.QUIET = True  # quiet wins: only warnings, errors and results
+    nwlib.log("progress")
+    assert capsys.readouterr().err == "more detail\n"
