@@ -11,11 +11,11 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import nwlib
 import provenance as build_provenance
 import pytest
 import requests
 from conftest import ROOT, VENV_BIN, clean_env, make
+from numpy_wheels.files import file_hash
 from numpy_wheels.upload import provenance
 from staging_server import make_wheel
 from test_stage_real_tools import AnacondaApi
@@ -31,7 +31,7 @@ def write_record(wheelhouse: Path, wheels: list[Path], name: str = "build-proven
     report = {
         "platform": "x86_64",
         "python": "Python 3.11.7",
-        "wheels": [{"name": w.name, "sha256": nwlib.file_hash(w)} for w in wheels],
+        "wheels": [{"name": w.name, "sha256": file_hash(w)} for w in wheels],
     }
     statement = build_provenance.statement(
         report, marker={"kind": "local"}, repo_dir=wheelhouse, repo_url="",
@@ -44,7 +44,7 @@ def write_record(wheelhouse: Path, wheels: list[Path], name: str = "build-proven
 
 
 def write_manifest(wheelhouse: Path) -> None:
-    lines = [f"{nwlib.file_hash(w)}  {w.name}\n" for w in sorted(wheelhouse.glob("*.whl"))]
+    lines = [f"{file_hash(w)}  {w.name}\n" for w in sorted(wheelhouse.glob("*.whl"))]
     (wheelhouse / "manifest.sha256").write_text("".join(lines))
 
 
@@ -156,7 +156,7 @@ def test_the_merged_record_is_staged_beside_the_wheels(tmp_path, wheelhouse, stu
     assert record.name.startswith("clib_demo-1.0-provenance-")
     assert len(record.read_text().splitlines()) == 2
     vouched = provenance.vouch(provenance.load([str(record)]), {
-        w.name: nwlib.file_hash(w) for w in [*linux, win]})  # fmt: skip
+        w.name: file_hash(w) for w in [*linux, win]})  # fmt: skip
     assert len(vouched.by_file) == 3 and vouched.missing == []
     # ... uploaded after the wheels, as a file of the clib-demo-provenance package
     wheels_call, files_call = calls(stub[1])
@@ -172,7 +172,7 @@ def test_the_merged_record_is_staged_beside_the_wheels(tmp_path, wheelhouse, stu
 def test_a_wheel_changed_after_its_build_is_not_staged(tmp_path, wheelhouse, stub):
     # GIVEN a wheel replaced after the build wrote its record (manifest rewritten too)
     wheel = sorted(wheelhouse.glob("*.whl"))[0]
-    built = nwlib.file_hash(wheel)
+    built = file_hash(wheel)
     shutil.copy(make_wheel(tmp_path / "evil", "clib_demo", "1.0", wheel.name.split("-", 2)[2]
                            .removesuffix(".whl"), payload=b"x"), wheel)  # fmt: skip
     write_manifest(wheelhouse)
@@ -180,7 +180,7 @@ def test_a_wheel_changed_after_its_build_is_not_staged(tmp_path, wheelhouse, stu
     proc = stage(tmp_path, wheelhouse, stub[0], ANACONDA_TOKEN=TOKEN, STAGE_PROJECT="clib_demo")
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == (
-        f"stage: error: {wheel.name}: sha256 {nwlib.file_hash(wheel)} downloaded, but "
+        f"stage: error: {wheel.name}: sha256 {file_hash(wheel)} downloaded, but "
         f"{wheelhouse}/build-provenance.intoto.json says {built}; not the file that was built, "
         "nothing uploaded"
     )

@@ -12,9 +12,10 @@ import sys
 import tarfile
 from pathlib import Path
 
-import nwlib
 import pytest
 from conftest import CACHE, VENV_BIN, clean_env
+from numpy_wheels.errors import HTTPStatusError
+from numpy_wheels.files import file_hash
 from numpy_wheels.upload import attestations
 from staging_server import StagingServer, UploadProxy, make_wheel
 from test_upload_provenance import build_record
@@ -59,16 +60,16 @@ def staged(tmp_path, real_assets) -> Path:
 @pytest.mark.parametrize("name", [WHEEL, SDIST])
 def test_a_real_attestation_names_its_file(staged, name):
     dist = staged / name
-    attestations.check(attestations.path_for(dist), name, nwlib.file_hash(dist))
+    attestations.check(attestations.path_for(dist), name, file_hash(dist))
     statement = attestations.statement(attestations.path_for(dist))
     assert statement["predicateType"] == "https://docs.pypi.org/attestations/publish/v1"
 
 
 def test_another_files_bytes_are_refused_naming_both_digests(staged):
     dist = staged / WHEEL
-    attested = nwlib.file_hash(dist)
+    attested = file_hash(dist)
     make_wheel(staged, "rfc8785", "0.1.2")  # the same name, other bytes
-    ours = nwlib.file_hash(dist)
+    ours = file_hash(dist)
     with pytest.raises(attestations.AttestationError) as err:
         attestations.check(attestations.path_for(dist), WHEEL, ours)
     assert str(err.value) == (
@@ -106,7 +107,7 @@ def test_malformed_attestations_are_one_line(staged, change, message):
     path = attestations.path_for(staged / WHEEL)
     edited(path, change)
     with pytest.raises(attestations.AttestationError, match=message):
-        attestations.check(path, WHEEL, nwlib.file_hash(staged / WHEEL))
+        attestations.check(path, WHEEL, file_hash(staged / WHEEL))
 
 
 def test_fetched_from_beside_the_staged_file_or_none(tmp_path, staged):
@@ -122,7 +123,7 @@ def test_fetched_from_beside_the_staged_file_or_none(tmp_path, staged):
         assert attestations.fetch(f"{base}{SDIST}", wheelhouse / SDIST, allow_insecure=True) is None
         assert not attestations.path_for(wheelhouse / SDIST).exists()
         server.faults[f"{WHEEL}{attestations.SUFFIX}"] = ["403"]
-        with pytest.raises(nwlib.HTTPStatusError, match="403"):
+        with pytest.raises(HTTPStatusError, match="403"):
             attestations.fetch(f"{base}{WHEEL}", wheelhouse / WHEEL, allow_insecure=True)
 
 
@@ -181,5 +182,5 @@ def test_an_attestation_of_other_bytes_stops_the_upload(tmp_path, real_assets, p
                         "rfc8785", "0.1.2", env=pypiserver.twine_env())  # fmt: skip
     assert proc.returncode == 1
     assert f"names {WHEEL} with sha256 " in proc.stderr
-    assert f"the file's is {nwlib.file_hash(wheel)}; nothing uploaded" in proc.stderr
+    assert f"the file's is {file_hash(wheel)}; nothing uploaded" in proc.stderr
     assert pypiserver.files() == {}

@@ -10,9 +10,9 @@ import re
 import subprocess
 from pathlib import Path
 
-import nwlib
 import pytest
 from conftest import ROOT, clean_env
+from numpy_wheels.files import file_hash
 from staging_server import StagingServer, make_wheel
 from test_upload_provenance import build_record, ssh_key, ssh_sign
 
@@ -51,8 +51,8 @@ def test_a_file_swapped_after_the_build_is_refused_and_nothing_uploaded(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
     assert errors == [
-        f"wheel-uploader: error: {built[0].name}: sha256 {nwlib.file_hash(swapped)} downloaded, "
-        f"but {record} says {nwlib.file_hash(built[0])}; not the file that was built, "
+        f"wheel-uploader: error: {built[0].name}: sha256 {file_hash(swapped)} downloaded, "
+        f"but {record} says {file_hash(built[0])}; not the file that was built, "
         "nothing uploaded"
     ]
     assert pypiserver.files() == {}

@@ -20,7 +20,10 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import nwlib
+from ..errors import FatalError, HTTPStatusError
+from ..files import file_hash, printable
+from ..log import log
+from ..net import download
 
 SUFFIX = ".publish.attestation"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -28,7 +31,7 @@ MAX_BYTES = 2**20  # a real one is a few KiB
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class AttestationError(nwlib.FatalError):
+class AttestationError(FatalError):
     """An attestation that does not name its file's bytes."""
 
 
@@ -81,7 +84,7 @@ def check(path: Path, dist_name: str, sha256: str) -> None:
     if sha256 in named:
         return
     if named:
-        theirs = nwlib.printable(named[0], 80)
+        theirs = printable(named[0], 80)
         raise AttestationError(
             f"{path.name} names {dist_name} with sha256 {theirs}, the file's is {sha256}; "
             "nothing uploaded"
@@ -100,11 +103,11 @@ def fetch(
     dest = path_for(dist)
     dest.unlink(missing_ok=True)
     try:
-        return nwlib.download(
+        return download(
             dist_url if exact else url_for(dist_url), dest, timeout=timeout, retries=retries,
             progress=False, resume=False, allow_insecure=allow_insecure,
         )  # fmt: skip
-    except nwlib.HTTPStatusError as exc:
+    except HTTPStatusError as exc:
         if exc.status == 404:
             return None
         raise
@@ -142,8 +145,8 @@ def gather(entries, staged: dict[str, str] | None = None, *, timeout: float = 30
         elif entry.remote is not None:
             path_for(entry.path).unlink(missing_ok=True)  # not staged (any more): none
         if got is not None:
-            check(got, entry.name, entry.sha256 or nwlib.file_hash(entry.path))
+            check(got, entry.name, entry.sha256 or file_hash(entry.path))
             found += 1
     if found:
-        nwlib.log(f"{found} PEP 740 attestations checked; each goes to the index with its file")
+        log(f"{found} PEP 740 attestations checked; each goes to the index with its file")
     return found

@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import nwlib
+from ..errors import ConfigurationError, FatalError, HTTPStatusError
+from ..files import atomic_write, file_hash, printable, sanitize_url
+from ..log import log
+from ..net import download
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
@@ -46,7 +49,7 @@ MAX_RECORD_BYTES = 16 * 2**20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ProvenanceError(nwlib.FatalError):
+class ProvenanceError(FatalError):
     """A record that cannot be read or trusted, or a file it does not vouch for."""
 
 
@@ -88,11 +91,11 @@ def _is_url(source: str) -> bool:
 def _fetch(url: str, dest: Path, *, timeout: float, allow_insecure: bool) -> Path | None:
     """Download ``url`` to ``dest``; None when the server says 404 (no such file)."""
     try:
-        return nwlib.download(
+        return download(
             url, dest, timeout=timeout, retries=3, progress=False, resume=False,
             allow_insecure=allow_insecure,
         )  # fmt: skip
-    except nwlib.HTTPStatusError as exc:
+    except HTTPStatusError as exc:
         if exc.status == 404:
             return None
         raise
@@ -102,10 +105,10 @@ def _read_source(
     source: str, workdir: Path, *, timeout: float, allow_insecure: bool
 ) -> tuple[bytes, bytes | None, str]:
     """(record bytes, detached signature bytes or None, the shown name) of one source."""
-    shown = nwlib.sanitize_url(source)
+    shown = sanitize_url(source)
     if _is_url(source):
         if urlsplit(source).scheme == "http" and not allow_insecure:
-            raise nwlib.ConfigurationError(
+            raise ConfigurationError(
                 f"--provenance {shown}: refusing http:// (use --allow-insecure to accept it)"
             )
         here = workdir / f"record-{len(list(workdir.iterdir()))}"
@@ -166,7 +169,7 @@ def _unwrap(value: object, shown: str) -> dict:
     if isinstance(value, dict) and "payload" in value and "payloadType" in value:
         if value["payloadType"] != DSSE_PAYLOAD_TYPE:
             raise ProvenanceError(
-                f"{shown}: an envelope of {nwlib.printable(str(value['payloadType']), 80)!r}, "
+                f"{shown}: an envelope of {printable(str(value['payloadType']), 80)!r}, "
                 f"not {DSSE_PAYLOAD_TYPE}"
             )
         try:
@@ -180,7 +183,7 @@ def _unwrap(value: object, shown: str) -> dict:
     if value.get("predicateType") != PREDICATE_TYPE:
         raise ProvenanceError(
             f"{shown}: predicateType is "
-            f"{nwlib.printable(str(value.get('predicateType')), 80)!r}, not {PREDICATE_TYPE}"
+            f"{printable(str(value.get('predicateType')), 80)!r}, not {PREDICATE_TYPE}"
         )
     return value
 
@@ -248,13 +251,11 @@ def key_kind(key: Path) -> str:
     try:
         head = key.read_bytes()[:4096]
     except OSError as exc:
-        raise nwlib.ConfigurationError(
-            f"--provenance-key {key}: cannot read: {exc.strerror}"
-        ) from None
+        raise ConfigurationError(f"--provenance-key {key}: cannot read: {exc.strerror}") from None
     if b"-----BEGIN PGP PUBLIC KEY BLOCK-----" in head or (head[:1] and head[0] & 0x80):
         return "gpg"
     if b"PRIVATE KEY" in head:
-        raise nwlib.ConfigurationError(
+        raise ConfigurationError(
             f"--provenance-key {key}: a private key; give the public side (an ssh "
             "allowed-signers file or a GPG public key)"
         )
@@ -264,13 +265,13 @@ def key_kind(key: Path) -> str:
 def _tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise nwlib.ConfigurationError(f"{name} not found on PATH; needed for --provenance-key")
+        raise ConfigurationError(f"{name} not found on PATH; needed for --provenance-key")
     return found
 
 
 def _last_line(proc: subprocess.CompletedProcess[str], fallback: str) -> str:
     lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-    return nwlib.printable(lines[-1] if lines else fallback, 300)
+    return printable(lines[-1] if lines else fallback, 300)
 
 
 def verify_signature(data: bytes, signature: bytes, key: Path, shown: str) -> str:
@@ -322,7 +323,7 @@ def _verify_gpg(record: Path, sig: Path, key: Path, shown: str, tmp: Path) -> st
     base = [gpg, "--batch", "--no-tty", "--homedir", str(home)]
     imported = subprocess.run([*base, "--import", str(key)], capture_output=True, text=True)
     if imported.returncode:
-        raise nwlib.ConfigurationError(
+        raise ConfigurationError(
             f"--provenance-key {key}: not a GPG public key ({_last_line(imported, 'gpg failed')})"
         )
     proc = subprocess.run(
@@ -345,7 +346,7 @@ def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
     names it with that sha256; raise on a file named with another sha256, or named by
     no record.  Subjects of the records that are not among ``files`` are returned."""
     if not records:
-        raise nwlib.ConfigurationError("--provenance: no record given")
+        raise ConfigurationError("--provenance: no record given")
     result = Vouched()
     for name, sha in files.items():
         named = [(r, r.subjects[name]) for r in records if name in r.subjects]
@@ -393,12 +394,12 @@ def add_arguments(parser) -> None:
 def records_for(opts) -> list[Record] | None:
     """The records ``opts`` names (signatures checked), or None without --provenance."""
     if opts.provenance_key is not None and not opts.provenance:
-        raise nwlib.ConfigurationError("--provenance-key needs --provenance PATH_OR_URL")
+        raise ConfigurationError("--provenance-key needs --provenance PATH_OR_URL")
     if not opts.provenance:
         return None
     records = load(opts.provenance, key=opts.provenance_key, timeout=opts.timeout,
                    allow_insecure=opts.allow_insecure)  # fmt: skip
-    nwlib.log(f"{len(records)} provenance statements from {len(opts.provenance)} records")
+    log(f"{len(records)} provenance statements from {len(opts.provenance)} records")
     return records
 
 
@@ -407,7 +408,7 @@ def gate(entries, records: list[Record] | None) -> Vouched | None:
     The entries are wheel-uploader's summary rows."""
     if records is None:
         return None
-    return vouch(records, {e.name: e.sha256 or nwlib.file_hash(e.path) for e in entries})
+    return vouch(records, {e.name: e.sha256 or file_hash(e.path) for e in entries})
 
 
 def summary_lines(vouched: Vouched | None) -> list[str]:
@@ -442,7 +443,7 @@ def merge_for_stage(wheel_dir: Path, wheels: list[Path], out_dir: Path) -> Path 
     if not paths:
         return None
     records = load(map(str, paths))
-    vouched = vouch(records, {w.name: nwlib.file_hash(w) for w in wheels})
+    vouched = vouch(records, {w.name: file_hash(w) for w in wheels})
     used = {(r.source, r.index) for r in vouched.by_file.values()}
     lines = []
     for path in paths:
@@ -456,7 +457,7 @@ def merge_for_stage(wheel_dir: Path, wheels: list[Path], out_dir: Path) -> Path 
     for old in out_dir.glob("*.intoto.jsonl*"):
         old.unlink()
     out = out_dir / staged_name(project.replace("-", "_"), str(version), data)
-    with nwlib.atomic_write(out, "wb") as fobj:
+    with atomic_write(out, "wb") as fobj:
         fobj.write(data)
     return out
 
@@ -474,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out = merge_for_stage(args.wheel_dir, args.wheels, args.out_dir)
-    except nwlib.FatalError as exc:
+    except FatalError as exc:
         print(f"stage: error: {exc}", file=sys.stderr)
         return exc.return_code
     if out is None:
