@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
-import provenance as build_provenance
 import pytest
 import requests
 from conftest import ROOT, VENV_BIN, clean_env, make
@@ -19,28 +17,16 @@ from numpy_wheels.files import file_hash
 from numpy_wheels.upload import provenance
 from staging_server import make_wheel
 from test_stage_real_tools import AnacondaApi
-from test_upload_provenance import ssh_key
+from test_upload_provenance import build_record, ssh_key
 
 TOKEN = "tok-51ab-secret"
 ORG = "multibuild-wheels-staging"
-T0, T1 = datetime(2026, 6, 1, 12, tzinfo=UTC), datetime(2026, 6, 1, 13, tzinfo=UTC)
 
 
 def write_record(wheelhouse: Path, wheels: list[Path], name: str = "build-provenance") -> Path:
-    """The record `make wheels` leaves beside the wheels (the real statement and writer)."""
-    report = {
-        "platform": "x86_64",
-        "python": "Python 3.11.7",
-        "wheels": [{"name": w.name, "sha256": file_hash(w)} for w in wheels],
-    }
-    statement = build_provenance.statement(
-        report, marker={"kind": "local"}, repo_dir=wheelhouse, repo_url="",
-        build_python=wheelhouse / "none", openblas=None, source_date_epoch=None,
-        started=T0, finished=T1,
-    )  # fmt: skip
-    job = wheelhouse.parent / f"job-{wheelhouse.name}-{name}"  # the job's own wheelhouse
-    job.mkdir()
-    return build_provenance.write(job, statement).rename(wheelhouse / f"{name}.intoto.json")
+    """The record `make wheels` leaves beside the wheels, as ``NAME.intoto.json``."""
+    record = build_record(wheelhouse.parent, wheels, f"{wheelhouse.name}-{name}")
+    return record.rename(wheelhouse / f"{name}.intoto.json")
 
 
 def write_manifest(wheelhouse: Path) -> None:
