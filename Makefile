@@ -87,7 +87,7 @@ DRY_RUN ?=
 NIGHTLY ?=
 # the ref `make set-commit` writes into every CI file and BUILD_COMMIT's default
 COMMIT ?=
-# -- output of scripts/steps.py (make wheels and the steps)
+# -- output of the step runner, numpy_wheels.build (make wheels and the steps)
 # 1: only errors and the summary; step output stays in build/logs/
 NW_QUIET ?=
 # 1: say more
@@ -98,9 +98,12 @@ export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB
        REBUILD_PATHS NW_QUIET NW_VERBOSE \
        DOCKER_TEST_IMAGE DOCKER_PULL DOCKER_RUN_ARGS CONTAINER_ENGINE MB_PYTHON_VERSION
 
+# the toolkit checkout the commands work in (numpy_wheels reads it; config.sh too)
+export NW_ROOT := $(CURDIR)
+
 # venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
-STEP := $(BIN)/python scripts/steps.py
+STEP := $(BIN)/python -m numpy_wheels.build.cli
 
 MAKEFILE := $(firstword $(MAKEFILE_LIST))
 # every `NAME ?=` setting above, in order, for `make help`
@@ -167,7 +170,7 @@ test-wheel: setup
 
 .PHONY: rebuild-check  ## Build the source again in a scratch checkout (ccache off); wheels must match by sha256
 rebuild-check: setup
-	$(BIN)/python scripts/rebuild_check.py
+	$(BIN)/python -m numpy_wheels.build.rebuild
 
 .PHONY: stage  ## Upload the wheels of $(WHEEL_SDIR)/manifest.sha256 to anaconda.org or an index
 stage: setup
@@ -175,7 +178,7 @@ stage: setup
 
 .PHONY: set-commit  ## Rewrite BUILD_COMMIT in every CI file: make set-commit COMMIT=vX.Y.Z
 set-commit: setup
-	$(BIN)/python scripts/set_commit.py -- "$(COMMIT)"
+	$(BIN)/python -m numpy_wheels.set_commit -- "$(COMMIT)"
 
 .PHONY: clean  ## Remove build/, $(WHEEL_SDIR)/ and the test scratch directory
 clean:

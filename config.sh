@@ -76,7 +76,9 @@ pre_build() {
     # its paths from one build to the next, so ccache hits on a rebuild).
     local requires source_dir
     source_dir=$(numpy_source_dir)
-    requires=$("$PYTHON_EXE" "$NW_ROOT/scripts/numpy_tools.py" build-requires "$source_dir")
+    # numpy_tools uses the standard library only: it runs in any build Python.
+    requires=$(PYTHONPATH="$NW_ROOT/scripts" "$PYTHON_EXE" -m numpy_wheels.build.numpy_tools \
+        build-requires "$source_dir")
     # meson-python adds ninja only under build isolation; manylinux images lack it.
     if ! command -v ninja > /dev/null 2>&1; then requires="$requires ninja"; fi
     # shellcheck disable=SC2086,SC2046  # word splitting wanted: one requirement per word
@@ -119,5 +121,5 @@ run_tests() {
     "$python" -c "import sys, numpy; sys.exit(not numpy.test('${TEST_LABEL:-fast}', \
 extra_argv=['-n', 'auto', '--durations=10']))"
     "$python" "$NW_ROOT/scripts/openblas_support.py" --check-version
-    "$python" "$NW_ROOT/scripts/numpy_tools.py" check-license numpy
+    PYTHONPATH="$NW_ROOT/scripts" "$python" -m numpy_wheels.build.numpy_tools check-license numpy
 }

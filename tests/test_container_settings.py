@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import steps
 from conftest import ROOT, make
+from numpy_wheels.build import report
+from numpy_wheels.build.settings import ConfigurationError, select_python
+from numpy_wheels.build.venv import make_venv
 
 FIXTURE_ENV = {
     "REPO_DIR": "tests/fixtures/clib-demo",
@@ -48,37 +50,37 @@ def test_mb_python_version_not_found_stops_before_any_work(tmp_path):
 
 @pytest.mark.parametrize("wanted", ["3", "3.x", "py3.11"])
 def test_mb_python_version_must_be_x_y(wanted):
-    with pytest.raises(steps.ConfigurationError, match=rf"MB_PYTHON_VERSION='{wanted}' is not X.Y"):
-        steps.select_python("python3", wanted, container=False)
+    with pytest.raises(ConfigurationError, match=rf"MB_PYTHON_VERSION='{wanted}' is not X.Y"):
+        select_python("python3", wanted, container=False)
 
 
 def test_mb_python_version_selects_python_x_y_from_path(tmp_path, monkeypatch):
-    assert steps.select_python("python3", "", container=False) == ("python3", version_of("python3"))
+    assert select_python("python3", "", container=False) == ("python3", version_of("python3"))
     same = version_of("python3")
-    assert steps.select_python("python3", same, container=False) == ("python3", same)
+    assert select_python("python3", same, container=False) == ("python3", same)
     if OTHER is None:
         pytest.skip("no second Python version on this machine")
     # GIVEN pythonX.Y of another version on PATH
     other = version_of(OTHER)
     (tmp_path / f"python{other}").symlink_to(OTHER)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    assert steps.select_python("python3", other, container=False) == (f"python{other}", other)
+    assert select_python("python3", other, container=False) == (f"python{other}", other)
 
 
 def test_mb_python_version_in_a_container_defaults_to_python_s():
     # the image has the interpreter; the host's only gives the default X.Y
-    assert steps.select_python("python3", "", container=True) == ("python3", version_of("python3"))
-    assert steps.select_python("python3", "3.13", container=True) == ("python3", "3.13")
+    assert select_python("python3", "", container=True) == ("python3", version_of("python3"))
+    assert select_python("python3", "3.13", container=True) == ("python3", "3.13")
 
 
 @pytest.mark.skipif(OTHER is None, reason="no second Python version on PATH")
 def test_build_venv_is_remade_when_the_interpreter_changes(tmp_path):
     venv = tmp_path / "venv-build"
-    steps.make_venv(sys.executable, venv)
+    make_venv(sys.executable, venv)
     (venv / "kept").write_text("")
-    steps.make_venv(sys.executable, venv)  # same interpreter: kept
+    make_venv(sys.executable, venv)  # same interpreter: kept
     assert (venv / "kept").exists()
-    steps.make_venv(OTHER, venv)  # another: made anew, with that interpreter
+    make_venv(OTHER, venv)  # another: made anew, with that interpreter
     assert not (venv / "kept").exists()
     assert version_of(str(venv / "bin" / "python")) == version_of(OTHER)
 
@@ -93,18 +95,18 @@ def test_native_run_says_so_first(tmp_path):
 
 
 def test_a_failing_version_command_is_null_not_a_traceback(tmp_path):
-    assert steps._tool_version([sys.executable, "-c", "import no_such_module"]) is None
-    assert steps._tool_version([str(tmp_path / "missing")]) is None
-    assert steps._tool_version([sys.executable, "--version"]).startswith("Python 3.")
+    assert report._tool_version([sys.executable, "-c", "import no_such_module"]) is None
+    assert report._tool_version([str(tmp_path / "missing")]) is None
+    assert report._tool_version([sys.executable, "--version"]).startswith("Python 3.")
 
 
 def test_report_reads_tools_from_where_the_step_ran(tmp_path, monkeypatch):
-    monkeypatch.setattr(steps, "BUILD", tmp_path)
+    monkeypatch.setattr(report, "BUILD", tmp_path)
     (tmp_path / "tools-build.tsv").write_text(
         "where\tin a container\npython_path\t/opt/python/cp311-cp311/bin/python\n"
         "python\tPython 3.11.2\nmeson-python\t\nauditwheel\tauditwheel 6.8.2 installed at /x\n"
     )
-    tools = steps._tools_used("build")
+    tools = report._tools_used("build")
     assert tools == {
         "where": "container",
         "python_path": "/opt/python/cp311-cp311/bin/python",
@@ -112,7 +114,7 @@ def test_report_reads_tools_from_where_the_step_ran(tmp_path, monkeypatch):
         "meson-python": None,
         "auditwheel": "auditwheel 6.8.2",
     }
-    assert steps._tools_used("repair") == {}  # the step did not run
+    assert report._tools_used("repair") == {}  # the step did not run
 
 
 def test_makefile_exports_the_container_settings():

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import steps
 from conftest import ROOT, clean_env, make, run_bash
-from deps_as_of import DepsDate, explain_failure, git_commit_time, pip_env, resolve
+from numpy_wheels.build import deps, paths, source
+from numpy_wheels.build.deps import DepsDate, explain_failure, git_commit_time, pip_env, resolve
+from numpy_wheels.build.settings import Settings
 from nwlib import ConfigurationError
 
 FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
@@ -93,19 +94,19 @@ def test_git_source_uses_its_commit_time(tmp_path, no_date_settings):
     repo = git_source(tmp_path)
     assert git_commit_time(repo) == COMMIT_TIME
     assert git_commit_time(tmp_path) is None  # not a checkout
-    settings = steps.Settings.from_env()
+    settings = Settings.from_env()
     settings.repo_dir = repo
-    assert steps.source_time(settings) == (COMMIT_TIME, "source commit")
+    assert deps.source_time(settings) == (COMMIT_TIME, "source commit")
 
 
 def test_sdist_source_uses_the_upload_time_kept_in_its_marker(tmp_path, no_date_settings):
     repo = tmp_path / "numpy"
     repo.mkdir()
     facts = {"kind": "sdist", "file": "numpy-2.3.5.tar.gz", "uploaded": "2025-11-16T22:52:42+00:00"}
-    (repo / steps.SOURCE_MARKER).write_text(json.dumps(facts))
-    settings = steps.Settings.from_env()
+    (repo / paths.SOURCE_MARKER).write_text(json.dumps(facts))
+    settings = Settings.from_env()
     settings.repo_dir = repo
-    when, basis = steps.source_time(settings)
+    when, basis = deps.source_time(settings)
     assert when == datetime(2025, 11, 16, 22, 52, 42, tzinfo=UTC)
     assert basis == "numpy-2.3.5.tar.gz upload"
     assert resolve(when, basis).pip_value == "2025-11-30T22:52:42Z"
@@ -113,7 +114,7 @@ def test_sdist_source_uses_the_upload_time_kept_in_its_marker(tmp_path, no_date_
 
 @pytest.mark.network
 def test_the_index_publishes_the_sdist_upload_time():
-    pkg = steps._index_sdist("numpy", "2.3.5")
+    pkg = source._index_sdist("numpy", "2.3.5")
     assert pkg.filename == "numpy-2.3.5.tar.gz"
     assert pkg.upload_time.date().isoformat() == "2025-11-16"
 
@@ -139,7 +140,7 @@ def test_undatable_pip_sources_are_dropped_and_remote_settings_kept(tmp_path):
 
 def _resolve_cython(tmp_path: Path, venv: Path, date: str) -> str:
     """The Cython version pip picks through pip_opts for NW_DEPS_AS_OF=date."""
-    env, _ = pip_env(clean_env(tmp_path), steps._pip_config())
+    env, _ = pip_env(clean_env(tmp_path), deps._pip_config())
     env |= {"PIP_CMD": f"{venv}/bin/python -m pip", "NW_DEPS_AS_OF": date}
     report = tmp_path / f"report-{date or 'now'}.json"
     script = (

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import nwlib
 import pytest
-import steps
 from conftest import ROOT, LoopbackServer, clean_env, make
+from numpy_wheels.build import paths, report, runner
+from numpy_wheels.build import settings as nw_settings
 from test_pipeline import fixture_copy, settings
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -31,7 +32,7 @@ class Recorder(LoopbackServer):
 
 def steps_py(*args: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "steps.py"), *args],
+        [sys.executable, "-m", "numpy_wheels.build.cli", *args],
         env=clean_env(tmp_path, **env),
         capture_output=True,
         text=True,
@@ -112,8 +113,8 @@ def test_make_refuses_a_bad_setting_before_any_step(tmp_path):
 
 @pytest.mark.parametrize("ml_ver", ["1", "2010", "2014", "_2_24", "_2_28", "_2_34"])
 def test_multibuild_policies_are_accepted(ml_ver):
-    steps.validate_settings({"MB_ML_VER": ml_ver})
-    steps.validate_settings({"MB_ML_VER": "_1_2", "MB_ML_LIBC": "musllinux"})
+    nw_settings.validate_settings({"MB_ML_VER": ml_ver})
+    nw_settings.validate_settings({"MB_ML_VER": "_1_2", "MB_ML_LIBC": "musllinux"})
 
 
 # ------------------------------------------------------------------- make help
@@ -207,7 +208,7 @@ def test_banner_names_the_container():
         for key, value in env.items():
             mp.setenv(key, value)
         mp.delenv("MB_ML_VER", raising=False)
-        lines = dict(steps.banner_lines(steps.Settings.from_env()))
+        lines = dict(nw_settings.banner_lines(nw_settings.Settings.from_env()))
     assert lines["build"] == "container quay.io/pypa/manylinux_2_28_x86_64 (podman)"
     assert lines["policy"] == "manylinux: the best the build allows"
 
@@ -304,7 +305,7 @@ def test_a_failed_run_keeps_the_wheelhouse_report_and_annotates(run_on_github, t
     assert everything.count("steps.py: error: step 'build' failed") == 1
     assert "##vso[task.logissue type=error]step 'build' failed (exit 1)" in proc.stdout
     tail = proc.stderr.split("lines of its log:\n", 1)[1].split("\n  full log:")[0]
-    assert 1 <= len(tail.splitlines()) <= steps.TAIL_LINES
+    assert 1 <= len(tail.splitlines()) <= paths.TAIL_LINES
     assert "error:" in tail
     assert re.search(r"^failed: 0 wheel\(s\) .* 1 of 2 step\(s\) passed", proc.stdout, re.M)
     # the old report stays; this run's is in its work dir
@@ -323,7 +324,7 @@ def test_a_failed_run_keeps_the_wheelhouse_report_and_annotates(run_on_github, t
      (3 * 2**30, "3.0 GiB")],
 )  # fmt: skip
 def test_sizes_in_sensible_units(size, text):
-    assert steps.human_size(size) == text
+    assert report.human_size(size) == text
 
 
 class Terminal(io.StringIO):
@@ -357,20 +358,20 @@ def test_ci_annotations(monkeypatch, capsys):
 
 def test_useful_tail_starts_at_the_error():
     lines = [f"noise {i}" for i in range(100)] + ["a", "b", "c", "x.c:3: error: bad", "end"]
-    assert steps.useful_tail(lines) == ["a", "b", "c", "x.c:3: error: bad", "end"]
-    assert steps.useful_tail([f"n {i}" for i in range(50)]) == [f"n {i}" for i in range(20, 50)]
+    assert runner.useful_tail(lines) == ["a", "b", "c", "x.c:3: error: bad", "end"]
+    assert runner.useful_tail([f"n {i}" for i in range(50)]) == [f"n {i}" for i in range(20, 50)]
 
 
 # ------------------------------------------------------------------- --version
 
 SCRIPTS = [
-    (["scripts/steps.py"], "steps.py"),
+    (["-m", "numpy_wheels.build.cli"], "steps.py"),
     (["scripts/openblas_support.py"], "openblas_support.py"),
     (["scripts/check_wheel.py"], "check_wheel.py"),
-    (["scripts/set_commit.py"], "set-commit"),
+    (["-m", "numpy_wheels.set_commit"], "set-commit"),
     (["scripts/wheel_uploader.py"], "wheel-uploader"),
-    (["scripts/rebuild_check.py"], "rebuild_check.py"),
-    (["scripts/provenance.py"], "provenance.py"),
+    (["-m", "numpy_wheels.build.rebuild"], "rebuild_check.py"),
+    (["-m", "numpy_wheels.build.provenance"], "provenance.py"),
 ]
 
 

@@ -9,9 +9,9 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import provenance
 import pytest
 from conftest import ROOT, VENV_BIN, make
+from numpy_wheels.build import provenance
 from nwlib import file_hash
 from test_pipeline import fixture_copy, settings
 

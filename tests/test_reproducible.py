@@ -13,10 +13,10 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-import provenance
 import pytest
-import rebuild_check
 from conftest import CACHE, ROOT, VENV_BIN, clean_env, make
+from numpy_wheels.build import provenance
+from numpy_wheels.build import rebuild as rebuild_check
 from nwlib import file_hash
 from test_numpy_e2e import WORK
 from test_pipeline import fixture_copy

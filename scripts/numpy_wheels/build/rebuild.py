@@ -26,9 +26,10 @@ from pathlib import Path
 
 from nwlib import ConfigurationError, FatalError, add_version_option, file_hash, log, run_main
 
-ROOT = Path(__file__).resolve().parents[1]
-STEPS = ROOT / "scripts" / "steps.py"
-SOURCE_MARKER = ".nw-source.json"  # written by steps.py's source step
+from .paths import ROOT, SOURCE_MARKER
+
+# the step runner, run as `make wheels` runs it
+STEPS = ["-m", "numpy_wheels.build.cli"]
 # Left out of a copied local tree: what a build writes into its source.
 BUILD_LITTER = ("build", "dist", "*.egg-info", "__pycache__", SOURCE_MARKER)
 DIFFOSCOPE_LINES = 60
@@ -225,7 +226,7 @@ def _marker(repo: Path) -> dict:
 
 def _run_steps(env: dict[str, str], work: Path) -> None:
     for step in ("source", "build", "repair"):
-        proc = subprocess.run([sys.executable, str(STEPS), step], env=env, cwd=ROOT)
+        proc = subprocess.run([sys.executable, *STEPS, step], env=env, cwd=ROOT)
         if proc.returncode:
             raise FatalError(
                 f"the second build failed in step '{step}'; its logs are in {work / 'logs'}"

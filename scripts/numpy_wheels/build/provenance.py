@@ -29,7 +29,8 @@ from urllib.parse import quote
 
 from nwlib import FatalError, add_version_option, atomic_write, file_hash, run_main, sanitize_url
 
-ROOT = Path(__file__).resolve().parents[1]
+from .paths import ROOT
+
 FILENAME = "build-provenance.intoto.json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"

