@@ -11,8 +11,8 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import provenance as build_provenance
 import pytest
+from numpy_wheels.build import provenance as build_provenance
 from numpy_wheels.errors import ConfigurationError
 from numpy_wheels.files import file_hash
 from numpy_wheels.upload import provenance
