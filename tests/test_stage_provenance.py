@@ -303,3 +303,46 @@ def test_make_setup_provides_the_anaconda_cli():
     proc = subprocess.run([str(VENV_BIN / "anaconda"), "upload", "--help"], capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0 and "Upload packages" in proc.stdout
+
+
+class PackagesApi(AnacondaApi):
+    """The stand-in, also answering ``GET /package/ORG/NAME`` as anaconda.org does for
+    the packages in ``packages`` (name -> its package types); files are not staged."""
+
+    def __init__(self, packages: dict[str, list[str]]) -> None:
+        super().__init__(ORG, TOKEN, set())
+        self.packages = packages
+
+    def respond(self, method: str, path: str, token: str | None) -> tuple[int, dict]:
+        name = path.rsplit("/", 1)[-1]
+        if method == "GET" and path == f"/package/{ORG}/{name}" and token == self.token:
+            if name in self.packages:
+                return 200, {"name": name, "owner": {"login": ORG},
+                             "package_types": self.packages[name]}  # fmt: skip
+            return 404, {"error": f"package {name} not found"}
+        return super().respond(method, path, token)
+
+
+def test_anaconda_client_refuses_a_file_in_the_wheels_package(tmp_path, wheelhouse, tools_bin):
+    # GIVEN the org's clib_demo package, which holds wheels (package type pypi)
+    first = stage(tmp_path, wheelhouse, None, DRY_RUN="1", STAGE_PROJECT="clib_demo")
+    assert first.returncode == 0, first.stderr
+    record = staged_record(wheelhouse)
+    api = PackagesApi({"clib_demo": ["pypi"]})
+    config = tmp_path / "home" / ".continuum" / "anaconda-client" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"url: {api.url}\n")
+    env = clean_env(tmp_path, ANACONDA_API_TOKEN=TOKEN)
+    try:
+        # WHEN the real anaconda-client uploads the record as a file of that package
+        proc = subprocess.run(
+            [str(tools_bin / "anaconda"), "upload", "--skip-existing", "-u", ORG, "-t", "file",
+             "-p", "clib_demo", "-v", "1.0", str(record)],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        api.close()
+    # THEN it refuses before sending a byte: hence the PROJECT-provenance package
+    assert proc.returncode != 0
+    assert 'You already have a standard python named "clib_demo"' in proc.stdout + proc.stderr
+    assert not [c for c in api.calls if c[0] in ("POST", "PUT", "PATCH")]
