@@ -907,6 +907,8 @@ def test_every_cells_provenance_record_is_kept_and_merged(workdir, tmp_path):
     (kept,) = [s for s in stage if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert kept["with"]["path"].rstrip("/") == "wheelhouse/provenance"
     assert "cancelled()" in kept["if"]  # kept when the upload itself failed
+    (staging,) = [s for s in stage if "stage" in map(target_of, make_calls(s.get("run", "")))]
+    assert staging["env"]["STAGE_SIGNING_KEY"] == "${{ secrets.STAGE_SIGNING_KEY }}"
     (built,) = [s for s in github_workflow()["jobs"]["build"]["steps"]
                 if s.get("uses", "").startswith("actions/upload-artifact@")]  # fmt: skip
     assert "wheelhouse/build-provenance.intoto.json" in built["with"]["path"].split()
