@@ -139,7 +139,7 @@ def corpus() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def corpus_reports(corpus):
-    from check_wheel import check_wheels
+    from numpy_wheels.audit import check_wheels
 
     return dict(zip(corpus, check_wheels(corpus), strict=True))
 
@@ -257,7 +257,7 @@ def _classify(report) -> dict[str, str]:
 
 
 def _agree(wheel: Path, report, shown: dict) -> None:
-    from check_wheel import _linux_policy
+    from numpy_wheels.audit.linux import _linux_policy
 
     ours = _classify(report)
     tag_policy = _linux_policy(wheel.name[: -len(".whl")].split("-")[-1].split(".")[0])
@@ -294,7 +294,7 @@ def test_agrees_with_auditwheel_on_linux_corpus(corpus, corpus_reports):
 
 def test_agrees_with_auditwheel_on_a_broken_copy(corpus, tmp_path):
     # GIVEN numpy 1.26.4 without its bundled libgfortran (needed only by OpenBLAS)
-    from check_wheel import check_wheel
+    from numpy_wheels.audit import check_wheel
     from test_check_wheel import edit_wheel
 
     src = next(w for w in corpus if w.name.startswith("numpy-1.26.4") and "manylinux" in w.name

@@ -10,10 +10,10 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import check_wheel
 import pytest
-from check_wheel import check_wheel as audit
-from check_wheel import main
+from numpy_wheels.audit import check_wheel as audit
+from numpy_wheels.audit import policy
+from numpy_wheels.audit.cli import main
 from test_check_wheel import DIST_INFO, LINUX_OPENBLAS, edit_wheel, make_wheel
 
 PURE = "py3-none-any"
@@ -215,16 +215,16 @@ def test_expected_interface(official_numpy_wheels, capsys):
 
 def test_limits_on_members_and_sizes(tmp_path, monkeypatch):
     wheel = make_wheel(tmp_path, "demo", "1.0", PURE, {"demo/x.py": b"x" * 100})
-    monkeypatch.setattr(check_wheel, "MAX_MEMBERS", 2)
+    monkeypatch.setattr(policy, "MAX_MEMBERS", 2)
     assert audit(wheel).failures == [f"{wheel.name}: 4 archive members, more than 2"]
-    monkeypatch.setattr(check_wheel, "MAX_MEMBERS", 100)
-    monkeypatch.setattr(check_wheel, "MAX_TOTAL_SIZE", 99)
+    monkeypatch.setattr(policy, "MAX_MEMBERS", 100)
+    monkeypatch.setattr(policy, "MAX_TOTAL_SIZE", 99)
     total = sum(i.file_size for i in zipfile.ZipFile(wheel).infolist())
     assert audit(wheel).failures == [
         f"{wheel.name}: members declare {total} bytes uncompressed, more than the 99 an audit reads"
     ]
-    monkeypatch.setattr(check_wheel, "MAX_TOTAL_SIZE", 2**30)
-    monkeypatch.setattr(check_wheel, "MAX_TEXT", 10)
+    monkeypatch.setattr(policy, "MAX_TOTAL_SIZE", 2**30)
+    monkeypatch.setattr(policy, "MAX_TEXT", 10)
     assert "demo-1.0.dist-info/WHEEL: 76 bytes, too large for a metadata file" in (
         audit(wheel).failures
     )
@@ -293,7 +293,7 @@ def test_macho_slice_for_another_apple_platform(official_numpy_wheels, tmp_path)
         path.write_bytes(members[MAC_LINALG])
         macho = MachO(str(path))
         for load, command, _data in macho.headers[0].commands:
-            if load.cmd == check_wheel.LC_BUILD_VERSION:
+            if load.cmd == policy.LC_BUILD_VERSION:
                 command.platform = 2
         with open(path, "r+b") as fobj:
             macho.write(fobj)
