@@ -35,10 +35,9 @@ def check_macos(report: WheelReport, binaries, members, platforms, _texts) -> No
                 # mac_platforms): a macosx_12_0 wheel is the one for every macOS 12.x.
                 depth = 1 if promised[0] >= 11 else 2
                 if arch in required and version[:depth] > promised[:depth]:
-                    where = " on arm64" if promised != tag_version else ""
                     report.fail(
                         f"{binary.path}: {arch} code requires macOS {version_text(version)}, "
-                        f"the tag {platform} promises {version_text(promised)}{where}"
+                        f"the tag {platform} promises {version_text(tag_version)}"
                     )
     for binary in binaries:
         for problem in binary.macos_platform_errors:
