@@ -187,6 +187,17 @@ def test_every_official_wheel_passes(corpus, corpus_reports, capsys):
     assert len(corpus) == sum(len(v) for v in EXPECTED_PLATFORMS.values())
 
 
+def test_the_corpus_report_validates_against_the_published_schema(corpus_reports):
+    # the --json document of the whole corpus, as check_wheel.py prints it
+    from numpy_wheels.audit.report import json_document
+    from test_audit_schema import problems
+
+    for strict in (False, True):
+        document = json.loads(json.dumps(json_document(list(corpus_reports.values()), strict)))
+        assert document["ok"] is not strict  # strict: the warnings fail some wheels
+        assert problems(document) == []
+
+
 def _report(corpus_reports, name: str):
     return next(r for w, r in corpus_reports.items() if w.name == name)
 
