@@ -230,6 +230,22 @@ def test_limits_on_members_and_sizes(tmp_path, monkeypatch):
     )
 
 
+def test_unreadable_policy_data_is_one_line(official_numpy_wheels, monkeypatch, capsys):
+    # GIVEN an install whose package data lacks the policy tables
+    monkeypatch.setattr(policy, "POLICY_RESOURCE", "data/missing.json")
+    policy.tables.cache_clear()
+    try:
+        # WHEN a Windows wheel (judged with those tables) is audited
+        code = main([str(official_numpy_wheels["win_amd64"])])
+    finally:
+        policy.tables.cache_clear()
+    # THEN one line names the file, and the status is a configuration error (2)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("check_wheel.py: error: cannot read ") and err.count("\n") == 1
+    assert "data/missing.json" in err
+
+
 def test_help_documents_exit_codes(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])

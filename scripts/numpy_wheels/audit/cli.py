@@ -8,7 +8,8 @@ import json
 import re
 import sys
 
-import nwlib
+from numpy_wheels.errors import FatalError
+from numpy_wheels.log import add_version_option
 
 from . import policy
 from .report import format_text, json_document
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the NumPy-specific checks (on by default for wheels of the project numpy)",
     )
-    nwlib.add_version_option(parser)
+    add_version_option(parser)
     return parser
 
 
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         reports = check_wheels(
             args.wheels, args.expect_openblas, numpy_checks, args.expect_interface
         )
-    except nwlib.FatalError as exc:  # the policy data unreadable: a broken install
+    except FatalError as exc:  # the policy data unreadable: a broken install
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.return_code
     if args.json:

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-import nwlib
+from numpy_wheels.errors import ConfigurationError
 
 POLICY_RESOURCE = "data/check_wheel_policy.json"  # inside the numpy_wheels package
 SIGNATURE_FILES = ("RECORD", "RECORD.jws", "RECORD.p7s")
@@ -82,4 +82,4 @@ def tables() -> dict[str, Any]:
     try:
         return json.loads(resource.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise nwlib.ConfigurationError(f"cannot read {resource}: {exc}") from None
+        raise ConfigurationError(f"cannot read {resource}: {exc}") from None
