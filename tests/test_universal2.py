@@ -177,3 +177,33 @@ def test_delocate_merge_failure_stops_the_fuse(bash, tmp_path, merge_tools):
     assert r.returncode == 1
     assert r.stderr.splitlines()[-1] == f"fuse_macos_intel_arm64: delocate-merge failed for {x86}"
     assert sorted(p.name for p in wheelhouse.iterdir()) == sorted([x86, arm])
+
+
+def test_an_old_official_universal2_wheel_with_a_library_per_arch(tmp_path):
+    # GIVEN NumPy 1.21.6's universal2 wheel (fused by the old delocate-fuse): its
+    # x86_64 code links libgfortran.3, its arm64 code libgfortran.5, each thin
+    from conftest import CACHE, cached_download
+
+    wheel = cached_download("numpy==1.21.6", CACHE / "numpy-universal2", "--python-version",
+                            "3.10", "--platform", "macosx_10_9_universal2")  # fmt: skip
+    report = check_wheel(wheel)
+    # THEN each library has the archs whose code links it; what fails is only that
+    # delocate-fuse left WHEEL tagged as the arm64 wheel it started from
+    assert report.failures == [
+        "numpy-1.21.6.dist-info/WHEEL: tags cp310-cp310-macosx_11_0_arm64 do not match "
+        "the filename's cp310-cp310-macosx_10_9_universal2"
+    ]
+    archs = {b.path.rsplit("/", 1)[1]: sorted(b.archs) for b in report.binaries}
+    assert archs["libgfortran.3.dylib"] == ["x86_64"]
+    assert archs["libgfortran.5.dylib"] == ["arm64"]
+
+    # WHEN the arm64 libgfortran is swapped for the x86_64 one under its name
+    def swap(members):
+        members["numpy/.dylibs/libgfortran.5.dylib"] = members["numpy/.dylibs/libgfortran.3.dylib"]
+
+    swapped = check_wheel(edit_wheel(wheel, tmp_path, edit=swap))
+    # THEN the arm64 code that links it has nothing to load
+    assert (
+        "numpy/.dylibs/libgfortran.5.dylib: contains x86_64, the tag macosx_10_9_universal2 "
+        "needs arm64"
+    ) in swapped.failures

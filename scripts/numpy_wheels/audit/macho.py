@@ -32,6 +32,7 @@ def parse_macho(name: str, fobj, data, _path) -> Binary | None:
     for header in macho.headers:
         arch = policy.MACHO_CPUS.get(header.header.cputype, f"cpu{header.header.cputype}")
         binary.archs.append(arch)
+        own = binary.slice_needs.setdefault(arch, set())
         for load, command, payload in header.commands:
             cmd = load.cmd
             if cmd in policy.MACHO_LOADS or cmd in (policy.LC_RPATH, policy.LC_ID_DYLIB):
@@ -42,8 +43,10 @@ def parse_macho(name: str, fobj, data, _path) -> Binary | None:
                         binary.rpaths.append(text)
                 elif cmd == policy.LC_ID_DYLIB:
                     binary.soname = text
-                elif (text, policy.MACHO_LOADS[cmd]) not in binary.needed:
-                    binary.needed.append((text, policy.MACHO_LOADS[cmd]))
+                else:
+                    own.add(text)
+                    if (text, policy.MACHO_LOADS[cmd]) not in binary.needed:
+                        binary.needed.append((text, policy.MACHO_LOADS[cmd]))
             elif cmd == policy.LC_BUILD_VERSION:
                 if command.platform != 1:  # PLATFORM_MACOS
                     binary.macos_platform_errors.append(

@@ -15,6 +15,7 @@ from .report import Binary, WheelReport, version_text
 def check_macos(report: WheelReport, binaries, members, platforms, _texts) -> None:
     tables = policy.tables()
     system = tuple(tables["macos_system_prefixes"])
+    linked = _linked_archs(binaries)
     for platform in platforms:
         match = re.match(r"^macosx_(\d+)_(\d+)_(.+)$", platform)
         if not match or match.group(3) not in tables["macos_tag_archs"]:
@@ -24,6 +25,8 @@ def check_macos(report: WheelReport, binaries, members, platforms, _texts) -> No
         required = set(tables["macos_tag_archs"][match.group(3)])
         for binary in binaries:
             missing = required - set(binary.archs)
+            if id(binary) in linked:  # a library: only the archs whose code links it
+                missing &= linked[id(binary)]
             if missing:
                 report.fail(
                     f"{binary.path}: contains {'+'.join(binary.archs)}, "
@@ -88,6 +91,28 @@ def check_macos(report: WheelReport, binaries, members, platforms, _texts) -> No
         return {binary.soname} if binary.soname else set()
 
     simulate(report, binaries, roots(binaries, posixpath.basename), resolve, names_of)
+
+
+def _linked_archs(binaries: list[Binary]) -> dict[int, set[str]]:
+    """For each bundled library some binary links, the archs whose slices link it.
+
+    A universal2 wheel may bundle a library per arch (NumPy 1.21's x86_64 code links
+    libgfortran.3, its arm64 code libgfortran.5): a library needs only those archs.
+    Modules Python loads, and files nothing links, need every arch of the tag.
+    """
+    linked: dict[str, set[str]] = {}
+    for binary in binaries:
+        for arch, libraries in binary.slice_needs.items():
+            for library in libraries:
+                linked.setdefault(posixpath.basename(library), set()).add(arch)
+    starts = {id(b) for b, _demoted in roots(binaries, posixpath.basename)}
+    found = {}
+    for binary in binaries:
+        names = {posixpath.basename(binary.path), posixpath.basename(binary.soname or "")}
+        archs = set().union(*(linked.get(n, set()) for n in names))
+        if id(binary) not in starts and archs:
+            found[id(binary)] = archs
+    return found
 
 
 def _promised(arch: str, tag_version: tuple[int, int, int]) -> tuple[int, int, int]:

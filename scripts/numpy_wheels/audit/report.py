@@ -30,6 +30,7 @@ class Binary:
     interface: str | None = None  # OpenBLAS only: "ILP64" / "LP64"
     resolved: dict[str, str | None] = field(default_factory=dict)  # library -> where found
     via: dict[str, str] = field(default_factory=dict)  # library -> the rule that found it
+    slice_needs: dict[str, set[str]] = field(default_factory=dict)  # Mach-O: arch -> libraries
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
