@@ -230,6 +230,31 @@ def test_limits_on_members_and_sizes(tmp_path, monkeypatch):
     )
 
 
+def test_a_field_newer_than_the_metadata_version_is_a_warning(tmp_path):
+    # GIVEN METADATA 2.1 with License-File (2.4), as setuptools wrote it for years
+    # (MarkupSafe 3.0.2 on PyPI): installers and PyPI take it
+    wheel = make_wheel(tmp_path, "demo", "1.0", PURE, {"demo/x.py": b"x = 1\n"})
+    meta = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nLicense-File: LICENSE\n"
+
+    def newer(members, extra=b""):
+        members["demo-1.0.dist-info/METADATA"] = meta + extra
+
+    (tmp_path / "a").mkdir()
+    report = audit(edit_wheel(wheel, tmp_path / "a", edit=newer))
+    warning = (
+        "demo-1.0.dist-info/METADATA: license-file introduced in metadata version 2.4, not 2.1"
+    )
+    assert (report.failures, report.warnings) == ([], [warning])
+    # a real defect beside it still FAILs
+    (tmp_path / "b").mkdir()
+    report = audit(edit_wheel(wheel, tmp_path / "b",
+                              edit=lambda m: newer(m, b"Requires-Python: >=>3\n")))  # fmt: skip
+    assert len(report.failures) == 1
+    assert report.failures[0].startswith("demo-1.0.dist-info/METADATA: invalid metadata: ")
+    assert "requires-python" in report.failures[0]
+    assert report.warnings == [warning]
+
+
 def test_unreadable_policy_data_is_one_line(official_numpy_wheels, monkeypatch, capsys):
     # GIVEN an install whose package data lacks the policy tables
     monkeypatch.setattr(policy, "POLICY_RESOURCE", "data/missing.json")

@@ -201,6 +201,9 @@ def _check_wheel_file(zf, members, dist_info, tags, report: WheelReport) -> None
         report.fail(f"{wheel_name}: tags {got} do not match the filename's {want}")
 
 
+_NEWER_FIELD = re.compile(r"^\S+ introduced in metadata version [\d.]+, not [\d.]+$")
+
+
 def _check_metadata(zf, members, dist_info, name, version, report: WheelReport) -> None:
     from packaging.metadata import ExceptionGroup, InvalidMetadata, Metadata
 
@@ -213,9 +216,17 @@ def _check_metadata(zf, members, dist_info, name, version, report: WheelReport) 
         meta = Metadata.from_email(raw, validate=True)
     except (ExceptionGroup, InvalidMetadata, ValueError) as exc:
         errors = exc.exceptions if isinstance(exc, ExceptionGroup) else [exc]
+        # A field newer than the declared Metadata-Version (setuptools' License-File
+        # under 2.1): installers and PyPI take it as it is, so it is policy.
+        newer = [e for e in errors if _NEWER_FIELD.search(str(e))]
         for error in errors:
-            report.fail(f"{meta_name}: invalid metadata: {error}")
-        return
+            if error in newer:
+                report.warn(f"{meta_name}: {error}")
+            else:
+                report.fail(f"{meta_name}: invalid metadata: {error}")
+        if len(newer) < len(errors):
+            return
+        meta = Metadata.from_email(raw, validate=False)
     if canonicalize_name(meta.name) != canonicalize_name(name) or meta.version != version:
         report.fail(
             f"{meta_name}: Name/Version {meta.name} {meta.version} "
