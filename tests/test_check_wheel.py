@@ -496,6 +496,16 @@ def test_wheel_tags_must_match_filename(official_numpy_wheels, tmp_path):
         f"{DIST_INFO}/WHEEL: tags cp311-cp311-win_amd64 do not match the filename's "
         "cp312-cp312-win_amd64"
     ]
+    # a platform-only difference is a warning: the binaries are judged by the filename's
+    # platform (here: a win_amd64 wheel named win32 has the wrong machine type)
+    (tmp_path / "plat").mkdir()
+    renamed = edit_wheel(src, tmp_path / "plat", name=src.name.replace("win_amd64", "win32"))
+    report = only(check_wheels([renamed]))
+    assert report.warnings[0] == (
+        f"{DIST_INFO}/WHEEL: tags cp311-cp311-win_amd64 do not match the filename's "
+        "cp311-cp311-win32"
+    )
+    assert f"{WIN_MULTIARRAY}: machine type win_amd64, the tag says win32" in report.failures
 
 
 def test_metadata_must_match_filename(official_numpy_wheels, tmp_path):

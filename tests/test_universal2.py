@@ -187,12 +187,13 @@ def test_an_old_official_universal2_wheel_with_a_library_per_arch(tmp_path):
     wheel = cached_download("numpy==1.21.6", CACHE / "numpy-universal2", "--python-version",
                             "3.10", "--platform", "macosx_10_9_universal2")  # fmt: skip
     report = check_wheel(wheel)
-    # THEN each library has the archs whose code links it; what fails is only that
-    # delocate-fuse left WHEEL tagged as the arm64 wheel it started from
-    assert report.failures == [
+    # THEN it passes: each library has the archs whose code links it; that delocate-fuse
+    # left WHEEL tagged as the arm64 wheel it started from is a warning (platform only)
+    assert report.failures == []
+    assert report.warnings[0] == (
         "numpy-1.21.6.dist-info/WHEEL: tags cp310-cp310-macosx_11_0_arm64 do not match "
         "the filename's cp310-cp310-macosx_10_9_universal2"
-    ]
+    )
     archs = {b.path.rsplit("/", 1)[1]: sorted(b.archs) for b in report.binaries}
     assert archs["libgfortran.3.dylib"] == ["x86_64"]
     assert archs["libgfortran.5.dylib"] == ["arm64"]
