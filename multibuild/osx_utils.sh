@@ -460,26 +460,30 @@ function macos_arm64_native_build_setup {
 }
 
 function fuse_macos_intel_arm64 {
-    # Fuse each x86_64 wheel in $WHEEL_SDIR with its arm64 twin into a universal2
-    # wheel (delocate-fuse); the x86_64 wheel is removed, the arm64 one kept.
+    # Merge each x86_64 wheel in $WHEEL_SDIR with its arm64 twin into one universal2
+    # wheel (delocate-merge, which names it from the merged binaries); the x86_64
+    # wheel is removed, the arm64 one kept.
     # Depends on: WHEEL_SDIR, MACOSX_DEPLOYMENT_TARGET
     local wheelhouse
     wheelhouse=$(abspath "${WHEEL_SDIR:-wheelhouse}")
     local target=${MACOSX_DEPLOYMENT_TARGET//./_}
     local tmp
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/nw-fuse.XXXXXXXX")
-    local x86 arm universal
+    local x86 arm merged
     for x86 in "$wheelhouse"/*"macosx_${target}_x86_64.whl"; do
         [ -e "$x86" ] || continue
+        # the twin: arm64 cross builds target 11.0; a native one, the same target
         arm=${x86%"macosx_${target}_x86_64.whl"}macosx_11_0_arm64.whl
+        [ -e "$arm" ] || arm=${x86%_x86_64.whl}_arm64.whl
         [ -e "$arm" ] || continue
-        universal=${x86%"macosx_${target}_x86_64.whl"}macosx_${target}_universal2.whl
-        if ! delocate-fuse "$x86" "$arm" -w "$tmp"; then
+        if ! delocate-merge "$x86" "$arm" -w "$tmp"; then
             rm -rf -- "$tmp"
-            _nw_err "fuse_macos_intel_arm64: delocate-fuse failed for $(basename "$x86")"
+            _nw_err "fuse_macos_intel_arm64: delocate-merge failed for $(basename "$x86")"
             return 1
         fi
-        mv -f -- "$tmp/$(basename "$x86")" "$universal"
+        for merged in "$tmp"/*.whl; do
+            mv -f -- "$merged" "$wheelhouse/"
+        done
         rm -f -- "$x86"
     done
     rm -rf -- "$tmp"

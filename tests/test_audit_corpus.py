@@ -139,7 +139,7 @@ def corpus() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def corpus_reports(corpus):
-    from check_wheel import check_wheels
+    from numpy_wheels.audit import check_wheels
 
     return dict(zip(corpus, check_wheels(corpus), strict=True))
 
@@ -185,6 +185,17 @@ def test_every_official_wheel_passes(corpus, corpus_reports, capsys):
             f"{verdicts['PASS']} PASS, {verdicts['PASS with warnings']} PASS with warnings, 0 FAIL"
         )
     assert len(corpus) == sum(len(v) for v in EXPECTED_PLATFORMS.values())
+
+
+def test_the_corpus_report_validates_against_the_published_schema(corpus_reports):
+    # the --json document of the whole corpus, as check_wheel.py prints it
+    from numpy_wheels.audit.report import json_document
+    from test_audit_schema import problems
+
+    for strict in (False, True):
+        document = json.loads(json.dumps(json_document(list(corpus_reports.values()), strict)))
+        assert document["ok"] is not strict  # strict: the warnings fail some wheels
+        assert problems(document) == []
 
 
 def _report(corpus_reports, name: str):
@@ -257,7 +268,7 @@ def _classify(report) -> dict[str, str]:
 
 
 def _agree(wheel: Path, report, shown: dict) -> None:
-    from check_wheel import _linux_policy
+    from numpy_wheels.audit.linux import _linux_policy
 
     ours = _classify(report)
     tag_policy = _linux_policy(wheel.name[: -len(".whl")].split("-")[-1].split(".")[0])
@@ -294,7 +305,7 @@ def test_agrees_with_auditwheel_on_linux_corpus(corpus, corpus_reports):
 
 def test_agrees_with_auditwheel_on_a_broken_copy(corpus, tmp_path):
     # GIVEN numpy 1.26.4 without its bundled libgfortran (needed only by OpenBLAS)
-    from check_wheel import check_wheel
+    from numpy_wheels.audit import check_wheel
     from test_check_wheel import edit_wheel
 
     src = next(w for w in corpus if w.name.startswith("numpy-1.26.4") and "manylinux" in w.name

@@ -12,15 +12,14 @@ import sys
 import zipfile
 from pathlib import Path
 
-import check_wheel
-from check_wheel import check_wheel as audit
-from check_wheel import main
-from conftest import clean_env
+from conftest import ROOT, clean_env
+from numpy_wheels.audit import check_wheel as audit
+from numpy_wheels.audit.cli import main
 from test_check_wheel import make_wheel
 
 ARCH = platform.machine()
 LINUX_TAG = f"cp311-cp311-manylinux_2_17_{ARCH}"
-SCRIPT = str(Path(check_wheel.__file__))
+SCRIPT = str(ROOT / "scripts" / "check_wheel.py")
 
 
 def _libc_user(tmp_path: Path) -> bytes:

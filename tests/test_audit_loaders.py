@@ -15,8 +15,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from check_wheel import check_wheel
 from conftest import clean_env
+from numpy_wheels.audit import check_wheel
 from test_audit_corpus import corpus_wheels
 from test_check_wheel import WIN_MULTIARRAY, edit_wheel, make_wheel
 

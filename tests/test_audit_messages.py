@@ -10,10 +10,10 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import check_wheel
 import pytest
-from check_wheel import check_wheel as audit
-from check_wheel import main
+from numpy_wheels.audit import check_wheel as audit
+from numpy_wheels.audit import policy
+from numpy_wheels.audit.cli import main
 from test_check_wheel import DIST_INFO, LINUX_OPENBLAS, edit_wheel, make_wheel
 
 PURE = "py3-none-any"
@@ -215,19 +215,60 @@ def test_expected_interface(official_numpy_wheels, capsys):
 
 def test_limits_on_members_and_sizes(tmp_path, monkeypatch):
     wheel = make_wheel(tmp_path, "demo", "1.0", PURE, {"demo/x.py": b"x" * 100})
-    monkeypatch.setattr(check_wheel, "MAX_MEMBERS", 2)
+    monkeypatch.setattr(policy, "MAX_MEMBERS", 2)
     assert audit(wheel).failures == [f"{wheel.name}: 4 archive members, more than 2"]
-    monkeypatch.setattr(check_wheel, "MAX_MEMBERS", 100)
-    monkeypatch.setattr(check_wheel, "MAX_TOTAL_SIZE", 99)
+    monkeypatch.setattr(policy, "MAX_MEMBERS", 100)
+    monkeypatch.setattr(policy, "MAX_TOTAL_SIZE", 99)
     total = sum(i.file_size for i in zipfile.ZipFile(wheel).infolist())
     assert audit(wheel).failures == [
         f"{wheel.name}: members declare {total} bytes uncompressed, more than the 99 an audit reads"
     ]
-    monkeypatch.setattr(check_wheel, "MAX_TOTAL_SIZE", 2**30)
-    monkeypatch.setattr(check_wheel, "MAX_TEXT", 10)
+    monkeypatch.setattr(policy, "MAX_TOTAL_SIZE", 2**30)
+    monkeypatch.setattr(policy, "MAX_TEXT", 10)
     assert "demo-1.0.dist-info/WHEEL: 76 bytes, too large for a metadata file" in (
         audit(wheel).failures
     )
+
+
+def test_a_field_newer_than_the_metadata_version_is_a_warning(tmp_path):
+    # GIVEN METADATA 2.1 with License-File (2.4), as setuptools wrote it for years
+    # (MarkupSafe 3.0.2 on PyPI): installers and PyPI take it
+    wheel = make_wheel(tmp_path, "demo", "1.0", PURE, {"demo/x.py": b"x = 1\n"})
+    meta = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nLicense-File: LICENSE\n"
+
+    def newer(members, extra=b""):
+        members["demo-1.0.dist-info/METADATA"] = meta + extra
+
+    (tmp_path / "a").mkdir()
+    report = audit(edit_wheel(wheel, tmp_path / "a", edit=newer))
+    warning = (
+        "demo-1.0.dist-info/METADATA: license-file introduced in metadata version 2.4, not 2.1"
+    )
+    assert (report.failures, report.warnings) == ([], [warning])
+    # a real defect beside it still FAILs
+    (tmp_path / "b").mkdir()
+    report = audit(edit_wheel(wheel, tmp_path / "b",
+                              edit=lambda m: newer(m, b"Requires-Python: >=>3\n")))  # fmt: skip
+    assert len(report.failures) == 1
+    assert report.failures[0].startswith("demo-1.0.dist-info/METADATA: invalid metadata: ")
+    assert "requires-python" in report.failures[0]
+    assert report.warnings == [warning]
+
+
+def test_unreadable_policy_data_is_one_line(official_numpy_wheels, monkeypatch, capsys):
+    # GIVEN an install whose package data lacks the policy tables
+    monkeypatch.setattr(policy, "POLICY_RESOURCE", "data/missing.json")
+    policy.tables.cache_clear()
+    try:
+        # WHEN a Windows wheel (judged with those tables) is audited
+        code = main([str(official_numpy_wheels["win_amd64"])])
+    finally:
+        policy.tables.cache_clear()
+    # THEN one line names the file, and the status is a configuration error (2)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("check_wheel.py: error: cannot read ") and err.count("\n") == 1
+    assert "data/missing.json" in err
 
 
 def test_help_documents_exit_codes(capsys):
@@ -293,7 +334,7 @@ def test_macho_slice_for_another_apple_platform(official_numpy_wheels, tmp_path)
         path.write_bytes(members[MAC_LINALG])
         macho = MachO(str(path))
         for load, command, _data in macho.headers[0].commands:
-            if load.cmd == check_wheel.LC_BUILD_VERSION:
+            if load.cmd == policy.LC_BUILD_VERSION:
                 command.platform = 2
         with open(path, "r+b") as fobj:
             macho.write(fobj)

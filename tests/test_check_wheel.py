@@ -16,10 +16,10 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-import check_wheel
 import pytest
-from check_wheel import check_wheels, main
-from conftest import VENV_BIN, clean_env
+from conftest import ROOT, VENV_BIN, clean_env
+from numpy_wheels.audit import check_wheels, policy
+from numpy_wheels.audit.cli import main
 
 LINUX_LINALG = "numpy/linalg/_umath_linalg.cpython-311-x86_64-linux-gnu.so"
 LINUX_OPENBLAS = "numpy.libs/libscipy_openblas64_-32a4b2a6.so"
@@ -340,7 +340,7 @@ def test_macos_patched_minos(official_numpy_wheels, tmp_path):
         path.write_bytes(members[member])
         macho = MachO(str(path))
         for load, command, _data in macho.headers[0].commands:
-            if load.cmd == check_wheel.LC_VERSION_MIN_MACOSX:
+            if load.cmd == policy.LC_VERSION_MIN_MACOSX:
                 command.version = (10 << 16) | (15 << 8)
         with open(path, "r+b") as fobj:
             macho.write(fobj)
@@ -496,6 +496,16 @@ def test_wheel_tags_must_match_filename(official_numpy_wheels, tmp_path):
         f"{DIST_INFO}/WHEEL: tags cp311-cp311-win_amd64 do not match the filename's "
         "cp312-cp312-win_amd64"
     ]
+    # a platform-only difference is a warning: the binaries are judged by the filename's
+    # platform (here: a win_amd64 wheel named win32 has the wrong machine type)
+    (tmp_path / "plat").mkdir()
+    renamed = edit_wheel(src, tmp_path / "plat", name=src.name.replace("win_amd64", "win32"))
+    report = only(check_wheels([renamed]))
+    assert report.warnings[0] == (
+        f"{DIST_INFO}/WHEEL: tags cp311-cp311-win_amd64 do not match the filename's "
+        "cp311-cp311-win32"
+    )
+    assert f"{WIN_MULTIARRAY}: machine type win_amd64, the tag says win32" in report.failures
 
 
 def test_metadata_must_match_filename(official_numpy_wheels, tmp_path):
@@ -583,7 +593,7 @@ def test_cli_usage_errors(capsys):
 def test_script_runs_as_a_command(tmp_path):
     # the script file itself: one FAIL line, exit 1, no traceback on stderr
     result = subprocess.run(
-        [sys.executable, str(Path(check_wheel.__file__)), str(tmp_path / "nope.whl")],
+        [sys.executable, str(ROOT / "scripts" / "check_wheel.py"), str(tmp_path / "nope.whl")],
         capture_output=True,
         text=True,
         env=clean_env(tmp_path),

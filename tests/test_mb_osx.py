@@ -287,10 +287,12 @@ def test_osx_repair_bad_plat(bash, stubs, tmp_path):
 def test_fuse_macos_intel_arm64(bash, tmp_path):
     stubs = tmp_path / "stubs"
     stubs.mkdir()
-    (stubs / "delocate-fuse").write_text(
-        '#!/bin/bash\necho "$@" >> "$HOME/calls"\ncp "$1" "$4/$(basename "$1")"\n'
+    # like delocate-merge: a new wheel in -w DIR, named from the merged binaries
+    (stubs / "delocate-merge").write_text(
+        '#!/bin/bash\necho "$@" >> "$HOME/calls"\n'
+        'cp "$1" "$4/$(basename "${1%_x86_64.whl}")_universal2.whl"\n'
     )
-    (stubs / "delocate-fuse").chmod(0o755)
+    (stubs / "delocate-merge").chmod(0o755)
     wh = tmp_path / "wheelhouse"
     wh.mkdir()
     x86 = wh / "p-1.0-cp311-cp311-macosx_10_15_x86_64.whl"
