@@ -87,7 +87,7 @@ def twine_failure(output: str, target: Target) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     pick = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
     pick = re.sub(r"^ERROR\s+", "", pick)
-    reason = nwlib.printable(nwlib.mask_credentials(pick), 500) or "twine failed"
+    reason = nwlib.printable(nwlib.mask_credentials(pick), 500).rstrip(".") or "twine failed"
     return f"{reason}; {target.login_hint()}" if _LOGIN_REFUSED.search(pick) else reason
 
 

@@ -82,21 +82,26 @@ def _user_agent() -> str:
 
 @functools.cache
 def _retry_class() -> type:
+    from urllib3.exceptions import MaxRetryError, NameResolutionError
     from urllib3.util.retry import Retry
 
     class SaidRetry(Retry):
-        """urllib3's Retry that says each retry on stderr, as a user expects to see."""
+        """urllib3's Retry that says each retry on stderr (HTTP statuses always,
+        connection failures with -v) and gives up at once on a host name not found."""
 
         def increment(self, method=None, url=None, response=None, error=None, _pool=None,
                       _stacktrace=None):  # fmt: skip
+            if isinstance(error, NameResolutionError):  # not a passing fault: no retry
+                raise MaxRetryError(_pool, url, error) from error
             new = super().increment(method, url, response, error, _pool, _stacktrace)
-            where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{url}" if _pool else url
-            why = f"HTTP {response.status}" if response is not None and not error else (
-                nwlib.error_reason(error) if error else "retry"
-            )  # fmt: skip
+            where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{url}" if _pool else str(url)
+            if response is not None and not error:
+                why, quiet = f"{nwlib.sanitize_url(where)}: HTTP {response.status}", False
+            else:
+                why, quiet = str(unreachable(where, error or RuntimeError("retry"))), True
             attempt = len(new.history)
-            nwlib.log(f"{nwlib.sanitize_url(str(where))}: {why}, retrying "
-                      f"({attempt}/{attempt + (new.total or 0)})")  # fmt: skip
+            nwlib.log(f"{why}, retrying ({attempt}/{attempt + (new.total or 0)})",
+                      verbose_only=quiet)  # fmt: skip
             return new
 
     return SaidRetry
@@ -239,7 +244,7 @@ def parse_links(page_url: str, text: str) -> tuple[list[RemoteFile], tuple[int, 
             name = raw.strip()
             if _looks_like_dist(name):
                 files.append(RemoteFile(name, urljoin(page_url, quote(name))))
-    showing = _SHOWING.search(" ".join(outside))
+    showing = _SHOWING.search(tree.get_text(" "))  # anywhere: an unclosed <a> may hold it
     return files, (int(showing[1]), int(showing[2])) if showing else None, tree
 
 
@@ -333,7 +338,7 @@ def index_root_hint(page: Page, project: str) -> str | None:
     for _text, href in links:
         if urlsplit(href).path.endswith("/simple/"):
             return urljoin(href, f"{want}/")
-    if links and urlsplit(page.url).path.endswith("/simple/"):
+    if urlsplit(page.url).path.endswith("/simple/"):  # a simple index's root, maybe empty
         return urljoin(page.url, f"{want}/")
     return None
 
