@@ -19,9 +19,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import nwlib
 import pytest
 from conftest import ROOT, VENV_BIN, clean_env
+from numpy_wheels import log
+from numpy_wheels.errors import FatalError
 from numpy_wheels.upload import publish, sources
 from numpy_wheels.upload.cli import main
 from numpy_wheels.upload.select import dist_key
@@ -87,7 +88,7 @@ def staging(tiny):
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch, tmp_path):
     """In-process runs: no leftover verbosity, twine credentials only when a test sets them."""
-    monkeypatch.setattr(nwlib, "VERBOSE", False)
+    log.set_verbosity(verbose=False, quiet=False)
     for name in ("TWINE_USERNAME", "TWINE_PASSWORD", "NW_TWINE"):
         monkeypatch.delenv(name, raising=False)
     # A forgotten --repository-url must never reach a real index: point twine nowhere.
@@ -452,7 +453,7 @@ def test_bad_command_lines(tmp_path):
         "wheel-uploader: error: VERSION 'not a version' is not a valid version"
     )
     proc = run_cli(tmp_path, "--version")
-    version = nwlib.toolkit_version()  # one version for the whole toolkit
+    version = log.toolkit_version()  # one version for the whole toolkit
     assert (proc.returncode, proc.stdout.strip()) == (
         0,
         f"wheel-uploader (numpy-wheels-toolkit) {version}",
@@ -674,7 +675,7 @@ def test_index_without_hashes_is_read_credentials_stay_on_its_host(tmp_path, sta
     ]  # only the same-origin read carried them
 
     staging.faults[name] = ["reset"]
-    with pytest.raises(nwlib.FatalError, match=rf"^cannot read {re.escape(there.url)}: "):
+    with pytest.raises(FatalError, match=rf"^cannot read {re.escape(there.url)}: "):
         publish.remote_sha256(session, there, here, 5.0)
     session.close()
 
@@ -705,7 +706,7 @@ def test_unusable_paths_and_timeout_are_one_line_errors(capsys, tmp_path, stagin
 )  # fmt: skip
 def test_malformed_pep691_page_is_one_line_error(files):
     url = "http://127.0.0.1:9/simple/tinyproj/"
-    with pytest.raises(nwlib.FatalError) as info:
+    with pytest.raises(FatalError) as info:
         sources.parse_json(url, {"meta": {"api-version": "1.1"}, "files": files})
     assert str(info.value) == f"{url}: malformed PEP 691 project page"
 

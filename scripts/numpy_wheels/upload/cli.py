@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import nwlib
-
+from ..errors import ConfigurationError, FatalError, NothingToDoError
+from ..files import file_hash, file_lock, sanitize_url
+from ..log import add_verbosity_options, add_version_option, log, set_verbosity
 from .download import download_all
 from .publish import UploadError, upload_exactly_once
 from .select import identity, normalize_version, select_files
@@ -98,19 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--files", action="store_true", help="upload the local FILEs given (no staging lookup)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="say more (never secrets)")
-    nwlib.add_version_option(parser)
+    add_verbosity_options(parser)
+    add_version_option(parser)
     return parser
 
 
 def _check_scheme(url: str, allow_insecure: bool) -> None:
     scheme = urlsplit(url).scheme
     if scheme == "http" and not allow_insecure:
-        raise nwlib.ConfigurationError(
-            f"refusing insecure {nwlib.sanitize_url(url)} (use --allow-insecure to accept http://)"
+        raise ConfigurationError(
+            f"refusing insecure {sanitize_url(url)} (use --allow-insecure to accept http://)"
         )
     if scheme not in ("http", "https"):
-        raise nwlib.ConfigurationError(f"unsupported URL {nwlib.sanitize_url(url)!r}")
+        raise ConfigurationError(f"unsupported URL {sanitize_url(url)!r}")
 
 
 # ------------------------------------------------------------------- the two forms
@@ -123,7 +124,7 @@ def staged_entries(opts: argparse.Namespace) -> list[Entry]:
     normalize_version(version)
     types = opts.types or ["all"]
     if opts.jobs < 1:
-        raise nwlib.ConfigurationError(f"-j must be at least 1, not {opts.jobs}")
+        raise ConfigurationError(f"-j must be at least 1, not {opts.jobs}")
     url = opts.url or DEFAULT_STAGING.format(project=project)
     _check_scheme(url, opts.allow_insecure)
     session = page_session(opts.retries, opts.allow_insecure)
@@ -131,11 +132,11 @@ def staged_entries(opts: argparse.Namespace) -> list[Entry]:
         listed, kind = list_source(session, url, opts.source_kind, opts.timeout, project)
     finally:
         session.close()
-    where = nwlib.sanitize_url(url)
+    where = sanitize_url(url)
     chosen = select_files(listed, project, version, types, opts.sdist, where)
     if not chosen:
         looked = f"{project}-{version}-*.whl" + (f" or {project}-{version}.tar.gz" * opts.sdist)
-        raise nwlib.NothingToDoError(
+        raise NothingToDoError(
             f"no files match {looked} (type {', '.join(types)}) at {where} "
             f"({len(listed)} files listed, read as {kind})"
         )
@@ -143,11 +144,11 @@ def staged_entries(opts: argparse.Namespace) -> list[Entry]:
         _check_scheme(rf.url, opts.allow_insecure)
     wheelhouse = Path(opts.wheel_dir).expanduser()
     entries = [Entry(rf.name, wheelhouse / rf.name, rf) for rf in chosen]
-    nwlib.log(f"{len(entries)} files of {project} {version} at {where} ({kind})")
+    log(f"{len(entries)} files of {project} {version} at {where} ({kind})")
     if opts.dry_run:
         for e in entries:
             e.download = "present" if e.path.exists() else "would download"
-            print(f"{e.download}: {nwlib.sanitize_url(e.remote.url)} -> {e.path}")
+            print(f"{e.download}: {sanitize_url(e.remote.url)} -> {e.path}")
     return entries
 
 
@@ -156,7 +157,7 @@ def _wheelhouse(opts: argparse.Namespace) -> Path:
     try:
         wheelhouse.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise nwlib.ConfigurationError(
+        raise ConfigurationError(
             f"-w {wheelhouse}: cannot create the wheelhouse: {exc.strerror}"
         ) from None
     return wheelhouse
@@ -168,16 +169,16 @@ def local_entries(opts: argparse.Namespace) -> list[Entry]:
     for arg in opts.args:
         path = Path(arg).expanduser()
         if not path.is_file():
-            raise nwlib.ConfigurationError(f"{arg}: no such file")
+            raise ConfigurationError(f"{arg}: no such file")
         if identity(path.name) is None:
-            raise nwlib.ConfigurationError(f"{arg}: not a wheel or sdist file name")
+            raise ConfigurationError(f"{arg}: not a wheel or sdist file name")
         entries.append(Entry(path.name, path, download="local"))
     if not entries:
-        raise nwlib.NothingToDoError("--files given but no FILE to upload")
+        raise NothingToDoError("--files given but no FILE to upload")
     if not opts.dry_run:
         for e in entries:
             verify_dist(e.path)
-            e.sha256, e.verified = nwlib.file_hash(e.path), "ok"
+            e.sha256, e.verified = file_hash(e.path), "ok"
     return entries
 
 
@@ -193,7 +194,7 @@ def _write_hashes(entries: list[Entry], opts: argparse.Namespace) -> None:
     try:
         write_hashes(hashes, [e.path for e in entries])
     except OSError as exc:
-        raise nwlib.FatalError(f"--hashes {hashes}: cannot write: {exc.strerror}") from None
+        raise FatalError(f"--hashes {hashes}: cannot write: {exc.strerror}") from None
     if opts.sign_hashes:
         gpg_sign(hashes, opts.identity)
 
@@ -245,14 +246,14 @@ def finish(entries: list[Entry], opts: argparse.Namespace) -> int:
 
 def run(opts: argparse.Namespace) -> int:
     if not opts.timeout > 0:  # requests would raise ValueError deep inside
-        raise nwlib.ConfigurationError(f"--timeout must be more than 0 seconds, not {opts.timeout}")
+        raise ConfigurationError(f"--timeout must be more than 0 seconds, not {opts.timeout}")
     if opts.files:
         return finish(local_entries(opts), opts)
     entries = staged_entries(opts)
     if opts.dry_run:
         return finish(entries, opts)
     wheelhouse = _wheelhouse(opts)
-    with nwlib.file_lock(wheelhouse, f"wheelhouse {wheelhouse}"):
+    with file_lock(wheelhouse, f"wheelhouse {wheelhouse}"):
         download_all(entries, jobs=opts.jobs, clobber=opts.clobber, timeout=opts.timeout,
                      retries=opts.retries, allow_insecure=opts.allow_insecure)  # fmt: skip
         return finish(entries, opts)
@@ -266,11 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("expected PROJECT VERSION (or --files FILE...)")
     if opts.sign_hashes and not opts.hashes:
         parser.error("--sign-hashes needs --hashes FILE")
-    if opts.verbose:
-        nwlib.VERBOSE = True
+    set_verbosity(opts.verbose, opts.quiet)
     try:
         return run(opts)
-    except nwlib.FatalError as exc:
+    except FatalError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.return_code
     except KeyboardInterrupt:  # the console script has no run_main around it

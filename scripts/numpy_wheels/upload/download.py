@@ -13,8 +13,10 @@ import sys
 import threading
 from pathlib import Path
 
-import nwlib
-
+from ..errors import DownloadError, FatalError, HTTPStatusError
+from ..files import file_hash, sanitize_url
+from ..log import log
+from ..net import CANCEL, download
 from .sources import RemoteFile, page_session
 from .summary import Entry
 from .verify import verify_dist
@@ -23,12 +25,12 @@ from .verify import verify_dist
 def check_local(path: Path, rf: RemoteFile) -> str:
     """Verify a file already in the wheelhouse against the listing; return its sha256."""
     if rf.size is not None and path.stat().st_size != rf.size:
-        raise nwlib.DownloadError(f"size {path.stat().st_size} != {rf.size}")
-    digest = nwlib.file_hash(path)
+        raise DownloadError(f"size {path.stat().st_size} != {rf.size}")
+    digest = file_hash(path)
     if rf.sha256 and digest != rf.sha256:
-        raise nwlib.DownloadError("sha256 differs from the staging location's")
-    if rf.md5 and not rf.sha256 and nwlib.file_hash(path, "md5") != rf.md5:
-        raise nwlib.DownloadError("md5 differs from the staging location's")
+        raise DownloadError("sha256 differs from the staging location's")
+    if rf.md5 and not rf.sha256 and file_hash(path, "md5") != rf.md5:
+        raise DownloadError("md5 differs from the staging location's")
     verify_dist(path, rf.name, deep=not (rf.sha256 or rf.md5))
     return digest
 
@@ -43,19 +45,17 @@ def fetch(entry: Entry, *, clobber: bool, timeout: float, retries: int, progress
         try:
             entry.sha256 = check_local(entry.path, rf)
             entry.download, entry.verified = "cached", "ok"
-            nwlib.log(f"{rf.name}: present and verified, not downloading", verbose_only=True)
+            log(f"{rf.name}: present and verified, not downloading", verbose_only=True)
             return entry
-        except nwlib.DownloadError as exc:
-            nwlib.log(
-                f"{rf.name}: the copy in the wheelhouse fails verification ({exc}); refetching"
-            )
-    nwlib.log(f"downloading {nwlib.sanitize_url(rf.url)}", verbose_only=True)
+        except DownloadError as exc:
+            log(f"{rf.name}: the copy in the wheelhouse fails verification ({exc}); refetching")
+    log(f"downloading {sanitize_url(rf.url)}", verbose_only=True)
     # The download resumes the .part an interrupted run left; that copy may be of a
     # file since re-staged (anaconda upload --force), so a resumed file failing its
     # checks is fetched once more from the start.
     resuming = entry.path.with_name(entry.path.name + ".part").exists()
     get = functools.partial(
-        nwlib.download, rf.url, entry.path, sha256=rf.sha256,
+        download, rf.url, entry.path, sha256=rf.sha256,
         md5=None if rf.sha256 else rf.md5, size=rf.size, timeout=timeout, retries=retries,
         progress=progress, session=session, allow_insecure=allow_insecure,
         verify=lambda p: verify_dist(p, rf.name, deep=not (rf.sha256 or rf.md5)),
@@ -63,17 +63,17 @@ def fetch(entry: Entry, *, clobber: bool, timeout: float, retries: int, progress
     try:
         try:
             get()
-        except nwlib.HTTPStatusError:
+        except HTTPStatusError:
             raise
-        except nwlib.DownloadError as exc:
+        except DownloadError as exc:
             if not resuming:
                 raise
-            nwlib.log(f"{rf.name}: the resumed download fails verification ({exc}); starting over")
+            log(f"{rf.name}: the resumed download fails verification ({exc}); starting over")
             get(resume=False)
-    except nwlib.FatalError as exc:
+    except FatalError as exc:
         entry.download, entry.verified, entry.error = "failed", "no", str(exc)
         return entry
-    entry.sha256 = rf.sha256 or nwlib.file_hash(entry.path)  # rf.sha256 was just checked
+    entry.sha256 = rf.sha256 or file_hash(entry.path)  # rf.sha256 was just checked
     entry.download, entry.verified = "downloaded", "ok"
     return entry
 
@@ -95,9 +95,9 @@ def download_all(entries: list[Entry], *, jobs: int, clobber: bool, timeout: flo
         todo.put(e)
 
     def work() -> None:
-        session = page_session(retries, allow_insecure, pool=1)
+        session = page_session(retries, allow_insecure)
         try:
-            while not nwlib.CANCEL.is_set():
+            while not CANCEL.is_set():
                 try:
                     entry = todo.get_nowait()
                 except queue.Empty:
@@ -129,5 +129,5 @@ def download_all(entries: list[Entry], *, jobs: int, clobber: bool, timeout: flo
                     sys.stderr.write("\n")
                 sys.stderr.flush()
     except BaseException:
-        nwlib.CANCEL.set()
+        CANCEL.set()
         raise

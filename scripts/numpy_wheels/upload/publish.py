@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-import nwlib
-
+from ..errors import ConfigurationError, FatalError
+from ..files import error_reason, file_hash, mask_credentials, printable, sanitize_url
+from ..log import log
+from ..net import limit, read_body
 from .select import dist_key, identity, plain_name, upload_order
 from .sources import HTTPPageError, RemoteFile, fetch_page, page_session, parse_simple, unreachable
 from .summary import PRESENT, UPLOADED, WOULD_UPLOAD
@@ -29,7 +31,7 @@ from .target import Target, find_twine
 _LOGIN_REFUSED = re.compile(r"\b(401|403)\b|Credential not found|NonInteractive", re.IGNORECASE)
 
 
-class UploadError(nwlib.FatalError):
+class UploadError(FatalError):
     """The index or twine refused a file; the run stops there."""
 
     def __init__(self, message: str, path: Path) -> None:
@@ -47,7 +49,7 @@ def existing_files(session: Any, target: Target, project: str,
         page = fetch_page(session, url, timeout=timeout, auth=target.auth_for(url))
     except HTTPPageError as exc:
         if exc.status in (401, 403):
-            raise nwlib.FatalError(f"{exc}; {target.login_hint()}") from None
+            raise FatalError(f"{exc}; {target.login_hint()}") from None
         raise
     if page is None:
         return {}
@@ -62,21 +64,21 @@ def remote_sha256(session: Any, rf: RemoteFile, target: Target, timeout: float) 
 
     if rf.sha256:
         return rf.sha256
-    shown = nwlib.sanitize_url(rf.url)
+    shown = sanitize_url(rf.url)
     digest = hashlib.sha256()
-    deadline = time.monotonic() + nwlib.limit("NW_REQUEST_DEADLINE")
-    most = nwlib.limit("NW_MAX_DOWNLOAD_BYTES")
+    deadline = time.monotonic() + limit("NW_REQUEST_DEADLINE")
+    most = limit("NW_MAX_DOWNLOAD_BYTES")
     try:
         with session.get(rf.url, stream=True, auth=target.auth_for(rf.url),
                          timeout=timeout) as resp:  # fmt: skip
             if resp.status_code >= 400:
-                reason = nwlib.printable(resp.reason or "", 80)
-                raise nwlib.FatalError(f"cannot read {shown}: HTTP {resp.status_code} {reason}")
-            nwlib.read_body(resp, digest.update, most=most, deadline=deadline, shown=shown)
+                reason = printable(resp.reason or "", 80)
+                raise FatalError(f"cannot read {shown}: HTTP {resp.status_code} {reason}")
+            read_body(resp, digest.update, most=most, deadline=deadline, shown=shown)
     except requests.ConnectionError as exc:
         raise unreachable(rf.url, exc) from None
     except (requests.RequestException, OSError) as exc:
-        raise nwlib.FatalError(f"cannot read {shown}: {nwlib.error_reason(exc)}") from None
+        raise FatalError(f"cannot read {shown}: {error_reason(exc)}") from None
     return digest.hexdigest()
 
 
@@ -87,7 +89,7 @@ def twine_failure(output: str, target: Target) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     pick = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
     pick = re.sub(r"^ERROR\s+", "", pick)
-    reason = nwlib.printable(nwlib.mask_credentials(pick), 500).rstrip(".") or "twine failed"
+    reason = printable(mask_credentials(pick), 500).rstrip(".") or "twine failed"
     return f"{reason}; {target.login_hint()}" if _LOGIN_REFUSED.search(pick) else reason
 
 
@@ -129,7 +131,7 @@ def upload_exactly_once(
     try:
         for path in upload_order(paths):
             cmd = [*base, str(path)]
-            shown = shlex.join(nwlib.sanitize_url(a) for a in cmd)
+            shown = shlex.join(sanitize_url(a) for a in cmd)
             status = _already_there(session, path, hashes, listings, target, timeout)
             if status:
                 if dry_run:
@@ -143,12 +145,12 @@ def upload_exactly_once(
                 continue
             if sign:
                 Path(f"{path}.asc").unlink(missing_ok=True)  # twine's gpg will not overwrite
-            nwlib.log(f"+ {shown}")
+            log(f"+ {shown}")
             proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                                   env={**os.environ, **dict(target.twine_env)})  # fmt: skip
             if verbose or proc.returncode:
                 for line in (proc.stdout + proc.stderr).splitlines():
-                    nwlib.log(f"  twine: {line}", verbose_only=not proc.returncode and verbose)
+                    log(f"  twine: {line}", verbose_only=not proc.returncode and verbose)
             if proc.returncode:
                 why = twine_failure(proc.stdout + proc.stderr, target)
                 raise UploadError(f"upload of {path.name} failed: {why}", path)
@@ -163,17 +165,17 @@ def _already_there(session: Any, path: Path, hashes: Mapping[Path, str | None],
     it does not hold it; UploadError when it holds other bytes under that name."""
     ident = identity(path.name)
     if ident is None:
-        raise nwlib.ConfigurationError(f"{path}: not a wheel or sdist file name")
+        raise ConfigurationError(f"{path}: not a wheel or sdist file name")
     if ident[0] not in listings:
         listings[ident[0]] = existing_files(session, target, ident[0], timeout)
     there = listings[ident[0]].get(dist_key(path.name))
     if there is None:
         return None
-    ours = hashes.get(path) or (nwlib.file_hash(path) if path.exists() else None)
-    spelled = nwlib.printable(plain_name(there.name), 120)
+    ours = hashes.get(path) or (file_hash(path) if path.exists() else None)
+    spelled = printable(plain_name(there.name), 120)
     alias = f" as {spelled}" if spelled != path.name else ""
     if ours is None:  # --dry-run, not downloaded, no sha256 staged: cannot compare
-        nwlib.log(f"{path.name}: on {target.shown}{alias}; not compared (no sha256 known yet)")
+        log(f"{path.name}: on {target.shown}{alias}; not compared (no sha256 known yet)")
         return PRESENT
     theirs = remote_sha256(session, there, target, timeout)
     if theirs != ours:
@@ -182,5 +184,5 @@ def _already_there(session: Any, path: Path, hashes: Mapping[Path, str | None],
             f"ours is {ours}; stopping, nothing overwritten",
             path,
         )
-    nwlib.log(f"{path.name}: already on {target.shown}{alias} (same sha256), skipped")
+    log(f"{path.name}: already on {target.shown}{alias} (same sha256), skipped")
     return PRESENT

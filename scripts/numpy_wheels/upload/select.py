@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import nwlib
-
+from ..errors import ConfigurationError, FatalError
+from ..files import check_name
 from .sources import RemoteFile
 
 
@@ -17,7 +17,7 @@ def normalize_version(version: str) -> str:
     try:
         return str(Version(version))
     except InvalidVersion:
-        raise nwlib.ConfigurationError(f"VERSION {version!r} is not a valid version") from None
+        raise ConfigurationError(f"VERSION {version!r} is not a valid version") from None
 
 
 def _split_sdist(stem: str, project: str | None) -> tuple[str, str] | None:
@@ -119,8 +119,8 @@ def select_files(
         elif not sdist:
             continue
         if rf.name != base or base.startswith("."):
-            raise nwlib.FatalError(f"refusing {rf.name!r} listed at {where}: not a plain file name")
-        nwlib.check_name(rf.name, f"a file listed at {where}")
+            raise FatalError(f"refusing {rf.name!r} listed at {where}: not a plain file name")
+        check_name(rf.name, f"a file listed at {where}")
         chosen.setdefault(dist_key(base), rf)
     return upload_order(chosen.values())
 

@@ -9,7 +9,8 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-import nwlib
+from ..errors import ConfigurationError, FatalError
+from ..files import atomic_write, file_hash
 
 
 def write_hashes(path: Path, files: Iterable[Path]) -> None:
@@ -19,9 +20,9 @@ def write_hashes(path: Path, files: Iterable[Path]) -> None:
     text = ["Checksums", "=========", ""]
     for title, algorithm in (("MD5", "md5"), ("SHA256", "sha256")):
         text += [title, "-" * len(title), "::", ""]
-        text += [f"    {nwlib.file_hash(p, algorithm)}  {p.name}" for p in ordered]
+        text += [f"    {file_hash(p, algorithm)}  {p.name}" for p in ordered]
         text.append("")
-    with nwlib.atomic_write(path) as out:
+    with atomic_write(path) as out:
         out.write("\n".join(text))
 
 
@@ -29,7 +30,7 @@ def gpg_sign(path: Path, identity: str | None = None) -> Path:
     """Detached ASCII-armoured signature ``path.asc`` (written to a temporary name first)."""
     gpg = shutil.which("gpg") or shutil.which("gpg2")
     if gpg is None:
-        raise nwlib.ConfigurationError("gpg not found on PATH; needed to sign")
+        raise ConfigurationError("gpg not found on PATH; needed to sign")
     sig = Path(f"{path}.asc")
     tmp = sig.with_name(f".{sig.name}.part")
     cmd = [gpg, "--batch", "--yes", "--armor", "--detach-sign", "--output", str(tmp)]
@@ -38,6 +39,6 @@ def gpg_sign(path: Path, identity: str | None = None) -> Path:
     if proc.returncode:
         tmp.unlink(missing_ok=True)
         last = (proc.stderr.strip().splitlines() or ["gpg failed"])[-1]
-        raise nwlib.FatalError(f"signing {path.name} failed: {last}")
+        raise FatalError(f"signing {path.name} failed: {last}")
     os.replace(tmp, sig)
     return sig

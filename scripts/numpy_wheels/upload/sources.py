@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
 
-import nwlib
+from ..errors import ConfigurationError, FatalError, NothingToDoError
+from ..files import error_reason, printable, sanitize_url
+from ..log import toolkit_version
+from ..net import http_session
 
 # PEP 691 JSON first, then the anaconda.org API's JSON, then HTML.
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/json;q=0.9, text/html;q=0.8"
@@ -53,107 +56,73 @@ class Page:
 # --------------------------------------------------------------------------- reading
 
 
-def page_session(retries: int = 3, allow_insecure: bool = False, pool: int = 10) -> Any:
-    """The run's requests session: retries (connection errors, 429, 5xx, after
-    ``Retry-After`` when the server sends one), bounded pages, the scheme rule on
-    every redirect, and up to ``pool`` kept-alive connections per host."""
-    from requests.adapters import HTTPAdapter
+def page_session(retries: int = 3, allow_insecure: bool = False) -> Any:
+    """The toolkit's session (``net.http_session``: ``retries`` attempts for 429,
+    5xx and broken reads, Retry-After honoured, bounded pages, the scheme rule on
+    every redirect), kept alive between requests.
 
-    session = nwlib.http_session(allow_insecure=allow_insecure)
-    retry = _retry_class()(
-        total=retries,
-        backoff_factor=0.25,
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=("GET", "HEAD"),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=max(pool, 1))
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    A host that cannot be reached at all (name not found, connection refused) is
+    not retried: the run says so at once, in one line (:func:`unreachable`).
+    """
+    session = http_session(retries=retries, allow_insecure=allow_insecure)
+    adapter = session.get_adapter("https://")  # one adapter serves http:// and https://
+    adapter.max_retries = adapter.max_retries.new(connect=0)
     session.headers["User-Agent"] = _user_agent()
     return session
 
 
 @functools.cache
 def _user_agent() -> str:
-    return f"wheel-uploader/{nwlib.toolkit_version()}"
+    return f"wheel-uploader/{toolkit_version()}"
 
 
-@functools.cache
-def _retry_class() -> type:
-    from urllib3.exceptions import MaxRetryError, NameResolutionError
-    from urllib3.util.retry import Retry
-
-    class SaidRetry(Retry):
-        """urllib3's Retry that says each retry on stderr (HTTP statuses always,
-        connection failures with -v) and gives up at once on a host name not found."""
-
-        def increment(self, method=None, url=None, response=None, error=None, _pool=None,
-                      _stacktrace=None):  # fmt: skip
-            if isinstance(error, NameResolutionError):  # not a passing fault: no retry
-                raise MaxRetryError(_pool, url, error) from error
-            new = super().increment(method, url, response, error, _pool, _stacktrace)
-            where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{url}" if _pool else str(url)
-            if response is not None and not error:
-                why, quiet = f"{nwlib.sanitize_url(where)}: HTTP {response.status}", False
-            else:
-                why, quiet = str(unreachable(where, error or RuntimeError("retry"))), True
-            attempt = len(new.history)
-            nwlib.log(f"{why}, retrying ({attempt}/{attempt + (new.total or 0)})",
-                      verbose_only=quiet)  # fmt: skip
-            return new
-
-    return SaidRetry
-
-
-def unreachable(url: str, exc: BaseException) -> nwlib.FatalError:
+def unreachable(url: str, exc: BaseException) -> FatalError:
     """One line for a request that failed below HTTP: the host and the cause
     (``cannot reach 127.0.0.1:9: connection refused``), never urllib3's repr chain."""
     import socket
     import ssl
 
     parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1] or nwlib.sanitize_url(url)
+    host = parts.netloc.rsplit("@", 1)[-1] or sanitize_url(url)
     cause: BaseException | None = exc
     seen: set[int] = set()
     while cause is not None and id(cause) not in seen:  # the innermost reason wins
         seen.add(id(cause))
         if isinstance(cause, socket.gaierror):
-            return nwlib.FatalError(f"cannot reach {host}: host name not found ({cause.strerror})")
+            return FatalError(f"cannot reach {host}: host name not found ({cause.strerror})")
         if isinstance(cause, ConnectionRefusedError):
-            return nwlib.FatalError(f"cannot reach {host}: connection refused")
+            return FatalError(f"cannot reach {host}: connection refused")
         if isinstance(cause, ssl.SSLError | ssl.CertificateError):
             reason = getattr(cause, "verify_message", None) or getattr(cause, "reason", None)
-            return nwlib.FatalError(f"cannot reach {host}: TLS failed ({reason or cause})")
+            return FatalError(f"cannot reach {host}: TLS failed ({reason or cause})")
         if isinstance(cause, TimeoutError) or type(cause).__name__.endswith("Timeout"):
-            return nwlib.FatalError(f"cannot reach {host}: timed out")
+            return FatalError(f"cannot reach {host}: timed out")
         nested = getattr(cause, "reason", None)
         nested = nested if isinstance(nested, BaseException) else None
         args = getattr(cause, "args", ())
         arg = args[0] if args and isinstance(args[0], BaseException) else None
         cause = nested or arg or cause.__cause__ or cause.__context__
-    shown = nwlib.sanitize_url(url)
-    return nwlib.FatalError(f"cannot read {shown}: {nwlib.error_reason(exc)}")
+    shown = sanitize_url(url)
+    return FatalError(f"cannot read {shown}: {error_reason(exc)}")
 
 
 def fetch_page(session: Any, url: str, *, timeout: float, auth: Any = None) -> Page | None:
     """GET a page (HTML or JSON); None on 404; a one-line FatalError otherwise."""
     import requests
 
-    shown = nwlib.sanitize_url(url)
+    shown = sanitize_url(url)
     try:
         resp = session.get(url, headers={"Accept": ACCEPT}, auth=auth, timeout=timeout)
     except requests.ConnectionError as exc:
         if "redirects to" in str(exc) or "body larger" in str(exc):
-            raise nwlib.FatalError(f"cannot read {shown}: {nwlib.error_reason(exc)}") from None
+            raise FatalError(f"cannot read {shown}: {error_reason(exc)}") from None
         raise unreachable(url, exc) from None
     except requests.RequestException as exc:
-        raise nwlib.FatalError(f"cannot read {shown}: {nwlib.error_reason(exc)}") from None
+        raise FatalError(f"cannot read {shown}: {error_reason(exc)}") from None
     if resp.status_code == 404:
         return None
     if resp.status_code >= 400:
-        reason = nwlib.printable(resp.reason or "", 80)
+        reason = printable(resp.reason or "", 80)
         raise HTTPPageError(f"cannot read {shown}: HTTP {resp.status_code} {reason}",
                             resp.status_code)  # fmt: skip
     ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -165,16 +134,16 @@ def fetch_page(session: Any, url: str, *, timeout: float, auth: Any = None) -> P
         try:
             return Page("json", json.loads(body), resp.url)
         except ValueError:
-            raise nwlib.FatalError(f"{shown}: invalid JSON") from None
+            raise FatalError(f"{shown}: invalid JSON") from None
     if ctype in HTML_TYPES:
         return Page("html", body, resp.url)
-    raise nwlib.FatalError(
+    raise FatalError(
         f"{shown}: expected an HTML or JSON page, got Content-Type "
-        f"{nwlib.printable(ctype, 80) or 'unknown'!r}"
+        f"{printable(ctype, 80) or 'unknown'!r}"
     )
 
 
-class HTTPPageError(nwlib.FatalError):
+class HTTPPageError(FatalError):
     """A page answered with an HTTP error status (kept, so callers can add a hint)."""
 
     def __init__(self, message: str, status: int) -> None:
@@ -252,16 +221,16 @@ def parse_simple(page: Page, project: str = "") -> list[RemoteFile]:
     """Files of a PEP 503 (HTML) or PEP 691 (JSON) project page, read by pypi-simple."""
     from pypi_simple import ProjectPage, UnsupportedRepoVersionError
 
-    shown = nwlib.sanitize_url(page.url)
+    shown = sanitize_url(page.url)
     try:
         if page.form == "json":
             parsed = ProjectPage.from_json_data(page.body, page.url)
         else:
             parsed = ProjectPage.from_html(project, str(soup(page.body)), page.url)
     except UnsupportedRepoVersionError as exc:
-        raise nwlib.FatalError(f"{shown}: {nwlib.error_reason(exc)}") from None
+        raise FatalError(f"{shown}: {error_reason(exc)}") from None
     except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
-        raise nwlib.FatalError(f"{shown}: malformed PEP 691 project page") from None
+        raise FatalError(f"{shown}: malformed PEP 691 project page") from None
     return [_remote(p.filename, p.url, p.digests, p.size) for p in parsed.packages]
 
 
@@ -270,8 +239,8 @@ def parse_api(page_url: str, data: object) -> list[RemoteFile]:
     by name: only wheel and sdist names are kept later)."""
     items = data.get("files", data.get("distributions")) if isinstance(data, dict) else data
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise nwlib.FatalError(
-            f"{nwlib.sanitize_url(page_url)}: JSON is neither an anaconda.org file list "
+        raise FatalError(
+            f"{sanitize_url(page_url)}: JSON is neither an anaconda.org file list "
             "nor a PEP 691 project page"
         )
     files = []
@@ -302,14 +271,14 @@ def _with_page(url: str, page: int) -> str:
 
 def _read(page: Page, kind: str, project: str) -> tuple[list[RemoteFile], tuple | None, str]:
     """Files of one page, its pagination, and the kind it was read as."""
-    shown = nwlib.sanitize_url(page.url)
+    shown = sanitize_url(page.url)
     if page.form == "json":
         if kind in ("files-page", "listing"):
-            raise nwlib.FatalError(f"{shown}: expected an HTML {kind}, got JSON")
+            raise FatalError(f"{shown}: expected an HTML {kind}, got JSON")
         files, detected = parse_json(page.url, page.body)
         return files, None, detected
     if kind == "api":
-        raise nwlib.FatalError(f"{shown}: expected JSON from the anaconda.org API, got HTML")
+        raise FatalError(f"{shown}: expected JSON from the anaconda.org API, got HTML")
     if kind == "simple":
         return parse_simple(page, project), None, kind
     files, paging, _tree = parse_links(page.url, str(page.body))
@@ -358,17 +327,15 @@ def list_source(
         seen.add(page_url)
         page = fetch_page(session, page_url, timeout=timeout)
         if page is None:
-            raise nwlib.NothingToDoError(
-                f"no files: {nwlib.sanitize_url(page_url)}: HTTP 404 Not Found"
-            )
+            raise NothingToDoError(f"no files: {sanitize_url(page_url)}: HTTP 404 Not Found")
         is_root = page.form == "json" and isinstance(page.body, dict) and "projects" in page.body
         files, paging, detected = ([], None, kind) if is_root else _read(page, kind, project)
         if number == 0 and not any(_looks_like_dist(f.name) for f in files):
             suggest = index_root_hint(page, project)
             if suggest:
-                raise nwlib.ConfigurationError(
-                    f"{nwlib.sanitize_url(page_url)} is an index's root, not the page of "
-                    f"{project}: use -u {nwlib.sanitize_url(suggest)}"
+                raise ConfigurationError(
+                    f"{sanitize_url(page_url)} is an index's root, not the page of "
+                    f"{project}: use -u {sanitize_url(suggest)}"
                 )
         new = [f for f in files if f.name not in found]
         for rf in new:

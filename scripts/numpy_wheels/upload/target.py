@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import nwlib
+from ..errors import ConfigurationError
+from ..files import sanitize_url
 
 LOGIN_HINT = "set TWINE_USERNAME and TWINE_PASSWORD, or name a .pypirc section with -r"
 
@@ -29,7 +30,7 @@ class Target:
 
     @property
     def shown(self) -> str:
-        return nwlib.sanitize_url(self.simple_url)
+        return sanitize_url(self.simple_url)
 
     def auth_for(self, url: str) -> tuple[str, str] | None:
         """The upload credentials, for a URL on the origin they were given for only."""
@@ -110,9 +111,9 @@ def resolve_target(
             section = twine_utils.get_repository_from_config(config, name)
         except twine_exc.TwineException as exc:
             message = str(exc).splitlines()[0]
-            raise nwlib.ConfigurationError(f"repository {name!r}: {message}") from None
+            raise ConfigurationError(f"repository {name!r}: {message}") from None
         except KeyError:  # twine's own lookup of the section's URL
-            raise nwlib.ConfigurationError(
+            raise ConfigurationError(
                 f"repository {name!r}: its section in {config} has no 'repository' URL"
             ) from None
         url = section["repository"] or ""
@@ -134,12 +135,12 @@ def find_twine() -> str:
     if wanted:
         found = shutil.which(wanted)
         if found is None:
-            raise nwlib.ConfigurationError(f"twine not found: NW_TWINE={wanted!r} does not run")
+            raise ConfigurationError(f"twine not found: NW_TWINE={wanted!r} does not run")
         return found
     here = Path(sys.executable).parent
     found = shutil.which("twine") or shutil.which("twine", path=str(here))
     if found is None:
-        raise nwlib.ConfigurationError(
+        raise ConfigurationError(
             f"twine not found on PATH or in {here}; install it: pip install twine"
         )
     return found

@@ -12,8 +12,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import nwlib
-
+from ..errors import ConfigurationError, DownloadError
 from .select import identity, metadata_identity
 from .summary import Entry
 
@@ -26,7 +25,7 @@ def verify_dist(path: Path, name: str | None = None, *, deep: bool = True) -> No
     name = name or path.name
     ident = identity(name)
     if ident is None:
-        raise nwlib.DownloadError(f"{name} is not a wheel or sdist file name")
+        raise DownloadError(f"{name} is not a wheel or sdist file name")
     meta = (
         _wheel_metadata(path, name, deep) if name.endswith(".whl") else _sdist_metadata(path, name)
     )
@@ -36,7 +35,7 @@ def verify_dist(path: Path, name: str | None = None, *, deep: bool = True) -> No
     if got is not None and not name.endswith(".whl"):
         ident = identity(name, got[0])  # a legacy sdist name read with the project it says
     if got is None or ident is None or got != ident[:2]:
-        raise nwlib.DownloadError(
+        raise DownloadError(
             f"{name}: its metadata names {said[0] or None} {said[1] or None}, "
             "not the project and version of the file name"
         )
@@ -48,20 +47,18 @@ def _wheel_metadata(path: Path, name: str, deep: bool) -> bytes:
             infos = {n.split("/", 1)[0] for n in zf.namelist() if ".dist-info/" in n}
             infos = {d for d in infos if d.endswith(".dist-info")}
             if len(infos) != 1:
-                raise nwlib.DownloadError(f"{name} is not a valid wheel: {len(infos)} .dist-info")
+                raise DownloadError(f"{name} is not a valid wheel: {len(infos)} .dist-info")
             info = infos.pop()
             try:
                 zf.getinfo(f"{info}/WHEEL")
                 meta = zf.read(f"{info}/METADATA")
             except KeyError as exc:
-                raise nwlib.DownloadError(
-                    f"{name} is not a valid wheel: no {exc.args[0]}"
-                ) from None
+                raise DownloadError(f"{name} is not a valid wheel: no {exc.args[0]}") from None
             if deep and (bad := zf.testzip()) is not None:
-                raise nwlib.DownloadError(f"{name} is not a valid wheel: {bad} is corrupt")
+                raise DownloadError(f"{name} is not a valid wheel: {bad} is corrupt")
             return meta
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise nwlib.DownloadError(f"{name} is not a valid wheel: {exc}") from None
+        raise DownloadError(f"{name} is not a valid wheel: {exc}") from None
 
 
 def _sdist_metadata(path: Path, name: str) -> bytes:
@@ -74,7 +71,7 @@ def _sdist_metadata(path: Path, name: str) -> bytes:
                 raise KeyError(f"{top}/PKG-INFO")
             return member.read()
     except (tarfile.TarError, OSError, EOFError, KeyError) as exc:
-        raise nwlib.DownloadError(f"{name} is not a valid sdist: {exc}") from None
+        raise DownloadError(f"{name} is not a valid sdist: {exc}") from None
 
 
 def audit(entries: list[Entry], strict: bool = False) -> list[str]:
@@ -86,7 +83,7 @@ def audit(entries: list[Entry], strict: bool = False) -> list[str]:
     try:
         import check_wheel
     except ImportError:
-        raise nwlib.ConfigurationError(
+        raise ConfigurationError(
             "the wheel audit (check_wheel.py) is not importable; use --no-check to skip it"
         ) from None
     by_name = {e.name: e for e in wheels}
