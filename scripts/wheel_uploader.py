@@ -7,7 +7,7 @@ from pathlib import Path
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import nwlib
+    from numpy_wheels.log import run_main
     from numpy_wheels.upload.cli import PROG, main
 
-    nwlib.run_main(main, PROG)
+    run_main(main, PROG)
