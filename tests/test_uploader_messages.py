@@ -123,10 +123,14 @@ def test_target_wanting_a_login_to_be_read(tmp_path, tmp_path_factory, wheels):
 # ------------------------------------------------------------------ unreachable
 
 
-@pytest.mark.parametrize("where", ["refused", "no such host", "target refused"])
-def test_unreachable_host_is_one_line_naming_it(tmp_path, wheels, where):
+@pytest.mark.parametrize("where", ["refused", "no such host", "target refused", "upload refused"])
+def test_unreachable_host_is_one_line_naming_it(tmp_path, wheels, where, pypiserver):
     port = closed_port()
-    if where == "target refused":
+    if where == "upload refused":  # the index is read, twine cannot reach the upload URL
+        args = ["--files", "--no-check", "--index-url", pypiserver.simple_url,
+                "--repository-url", f"http://127.0.0.1:{port}/", wheels[0]]  # fmt: skip
+        host, reason = f"127.0.0.1:{port}", "connection refused"
+    elif where == "target refused":
         args = ["--files", "--no-check", "--repository-url", f"http://127.0.0.1:{port}/",
                 wheels[0]]  # fmt: skip
         host, reason = f"127.0.0.1:{port}", "connection refused"
@@ -136,16 +140,15 @@ def test_unreachable_host_is_one_line_naming_it(tmp_path, wheels, where):
         host, reason = f"127.0.0.1:{port}", "connection refused"
     else:
         args = ["-u", "https://staging.invalid/simple/tinyproj/", "-n", "tinyproj", "1.0"]
-        host, reason = "staging.invalid", "host name not found"
-    proc = uploader(tmp_path, "--retries", "2", *args)
+        host, reason = "staging.invalid", "host name not resolved (Name or service not known)"
+    proc = uploader(tmp_path, "--retries", "2", *args, **pypiserver.twine_env())
     assert proc.returncode == 1
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("wheel-uploader:")]
-    assert len(errors) == 1 and errors[0].startswith(
-        f"wheel-uploader: error: cannot reach {host}: {reason}"
-    )
+    upload = f"upload of {wheels[0].name} failed: " if where == "upload refused" else ""
+    assert errors == [f"wheel-uploader: error: {upload}cannot reach {host}: {reason}"]
     assert errors == proc.stderr.splitlines()[-1:]
-    if where != "target refused":
-        assert proc.stderr.splitlines() == errors  # no retry chatter without -v
+    if where in ("refused", "no such host"):
+        assert proc.stderr.splitlines() == errors  # nothing else: no retry chatter
 
 
 # ---------------------------------------------------------------- --dry-run, counts

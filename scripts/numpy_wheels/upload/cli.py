@@ -223,14 +223,15 @@ def _upload(entries: list[Entry], opts: argparse.Namespace) -> None:
 def finish(entries: list[Entry], opts: argparse.Namespace) -> int:
     """The shared tail of both forms: audit -> hashes file -> upload -> summary.
 
-    Each step runs only when every file came through the ones before it.
+    Each step runs only when every file came through the ones before it; a step
+    that stops a file records why on its entry.
     """
     warnings: list[str] = []
     try:
-        if _ready(entries) and not opts.dry_run:
-            if not opts.no_check:
+        if not opts.dry_run:
+            if _ready(entries) and not opts.no_check:
                 warnings = audit(entries, opts.strict)
-            if opts.hashes and _ready(entries):
+            if _ready(entries) and opts.hashes:
                 _write_hashes(entries, opts)
         if _ready(entries) and not opts.no_twine:
             _upload(entries, opts)

@@ -90,6 +90,13 @@ def twine_failure(output: str, target: Target) -> str:
     pick = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
     pick = re.sub(r"^ERROR\s+", "", pick)
     reason = printable(mask_credentials(pick), 500).rstrip(".") or "twine failed"
+    host = re.search(r"host='([^']+)', port=(\d+)", pick)
+    if host and "ConnectionError" in pick.split(":", 1)[0]:  # urllib3's repr chain: host, why
+        lowered = pick.lower()
+        why = "connection refused" if "refused" in lowered else (
+            "host name not resolved" if "resolve" in lowered or "not known" in lowered
+            else "connection failed")  # fmt: skip
+        return f"cannot reach {host[1]}:{host[2]}: {why}"
     return f"{reason}; {target.login_hint()}" if _LOGIN_REFUSED.search(pick) else reason
 
 
@@ -146,8 +153,9 @@ def upload_exactly_once(
             if sign:
                 Path(f"{path}.asc").unlink(missing_ok=True)  # twine's gpg will not overwrite
             log(f"+ {shown}")
+            env = {**os.environ, "COLUMNS": "400", **dict(target.twine_env)}  # no wrapped errors
             proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                  env={**os.environ, **dict(target.twine_env)})  # fmt: skip
+                                  env=env)  # fmt: skip
             if verbose or proc.returncode:
                 for line in (proc.stdout + proc.stderr).splitlines():
                     log(f"  twine: {line}", verbose_only=not proc.returncode and verbose)

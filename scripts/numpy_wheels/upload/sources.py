@@ -89,7 +89,7 @@ def unreachable(url: str, exc: BaseException) -> FatalError:
     while cause is not None and id(cause) not in seen:  # the innermost reason wins
         seen.add(id(cause))
         if isinstance(cause, socket.gaierror):
-            return FatalError(f"cannot reach {host}: host name not found ({cause.strerror})")
+            return FatalError(f"cannot reach {host}: host name not resolved ({cause.strerror})")
         if isinstance(cause, ConnectionRefusedError):
             return FatalError(f"cannot reach {host}: connection refused")
         if isinstance(cause, ssl.SSLError | ssl.CertificateError):
@@ -305,10 +305,10 @@ def index_root_hint(page: Page, project: str) -> str | None:
         if want in (canonicalize_name(text), canonicalize_name(last)):
             return href
     for _text, href in links:
-        if urlsplit(href).path.endswith("/simple/"):
-            return urljoin(href, f"{want}/")
-    if urlsplit(page.url).path.endswith("/simple/"):  # a simple index's root, maybe empty
-        return urljoin(page.url, f"{want}/")
+        if urlsplit(href).path.rstrip("/").endswith("/simple"):
+            return urljoin(href.rstrip("/") + "/", f"{want}/")
+    if urlsplit(page.url).path.rstrip("/").endswith("/simple"):  # a simple root, maybe empty
+        return urljoin(page.url.rstrip("/") + "/", f"{want}/")
     return None
 
 
