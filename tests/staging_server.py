@@ -20,7 +20,8 @@ request, in order: an HTTP status such as "500", "reset", "truncate", "slow",
 serve the page as); ``latency`` delays every request, ``rate`` (bytes a second)
 paces each file body per connection; ``mangle`` rewrites every HTML page (broken
 markup).  ``requests`` records (method, path, Range) of every request, ``authorized``
-the paths of those that came with an ``Authorization`` header.
+the paths of those that came with an ``Authorization`` header, ``peers`` the
+client port of each request (connections reused show as one port).
 :class:`UploadProxy` forwards to a real index and drops or refuses chosen uploads.
 """
 
@@ -104,6 +105,7 @@ class StagingServer(_Base):
         self.pep691 = True  # False: the simple page is HTML whatever Accept says
         self.listed_only: list[str] = []  # names shown on pages with no file behind them
         self.requests: list[tuple[str, str, str | None]] = []
+        self.peers: list[tuple[str, int]] = []  # (path, client port): one port per connection
         self.authorized: list[str] = []
         self.bytes_sent: dict[str, int] = {}
         self._digests: dict[tuple[str, str], str] = {}
@@ -180,6 +182,7 @@ class _StagingHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         with app._lock:
             app.requests.append(("GET", parts.path, self.headers.get("Range")))
+            app.peers.append((parts.path, self.client_address[1]))
             if self.headers.get("Authorization"):
                 app.authorized.append(parts.path)
         if app.latency:

@@ -195,6 +195,22 @@ def test_counts_uploaded_already_there_failed(tmp_path, pypiserver, wheels):
     assert pypiserver.files() == {w.name: sha256(w) for w in wheels}
 
 
+def test_downloads_reuse_their_connections(tmp_path):
+    # GIVEN six staged wheels
+    wheels = [make_wheel(tmp_path / "s", "tinyproj", "1.0", f"cp3{i}-cp3{i}-win_amd64")
+              for i in range(10, 16)]  # fmt: skip
+    with StagingServer(wheels, package="tinyproj") as staging:
+        # WHEN two workers fetch them
+        proc = uploader(tmp_path, "-u", staging.simple_url, "--allow-insecure", "-n",
+                        "--no-check", "-j", "2", "-w", tmp_path / "wh",
+                        "tinyproj", "1.0")  # fmt: skip
+        ports = {port for path, port in staging.peers if "/download/" in path}
+    # THEN each worker kept its one connection open from file to file
+    assert proc.returncode == 0, proc.stderr
+    assert len([p for p in (tmp_path / "wh").iterdir()]) == 6
+    assert 1 <= len(ports) <= 2
+
+
 # ------------------------------------------------------------ what the pages hold
 
 
