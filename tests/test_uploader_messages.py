@@ -281,3 +281,13 @@ def test_version_and_name_parsing_units():
     # a legacy name with a post-release number: the project it belongs to decides
     assert identity("tinyproj-1.0-1.tar.gz", "tinyproj") == ("tinyproj", "1.0.post1", "")
     assert identity("tinyproj-1.0-py3-none-any.zip") is None
+
+
+def test_failure_is_a_github_annotation_too(tmp_path):
+    port = closed_port()
+    proc = uploader(tmp_path, "-u", f"http://127.0.0.1:{port}/simple/tinyproj/",
+                    "--allow-insecure", "-n", "tinyproj", "1.0", GITHUB_ACTIONS="true")  # fmt: skip
+    assert proc.returncode == 1
+    message = f"cannot reach 127.0.0.1:{port}: connection refused"
+    assert proc.stderr.splitlines() == [f"wheel-uploader: error: {message}"]
+    assert proc.stdout.splitlines() == [f"::error title=wheel-uploader::{message}"]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, FatalError, NothingToDoError
 from ..files import file_hash, file_lock, sanitize_url
-from ..log import add_verbosity_options, add_version_option, log, set_verbosity
+from ..log import add_verbosity_options, add_version_option, ci_error, log, set_verbosity
 from .download import download_all
 from .publish import UploadError, upload_exactly_once
 from .select import identity, normalize_version, select_files
@@ -242,6 +242,7 @@ def finish(entries: list[Entry], opts: argparse.Namespace) -> int:
     for e in entries:
         if e.error:
             print(f"{PROG}: error: {e.error}", file=sys.stderr)
+            ci_error(e.error, PROG)
     return 0 if _ready(entries) else 1
 
 
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(opts)
     except FatalError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        ci_error(str(exc), PROG)
         return exc.return_code
     except KeyboardInterrupt:  # the console script has no run_main around it
         print(f"{PROG}: interrupted", file=sys.stderr)
