@@ -5,8 +5,8 @@
   directory listings through beautifulsoup4;
 - the anaconda.org JSON files API (a list of dicts, read as it is).
 
-Pages are read with one requests session per run (:func:`page_session`), which
-retries connection errors, 429 and 5xx itself (urllib3 ``Retry``, honouring
+Pages are read with the toolkit's requests session (:func:`page_session`), which
+retries 429, 5xx and broken reads itself (urllib3 ``Retry``, honouring
 ``Retry-After``) and keeps its connections open between requests.
 """
 
@@ -114,8 +114,6 @@ def fetch_page(session: Any, url: str, *, timeout: float, auth: Any = None) -> P
     try:
         resp = session.get(url, headers={"Accept": ACCEPT}, auth=auth, timeout=timeout)
     except requests.ConnectionError as exc:
-        if "redirects to" in str(exc) or "body larger" in str(exc):
-            raise FatalError(f"cannot read {shown}: {error_reason(exc)}") from None
         raise unreachable(url, exc) from None
     except requests.RequestException as exc:
         raise FatalError(f"cannot read {shown}: {error_reason(exc)}") from None
