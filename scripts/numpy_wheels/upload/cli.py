@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -239,6 +240,8 @@ def finish(entries: list[Entry], opts: argparse.Namespace) -> int:
         print_summary(entries, uploading=not opts.no_twine, dry_run=opts.dry_run)
         for line in warnings:
             print(f"audit warning: {line}")
+    count = f"{len(entries)} file{'s' * (len(entries) != 1)}"
+    log(f"{count} in {time.monotonic() - opts.started:.1f} s")
     for e in entries:
         if e.error:
             print(f"{PROG}: error: {e.error}", file=sys.stderr)
@@ -270,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.sign_hashes and not opts.hashes:
         parser.error("--sign-hashes needs --hashes FILE")
     set_verbosity(opts.verbose, opts.quiet)
+    opts.started = time.monotonic()
     try:
         return run(opts)
     except FatalError as exc:
