@@ -20,6 +20,7 @@ import pytest
 from conftest import ROOT, PypiServer, clean_env, closed_port
 from numpy_wheels.upload import sources
 from numpy_wheels.upload.select import identity, normalize_version
+from numpy_wheels.upload.summary import human_size
 from staging_server import StagingServer, make_wheel
 
 SCRIPT = ROOT / "scripts" / "wheel_uploader.py"
@@ -281,6 +282,11 @@ def test_version_and_name_parsing_units():
     # a legacy name with a post-release number: the project it belongs to decides
     assert identity("tinyproj-1.0-1.tar.gz", "tinyproj") == ("tinyproj", "1.0.post1", "")
     assert identity("tinyproj-1.0-py3-none-any.zip") is None
+
+
+def test_sizes_in_the_summary_read_as_sizes():
+    assert [human_size(n) for n in (512, 6 * 2**10, 4 * 2**20 + 1, 3 * 2**30)] == [
+        "512 B", "6.0 KiB", "4.0 MiB", "3.0 GiB"]  # fmt: skip
 
 
 def test_failure_is_a_github_annotation_too(tmp_path):
