@@ -297,7 +297,7 @@ def test_uploader_download_redirected_to_http_is_refused(tmp_path, https_to_http
         "tinyproj-1.0-py3-none-any.whl", tmp_path / "tinyproj-1.0-py3-none-any.whl",
         sources.RemoteFile("tinyproj-1.0-py3-none-any.whl", url),
     )  # fmt: skip
-    fetch(entry, clobber=False, timeout=5, retries=1, progress=False)
+    fetch(entry, timeout=5, retries=1, progress=False)
     assert entry.error and "redirects to plain http" in entry.error
     assert hostile.hits.get("/f") is None
 

@@ -35,20 +35,35 @@ def check_local(path: Path, rf: RemoteFile) -> str:
     return digest
 
 
-def fetch(entry: Entry, *, clobber: bool, timeout: float, retries: int, progress: bool,
-          session=None, allow_insecure: bool = False) -> Entry:  # fmt: skip
-    """Bring one file into the wheelhouse (or find it there); failures are recorded
-    on the entry, not raised."""
+def find_present(entries: list[Entry], *, jobs: int) -> list[Entry]:
+    """Mark each entry whose file is in the wheelhouse already and verified (by size,
+    hash and contents, never fetched again) as "cached"; return the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def present(entry: Entry) -> bool:
+        assert entry.remote is not None
+        if not entry.path.exists():
+            return False
+        try:
+            entry.sha256 = check_local(entry.path, entry.remote)
+        except DownloadError as exc:
+            log(f"{entry.name}: the copy in the wheelhouse fails verification ({exc}); "
+                "refetching")  # fmt: skip
+            return False
+        entry.download, entry.verified = "cached", "ok"
+        log(f"{entry.name}: present and verified, not downloading", verbose_only=True)
+        return True
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # hashlib frees the GIL
+        found = list(pool.map(present, entries))
+    return [e for e, there in zip(entries, found, strict=True) if not there]
+
+
+def fetch(entry: Entry, *, timeout: float, retries: int, progress: bool, session=None,
+          allow_insecure: bool = False) -> Entry:  # fmt: skip
+    """Download one file into the wheelhouse; a failure is recorded on the entry."""
     rf = entry.remote
     assert rf is not None
-    if entry.path.exists() and not clobber:
-        try:
-            entry.sha256 = check_local(entry.path, rf)
-            entry.download, entry.verified = "cached", "ok"
-            log(f"{rf.name}: present and verified, not downloading", verbose_only=True)
-            return entry
-        except DownloadError as exc:
-            log(f"{rf.name}: the copy in the wheelhouse fails verification ({exc}); refetching")
     log(f"downloading {sanitize_url(rf.url)}", verbose_only=True)
     # The download resumes the .part an interrupted run left; that copy may be of a
     # file since re-staged (anaconda upload --force), so a resumed file failing its
@@ -80,18 +95,20 @@ def fetch(entry: Entry, *, clobber: bool, timeout: float, retries: int, progress
 
 def download_all(entries: list[Entry], *, jobs: int, clobber: bool, timeout: float,
                  retries: int, allow_insecure: bool = False) -> None:  # fmt: skip
-    """Fetch every entry, ``jobs`` at a time; failures are recorded on the entries.
+    """Bring every entry into the wheelhouse, ``jobs`` files at a time: those present
+    are verified in place, the rest downloaded; failures are recorded on the entries.
 
     Each worker keeps one session (one connection per host, reused file after
     file).  The workers are daemon threads and the main thread waits in short
     steps, so Ctrl-C ends the run at once (a worker stops at its next block; a
     ``.part`` stays to be resumed) instead of waiting for every download.
     """
+    missing = entries if clobber else find_present(entries, jobs=jobs)
     tty = sys.stderr.isatty()
-    total = len(entries)
+    total = len(missing)
     todo: queue.SimpleQueue[Entry] = queue.SimpleQueue()
     done: queue.SimpleQueue[Entry | BaseException] = queue.SimpleQueue()
-    for e in entries:
+    for e in missing:
         todo.put(e)
 
     def work() -> None:
@@ -103,7 +120,7 @@ def download_all(entries: list[Entry], *, jobs: int, clobber: bool, timeout: flo
                 except queue.Empty:
                     return
                 try:
-                    done.put(fetch(entry, clobber=clobber, timeout=timeout, retries=retries,
+                    done.put(fetch(entry, timeout=timeout, retries=retries,
                                    progress=tty and jobs == 1, session=session,
                                    allow_insecure=allow_insecure))  # fmt: skip
                 except BaseException as exc:  # a bug: handed to the main thread to raise
@@ -111,7 +128,7 @@ def download_all(entries: list[Entry], *, jobs: int, clobber: bool, timeout: flo
         finally:
             session.close()
 
-    for _ in range(max(1, min(jobs, total))):
+    for _ in range(min(jobs, total)):
         threading.Thread(target=work, daemon=True).start()
     try:
         for count in range(1, total + 1):
