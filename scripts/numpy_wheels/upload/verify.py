@@ -81,14 +81,17 @@ def audit(entries: list[Entry], strict: bool = False) -> list[str]:
     if not wheels:
         return []
     try:
-        import check_wheel
-    except ImportError:
-        raise ConfigurationError(
-            "the wheel audit (check_wheel.py) is not importable; use --no-check to skip it"
-        ) from None
+        from ..audit import check_wheels
+    except ImportError:  # before the audit package: its module beside the scripts
+        try:
+            from check_wheel import check_wheels
+        except ImportError:
+            raise ConfigurationError(
+                "the wheel audit (check_wheel.py) is not importable; use --no-check to skip it"
+            ) from None
     by_name = {e.name: e for e in wheels}
     warnings = []
-    for report in check_wheel.check_wheels([e.path for e in wheels]):
+    for report in check_wheels([e.path for e in wheels]):
         warnings += [f"{report.name}: {w}" for w in report.warnings]
         entry = by_name.get(Path(report.name).name)
         if entry is not None and not report.passed(strict):
