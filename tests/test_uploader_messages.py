@@ -141,12 +141,14 @@ def test_unreachable_host_is_one_line_naming_it(tmp_path, wheels, where, pypiser
         host, reason = f"127.0.0.1:{port}", "connection refused"
     else:
         args = ["-u", "https://staging.invalid/simple/tinyproj/", "-n", "tinyproj", "1.0"]
-        host, reason = "staging.invalid", "host name not resolved (Name or service not known)"
+        host, reason = "staging.invalid", "host name not resolved ("  # then the resolver's words
     proc = uploader(tmp_path, "--retries", "2", *args, **pypiserver.twine_env())
     assert proc.returncode == 1
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("wheel-uploader:")]
     upload = f"upload of {wheels[0].name} failed: " if where == "upload refused" else ""
-    assert errors == [f"wheel-uploader: error: {upload}cannot reach {host}: {reason}"]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"wheel-uploader: error: {upload}cannot reach {host}: {reason}")
+    assert errors[0].endswith(reason) or errors[0].endswith(")")
     assert errors == proc.stderr.splitlines()[-1:]
     if where in ("refused", "no such host"):
         assert proc.stderr.splitlines() == errors  # nothing else: no retry chatter
