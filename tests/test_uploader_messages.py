@@ -148,7 +148,6 @@ def test_unreachable_host_is_one_line_naming_it(tmp_path, wheels, where, pypiser
     upload = f"upload of {wheels[0].name} failed: " if where == "upload refused" else ""
     assert len(errors) == 1
     assert errors[0].startswith(f"wheel-uploader: error: {upload}cannot reach {host}: {reason}")
-    assert errors[0].endswith(reason) or errors[0].endswith(")")
     assert errors == proc.stderr.splitlines()[-1:]
     if where in ("refused", "no such host"):
         assert proc.stderr.splitlines() == errors  # nothing else: no retry chatter
