@@ -73,6 +73,17 @@ def test_index_root_as_staging_location_names_the_project_url(tmp_path, pypiserv
     assert sorted(p.name for p in (tmp_path / "wh").iterdir()) == sorted(w.name for w in wheels)
 
 
+def test_simple_root_that_is_not_served_names_the_project_page(tmp_path, wheels):
+    with StagingServer(wheels, package="tinyproj") as staging:
+        proc = uploader(tmp_path, "-u", f"{staging.url}/simple", "--allow-insecure", "-n",
+                        "TinyProj", "1.0")  # fmt: skip
+    assert proc.returncode == 3
+    assert proc.stderr.splitlines() == [
+        f"wheel-uploader: error: no files: {staging.url}/simple: HTTP 404 Not Found "
+        f"(the project's page: {staging.url}/simple/tinyproj/)"
+    ]
+
+
 def test_empty_index_root_and_pep691_root(tmp_path, pypiserver):
     proc = uploader(tmp_path, "-u", pypiserver.simple_url, "--allow-insecure", "-n", "numpy", "2.0")
     assert proc.returncode == 2

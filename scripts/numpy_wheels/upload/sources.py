@@ -287,6 +287,13 @@ def _read(page: Page, kind: str, project: str) -> tuple[list[RemoteFile], tuple 
     return files, paging, kind
 
 
+def _project_url(root: str, project: str) -> str:
+    """The project's page under a simple index's root URL."""
+    from packaging.utils import canonicalize_name
+
+    return urljoin(root.rstrip("/") + "/", f"{canonicalize_name(project)}/")
+
+
 def index_root_hint(page: Page, project: str) -> str | None:
     """The project page to suggest when ``page`` is an index's root (a list of
     projects, or a page linking the simple index), else None."""
@@ -295,7 +302,7 @@ def index_root_hint(page: Page, project: str) -> str | None:
     want = canonicalize_name(project)
     if page.form == "json":
         roots = isinstance(page.body, dict) and isinstance(page.body.get("projects"), list)
-        return urljoin(page.url, f"{want}/") if roots else None
+        return _project_url(page.url, project) if roots else None
     links = [(a.get_text().strip(), urljoin(page.url, str(a["href"])))
              for a in soup(page.body).find_all("a", href=True)]  # fmt: skip
     for text, href in links:
@@ -304,9 +311,9 @@ def index_root_hint(page: Page, project: str) -> str | None:
             return href
     for _text, href in links:
         if urlsplit(href).path.rstrip("/").endswith("/simple"):
-            return urljoin(href.rstrip("/") + "/", f"{want}/")
+            return _project_url(href, project)
     if urlsplit(page.url).path.rstrip("/").endswith("/simple"):  # a simple root, maybe empty
-        return urljoin(page.url.rstrip("/") + "/", f"{want}/")
+        return _project_url(page.url, project)
     return None
 
 
@@ -325,7 +332,11 @@ def list_source(
         seen.add(page_url)
         page = fetch_page(session, page_url, timeout=timeout)
         if page is None:
-            raise NothingToDoError(f"no files: {sanitize_url(page_url)}: HTTP 404 Not Found")
+            root = number == 0 and urlsplit(page_url).path.rstrip("/").endswith("/simple")
+            hint = f" (the project's page: {sanitize_url(_project_url(page_url, project))})"
+            raise NothingToDoError(
+                f"no files: {sanitize_url(page_url)}: HTTP 404 Not Found{hint * root}"
+            )
         is_root = page.form == "json" and isinstance(page.body, dict) and "projects" in page.body
         files, paging, detected = ([], None, kind) if is_root else _read(page, kind, project)
         if number == 0 and not any(_looks_like_dist(f.name) for f in files):
