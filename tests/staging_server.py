@@ -17,9 +17,11 @@ It serves the shapes the real service serves, from files the test gives it:
 Faults are injected per file (``faults[name] = ["reset", "500", ...]``, one per
 request, in order: an HTTP status such as "500", "reset", "truncate", "slow",
 "norange", "garbage") or per page (``page_faults``: a status or a Content-Type to
-serve the page as); ``latency`` delays every
-request.  ``requests`` records (method, path, Range) of every request, ``authorized``
-the paths of those that came with an ``Authorization`` header.
+serve the page as); ``latency`` delays every request, ``rate`` (bytes a second)
+paces each file body per connection; ``mangle`` rewrites every HTML page (broken
+markup).  ``requests`` records (method, path, Range) of every request, ``authorized``
+the paths of those that came with an ``Authorization`` header, ``peers`` the
+client port of each request (connections reused show as one port).
 :class:`UploadProxy` forwards to a real index and drops or refuses chosen uploads.
 """
 
@@ -32,6 +34,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -85,12 +88,15 @@ class StagingServer(_Base):
         page_size: int = 3,
         latency: float = 0.0,
         slow_delay: float = 2.0,
+        rate: float = 0.0,
     ) -> None:
         if isinstance(files, list):
             files = {p.name: p for p in files}
         self.files: dict[str, Path | bytes] = dict(files)
         self.org, self.package = org, package
         self.page_size, self.latency, self.slow_delay = page_size, latency, slow_delay
+        self.rate = rate
+        self.mangle: Callable[[str], str] | None = None
         self.faults: dict[str, list[str]] = {}
         self.page_faults: list[str] = []
         self.sha256_override: dict[str, str] = {}
@@ -99,6 +105,7 @@ class StagingServer(_Base):
         self.pep691 = True  # False: the simple page is HTML whatever Accept says
         self.listed_only: list[str] = []  # names shown on pages with no file behind them
         self.requests: list[tuple[str, str, str | None]] = []
+        self.peers: list[tuple[str, int]] = []  # (path, client port): one port per connection
         self.authorized: list[str] = []
         self.bytes_sent: dict[str, int] = {}
         self._digests: dict[tuple[str, str], str] = {}
@@ -165,6 +172,9 @@ class StagingServer(_Base):
 
 class _StagingHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as real file servers set: without it a kept-alive connection waits
+    # out the client's delayed ACK (~40 ms) between the headers and the body
+    disable_nagle_algorithm = True
     app: StagingServer
 
     def log_message(self, *args) -> None:  # keep pytest output clean
@@ -175,6 +185,7 @@ class _StagingHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         with app._lock:
             app.requests.append(("GET", parts.path, self.headers.get("Range")))
+            app.peers.append((parts.path, self.client_address[1]))
             if self.headers.get("Authorization"):
                 app.authorized.append(parts.path)
         if app.latency:
@@ -220,6 +231,8 @@ class _StagingHandler(BaseHTTPRequestHandler):
             return self._send(int(fault), b"server error\n", "text/plain")
         if fault and "/" in fault:  # a content type: serve the page as that
             ctype = fault
+        if self.app.mangle and ctype.startswith("text/html"):
+            body = self.app.mangle(body)
         self._send(200, body.encode(), ctype)
 
     def _file(self, name: str) -> None:
@@ -261,13 +274,24 @@ class _StagingHandler(BaseHTTPRequestHandler):
                 )
             self.close_connection = True
             return
-        if isinstance(content, bytes):
+        if app.rate:
+            self._paced(app.data(name)[start:], app.rate)
+        elif isinstance(content, bytes):
             self.wfile.write(content[start:])
         else:  # zero-copy from the file, as real file servers do
             self.wfile.flush()
             with open(content, "rb") as fobj:
                 self.connection.sendfile(fobj, start, length)
         self._count(name, length)
+
+    def _paced(self, body: bytes, rate: float) -> None:
+        """Send ``body`` at ``rate`` bytes a second (a link of that speed)."""
+        began = time.monotonic()
+        for sent in range(0, len(body), CHUNK):
+            ahead = began + sent / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+            self.wfile.write(body[sent : sent + CHUNK])
 
     def _count(self, name: str, nbytes: int) -> None:
         with self.app._lock:

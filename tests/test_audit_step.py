@@ -93,7 +93,7 @@ def test_stage_gates_on_fail_only_unless_strict(official_numpy_wheels, tmp_path)
 
 
 def test_uploader_gates_on_fail_only_unless_strict(official_numpy_wheels, capsys):
-    from wheel_uploader import main
+    from numpy_wheels.upload.cli import main
 
     wheel = str(official_numpy_wheels["win_amd64"])
     assert main(["--files", "--no-twine", wheel]) == 0

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import nwlib
 import pytest
-import wheel_uploader
 from conftest import ROOT, LoopbackServer, clean_env
+from numpy_wheels.upload import publish, sources
+from numpy_wheels.upload.target import resolve_target
 from staging_server import make_wheel
 
 TOKEN = "tok-9c1e-very-secret"
@@ -212,16 +213,14 @@ def test_upload_credentials_go_to_their_own_origin_only(monkeypatch):
         for srv in (upload, other):
             srv.routes["/simple/tinyproj/"] = (200, "text/html", page)
         with_creds = upload.base.replace("http://", f"http://stager:{PASSWORD}@") + "/"
-        session = wheel_uploader._page_session(0)
+        session = sources.page_session(0)
         # --repository-url A --index-url B: B never gets A's password
-        target = wheel_uploader.resolve_target(
-            repository_url=with_creds, index_url=f"{other.base}/simple/"
-        )
-        wheel_uploader._existing_files(session, target, "tinyproj", 5.0)
+        target = resolve_target(repository_url=with_creds, index_url=f"{other.base}/simple/")
+        publish.existing_files(session, target, "tinyproj", 5.0)
         assert other.seen == [("/simple/tinyproj/", None)]
         # and A's own index (derived from A) does
-        target = wheel_uploader.resolve_target(repository_url=with_creds)
-        wheel_uploader._existing_files(session, target, "tinyproj", 5.0)
+        target = resolve_target(repository_url=with_creds)
+        publish.existing_files(session, target, "tinyproj", 5.0)
         assert [auth is not None for _, auth in upload.seen] == [True]
         assert "s3cret" not in " ".join(target.twine_args)
         session.close()

@@ -21,8 +21,11 @@ from pathlib import Path
 
 import nwlib
 import pytest
-import wheel_uploader
 from conftest import ROOT, LoopbackServer, clean_env
+from numpy_wheels.upload import sources
+from numpy_wheels.upload.download import fetch
+from numpy_wheels.upload.select import select_files
+from numpy_wheels.upload.summary import Entry
 
 LIMIT_SECONDS = 20.0  # no handler lives longer
 LIMIT_BYTES = 64 * 2**20  # nor sends more
@@ -167,9 +170,9 @@ def test_download_stops_at_the_cap_when_no_size_is_declared(tmp_path, hostile, m
 def test_listing_page_size_is_capped(hostile, monkeypatch):
     monkeypatch.setenv("NW_MAX_PAGE_BYTES", str(2**20))
     hostile.routes["/simple/numpy/"] = endless("text/html", b"<a href='x'>x</a>" * 4096)
-    session = wheel_uploader._page_session(0)
+    session = sources.page_session(0)
     with pytest.raises(nwlib.FatalError, match=r"body larger than the limit \(1048576 bytes\)"):
-        wheel_uploader.fetch_page(session, f"{hostile.base}/simple/numpy/", timeout=5)
+        sources.fetch_page(session, f"{hostile.base}/simple/numpy/", timeout=5)
     session.close()
     assert hostile.sent["/simple/numpy/"] < 16 * 2**20
 
@@ -183,8 +186,8 @@ def test_a_byte_a_tenth_of_a_second_meets_the_deadline(tmp_path, hostile, monkey
         if what == "download":
             nwlib.download(f"{hostile.base}/f", tmp_path / "f", retries=1, timeout=5)
         else:
-            session = wheel_uploader._page_session(0)
-            wheel_uploader.fetch_page(session, f"{hostile.base}/f", timeout=5)
+            session = sources.page_session(0)
+            sources.fetch_page(session, f"{hostile.base}/f", timeout=5)
     assert time.monotonic() - start < LIMIT_SECONDS / 2  # well before the server gives up
 
 
@@ -281,20 +284,20 @@ def test_https_file_redirected_to_http_is_refused(tmp_path, https_to_http, hosti
 
 def test_https_page_redirected_to_http_is_refused(https_to_http, hostile):
     url, _ = https_to_http
-    session = wheel_uploader._page_session(0)
+    session = sources.page_session(0)
     with pytest.raises(nwlib.FatalError, match="redirects to plain http"):
-        wheel_uploader.fetch_page(session, url, timeout=5)
+        sources.fetch_page(session, url, timeout=5)
     session.close()
     assert hostile.hits.get("/f") is None
 
 
 def test_uploader_download_redirected_to_http_is_refused(tmp_path, https_to_http, hostile):
     url, _ = https_to_http
-    entry = wheel_uploader.Entry(
+    entry = Entry(
         "tinyproj-1.0-py3-none-any.whl", tmp_path / "tinyproj-1.0-py3-none-any.whl",
-        wheel_uploader.RemoteFile("tinyproj-1.0-py3-none-any.whl", url),
+        sources.RemoteFile("tinyproj-1.0-py3-none-any.whl", url),
     )  # fmt: skip
-    wheel_uploader._fetch(entry, clobber=False, timeout=5, retries=1, progress=False)
+    fetch(entry, timeout=5, retries=1, progress=False)
     assert entry.error and "redirects to plain http" in entry.error
     assert hostile.hits.get("/f") is None
 
@@ -314,10 +317,10 @@ def test_gzip_encoded_page_and_file_are_decoded_within_the_bounds(tmp_path, host
         handler.wfile.write(packed)
 
     hostile.routes["/p"] = (route,)
-    session = wheel_uploader._page_session(0)
-    form, body, _ = wheel_uploader.fetch_page(session, f"{hostile.base}/p", timeout=5)
+    session = sources.page_session(0)
+    got = sources.fetch_page(session, f"{hostile.base}/p", timeout=5)
     session.close()
-    assert (form, body) == ("html", page.decode())
+    assert (got.form, got.body) == ("html", page.decode())
     got = nwlib.download(f"{hostile.base}/p", tmp_path / "p", retries=1)
     assert got.read_bytes() == page
 
@@ -332,9 +335,9 @@ def test_gzip_encoded_page_and_file_are_decoded_within_the_bounds(tmp_path, host
 )  # fmt: skip
 def test_uploader_listing_names_are_checked(name, message):
     # GIVEN a staging listing offering a matching file under a hostile name
-    listed = [wheel_uploader.RemoteFile(name, "http://127.0.0.1:9/f")]
+    listed = [sources.RemoteFile(name, "http://127.0.0.1:9/f")]
     # WHEN the files of tinyproj 1.0 are chosen, THEN the name is refused, shown escaped
     with pytest.raises(nwlib.FatalError) as info:
-        wheel_uploader.select_files(listed, "tinyproj", "1.0", ["all"], False, "the listing")
+        select_files(listed, "tinyproj", "1.0", ["all"], False, "the listing")
     assert message in str(info.value)
     assert "\x1b" not in str(info.value)

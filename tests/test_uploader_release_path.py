@@ -25,12 +25,12 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
-import wheel_uploader
 from conftest import ROOT, VENV_BIN, PypiServer, clean_env
+from numpy_wheels.upload.cli import DEFAULT_STAGING
 from staging_server import StagingServer, _StagingHandler, make_wheel
 
 CDN = "wheels.invalid"  # a reserved name: only TlsFront answers for it
-DEFAULT = urlsplit(wheel_uploader.DEFAULT_STAGING.format(project="numpy"))
+DEFAULT = urlsplit(DEFAULT_STAGING.format(project="numpy"))
 
 
 def sha256(path: Path) -> str:
@@ -211,7 +211,7 @@ def test_seed_release_command_through_pypirc(
     )  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
     assert front.requests[before:] == [(CDN, "/")]
-    assert {table(again.stdout)[w.name] for w in wanted} == {("cached", "ok", "skipped")}
+    assert {table(again.stdout)[w.name] for w in wanted} == {("cached", "ok", "already there")}
 
 
 def test_default_staging_url(tmp_path, front, pypiserver):
@@ -261,12 +261,14 @@ def test_pypirc_password_from_the_environment_for_a_private_index(tmp_path, tmp_
         assert first.returncode == 0, first.stderr[-3000:]
         assert server.files() == {w.name: sha256(w) for w in wheels}
         assert second.returncode == 0, second.stderr[-3000:]
-        assert {table(second.stdout)[w.name][2] for w in wheels} == {"skipped"}
+        assert {table(second.stdout)[w.name][2] for w in wheels} == {"already there"}
         # and without the password the index refuses to be read: one line, exit 1
         assert without.returncode == 1
         assert without.stderr.splitlines()[-1] == (
             f"wheel-uploader: error: cannot read {server.simple_url}tinyproj/: "
-            "HTTP 401 Unauthorized"
+            f"HTTP 401 Unauthorized; the index needs a login: user {server.username!r} has "
+            "no password; set TWINE_PASSWORD or the password of the .pypirc section named "
+            "with -r"
         )
         for proc in (first, second, without):
             assert server.password not in proc.stdout + proc.stderr

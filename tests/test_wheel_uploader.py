@@ -19,12 +19,15 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import nwlib
 import pytest
-import wheel_uploader
 from conftest import ROOT, VENV_BIN, clean_env
+from numpy_wheels import log
+from numpy_wheels.errors import FatalError
+from numpy_wheels.upload import publish, sources
+from numpy_wheels.upload.cli import main
+from numpy_wheels.upload.select import dist_key
+from numpy_wheels.upload.target import Target, simple_url_for
 from staging_server import StagingServer, UploadProxy, make_wheel
-from wheel_uploader import main
 
 SCRIPT = ROOT / "scripts" / "wheel_uploader.py"
 NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing listens there
@@ -85,7 +88,7 @@ def staging(tiny):
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch, tmp_path):
     """In-process runs: no leftover verbosity, twine credentials only when a test sets them."""
-    monkeypatch.setattr(nwlib, "VERBOSE", False)
+    log.set_verbosity(verbose=False, quiet=False)
     for name in ("TWINE_USERNAME", "TWINE_PASSWORD", "NW_TWINE"):
         monkeypatch.delenv(name, raising=False)
     # A forgotten --repository-url must never reach a real index: point twine nowhere.
@@ -158,7 +161,7 @@ def test_files_page_pagination_to_pypiserver_with_real_numpy_wheels(
         assert again.returncode == 0, again.stderr
         assert len(server.transfers()) == before
         for p in real:
-            assert table(again.stdout)[p.name] == ("cached", "ok", "skipped")
+            assert table(again.stdout)[p.name] == ("cached", "ok", "already there")
 
 
 def test_api_source_uses_md5_when_sha256_is_none(capsys, tmp_path, staging, tiny):
@@ -450,7 +453,7 @@ def test_bad_command_lines(tmp_path):
         "wheel-uploader: error: VERSION 'not a version' is not a valid version"
     )
     proc = run_cli(tmp_path, "--version")
-    version = nwlib.toolkit_version()  # one version for the whole toolkit
+    version = log.toolkit_version()  # one version for the whole toolkit
     assert (proc.returncode, proc.stdout.strip()) == (
         0,
         f"wheel-uploader (numpy-wheels-toolkit) {version}",
@@ -462,15 +465,9 @@ def test_bad_command_lines(tmp_path):
 
 
 def test_simple_url_for_upload_urls():
-    assert wheel_uploader.simple_url_for("https://upload.example.org/legacy/") == (
-        "https://example.org/simple/"
-    )
-    assert wheel_uploader.simple_url_for("http://127.0.0.1:8080/") == (
-        "http://127.0.0.1:8080/simple/"
-    )
-    assert wheel_uploader.simple_url_for("https://h.example/repo/legacy") == (
-        "https://h.example/repo/simple/"
-    )
+    assert simple_url_for("https://upload.example.org/legacy/") == ("https://example.org/simple/")
+    assert simple_url_for("http://127.0.0.1:8080/") == ("http://127.0.0.1:8080/simple/")
+    assert simple_url_for("https://h.example/repo/legacy") == ("https://h.example/repo/simple/")
 
 
 # -------------------------------------------------------------------------- upload
@@ -501,7 +498,7 @@ def test_upload_interrupted_then_rerun_uploads_only_the_rest(
     assert code == 0, err
     assert pypiserver.files() == {n: sha256(tiny[n]) for n in order}
     statuses = {name: row[2] for name, row in table(out).items()}
-    assert statuses == {n: "skipped" if n in order[:2] else "uploaded" for n in order}
+    assert statuses == {n: "already there" if n in order[:2] else "uploaded" for n in order}
     assert list(statuses)[-1] == "tinyproj-1.0.tar.gz"  # the sdist went last
 
 
@@ -542,7 +539,8 @@ def test_wrong_credentials_and_no_secret_printed(tmp_path, staging, pypiserver):
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == (
         f"wheel-uploader: error: upload of {TINY_10[4]} failed: HTTPError: 403 Forbidden "
-        f"from {pypiserver.url}"
+        f"from {pypiserver.url}; the index refused the login given (check "
+        "TWINE_USERNAME/TWINE_PASSWORD or the .pypirc section named with -r)"
     )
     # The credentials went to twine through its environment: the command line has none.
     assert f"--repository-url http://127.0.0.1:{pypiserver.port}/ " in proc.stderr
@@ -649,7 +647,7 @@ def test_index_lists_the_file_under_another_spelling(
     assert pypiserver.files() == {there.name: sha256(there)}  # nothing added
     if same:
         assert code == 0, err
-        assert table(out)[ours.name][2] == "skipped"
+        assert table(out)[ours.name][2] == "already there"
     else:
         assert code == 1
         assert err.splitlines()[-1] == (
@@ -664,21 +662,21 @@ def test_index_without_hashes_is_read_credentials_stay_on_its_host(tmp_path, sta
     index's credentials go only to the index's own origin."""
     name = "tinyproj-1.0-py3-none-any.whl"
     staging.no_sha256 = {name}
-    session = wheel_uploader._page_session(0)
-    here = wheel_uploader.Target((), f"{staging.url}/simple/", auth=("u", "secret"))
-    other = wheel_uploader.Target((), f"http://localhost:{staging.port}/simple/", auth=("u", "s"))
-    listed = wheel_uploader._existing_files(session, here, "tinyproj", 5.0)
-    there = listed[wheel_uploader._dist_key(name)]
+    session = sources.page_session(0)
+    here = Target((), f"{staging.url}/simple/", auth=("u", "secret"))
+    other = Target((), f"http://localhost:{staging.port}/simple/", auth=("u", "s"))
+    listed = publish.existing_files(session, here, "tinyproj", 5.0)
+    there = listed[dist_key(name)]
     assert there.sha256 is None
     for target in (here, other):
-        assert wheel_uploader._remote_sha256(session, there, target, 5.0) == sha256(tiny[name])
+        assert publish.remote_sha256(session, there, target, 5.0) == sha256(tiny[name])
     assert [p for p in staging.authorized if "/download/" in p] == [
         staging.download_path(name)
     ]  # only the same-origin read carried them
 
     staging.faults[name] = ["reset"]
-    with pytest.raises(nwlib.FatalError, match=rf"^cannot read {re.escape(there.url)}: "):
-        wheel_uploader._remote_sha256(session, there, here, 5.0)
+    with pytest.raises(FatalError, match=rf"^cannot read {re.escape(there.url)}: "):
+        publish.remote_sha256(session, there, here, 5.0)
     session.close()
 
 
@@ -708,8 +706,8 @@ def test_unusable_paths_and_timeout_are_one_line_errors(capsys, tmp_path, stagin
 )  # fmt: skip
 def test_malformed_pep691_page_is_one_line_error(files):
     url = "http://127.0.0.1:9/simple/tinyproj/"
-    with pytest.raises(nwlib.FatalError) as info:
-        wheel_uploader.parse_json(url, {"meta": {"api-version": "1.1"}, "files": files})
+    with pytest.raises(FatalError) as info:
+        sources.parse_json(url, {"meta": {"api-version": "1.1"}, "files": files})
     assert str(info.value) == f"{url}: malformed PEP 691 project page"
 
 

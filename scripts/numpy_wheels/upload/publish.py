@@ -1,0 +1,196 @@
+"""Upload each file exactly once: the target's simple page is read first; a file
+already there with the same sha256 is left alone, one with another sha256 stops
+the run (nothing is ever overwritten), the rest goes to twine, wheels first.
+
+``--dry-run`` reads the target the same way (GET only) and says, per file,
+whether it would be uploaded or is already there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from ..errors import ConfigurationError, FatalError
+from ..files import error_reason, file_hash, mask_credentials, printable, sanitize_url
+from ..log import log
+from ..net import limit, read_body
+from .select import dist_key, identity, plain_name, upload_order
+from .sources import HTTPPageError, RemoteFile, fetch_page, page_session, parse_simple, unreachable
+from .summary import PRESENT, UPLOADED, WOULD_UPLOAD
+from .target import Target, find_twine
+
+_LOGIN_REFUSED = re.compile(r"\b(401|403)\b|Credential not found|NonInteractive", re.IGNORECASE)
+
+
+class UploadError(FatalError):
+    """The index or twine refused a file; the run stops there."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def existing_files(session: Any, target: Target, project: str,
+                   timeout: float) -> dict[tuple[object, ...], RemoteFile]:  # fmt: skip
+    """The project's files on the target index, by :func:`dist_key` (not by spelling)."""
+    from packaging.utils import canonicalize_name
+
+    url = urljoin(target.simple_url, f"{canonicalize_name(project)}/")
+    try:
+        page = fetch_page(session, url, timeout=timeout, auth=target.auth_for(url))
+    except HTTPPageError as exc:
+        if exc.status in (401, 403):
+            raise FatalError(f"{exc}; {target.login_hint()}") from None
+        raise
+    if page is None:
+        return {}
+    keyed = ((dist_key(plain_name(f.name)), f) for f in parse_simple(page, project))
+    return {key: f for key, f in keyed if key is not None}
+
+
+def remote_sha256(session: Any, rf: RemoteFile, target: Target, timeout: float) -> str:
+    """sha256 of a file on the index: from its page, else by reading the file (with
+    the index's credentials only when the file is on the index's own origin)."""
+    import requests
+
+    if rf.sha256:
+        return rf.sha256
+    shown = sanitize_url(rf.url)
+    digest = hashlib.sha256()
+    deadline = time.monotonic() + limit("NW_REQUEST_DEADLINE")
+    most = limit("NW_MAX_DOWNLOAD_BYTES")
+    try:
+        with session.get(rf.url, stream=True, auth=target.auth_for(rf.url),
+                         timeout=timeout) as resp:  # fmt: skip
+            if resp.status_code >= 400:
+                reason = printable(resp.reason or "", 80)
+                raise FatalError(f"cannot read {shown}: HTTP {resp.status_code} {reason}")
+            read_body(resp, digest.update, most=most, deadline=deadline, shown=shown)
+    except requests.ConnectionError as exc:
+        raise unreachable(rf.url, exc) from None
+    except (requests.RequestException, OSError) as exc:
+        raise FatalError(f"cannot read {shown}: {error_reason(exc)}") from None
+    return digest.hexdigest()
+
+
+def twine_failure(output: str, target: Target) -> str:
+    """The one line of twine's output that says why it failed, URLs masked, and the
+    next step when the index wanted a login."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    pick = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
+    pick = re.sub(r"^ERROR\s+", "", pick)
+    reason = printable(mask_credentials(pick), 500).rstrip(".") or "twine failed"
+    host = re.search(r"host='([^']+)', port=(\d+)", pick)
+    if host and "ConnectionError" in pick.split(":", 1)[0]:  # urllib3's repr chain: host, why
+        lowered = pick.lower()
+        why = "connection refused" if "refused" in lowered else (
+            "host name not resolved" if "resolve" in lowered or "not known" in lowered
+            else "connection failed")  # fmt: skip
+        return f"cannot reach {host[1]}:{host[2]}: {why}"
+    return f"{reason}; {target.login_hint()}" if _LOGIN_REFUSED.search(pick) else reason
+
+
+def _twine_command(target: Target, *, sign: bool, identity_: str | None, dry_run: bool,
+                   verbose: bool) -> list[str]:  # fmt: skip
+    twine = "twine" if dry_run else find_twine()
+    base = [twine, "--no-color", "upload", "--non-interactive", *target.twine_args]
+    if not verbose:
+        base.append("--disable-progress-bar")
+    if sign:
+        base += ["--sign", *(["--identity", identity_] if identity_ else [])]
+    return base
+
+
+def upload_exactly_once(
+    paths: Iterable[Path],
+    target: Target,
+    *,
+    hashes: Mapping[Path, str | None] | None = None,
+    sign: bool = False,
+    identity: str | None = None,
+    dry_run: bool = False,
+    verbose: bool = False,
+    timeout: float = 30.0,
+) -> Iterator[tuple[Path, str]]:
+    """Upload each file with twine unless the index already has it; yield (path, status).
+
+    status is ``uploaded``, ``already there`` (same sha256) or, with ``dry_run``,
+    ``would upload``.  ``hashes`` gives sha256s already known (a file not
+    downloaded yet under ``dry_run``).  A file there with a different sha256, or a
+    refused upload, raises UploadError: the run stops and nothing is overwritten.
+    Re-running after an interruption uploads only what is missing.
+    """
+    hashes = hashes or {}
+    base = _twine_command(target, sign=sign, identity_=identity, dry_run=dry_run,
+                          verbose=verbose)  # fmt: skip
+    session = page_session(3)
+    listings: dict[str, dict[tuple[object, ...], RemoteFile]] = {}
+    try:
+        for path in upload_order(paths):
+            cmd = [*base, str(path)]
+            shown = shlex.join(sanitize_url(a) for a in cmd)
+            status = _already_there(session, path, hashes, listings, target, timeout)
+            if status:
+                if dry_run:
+                    print(f"already there: {path.name}")
+                yield path, status
+                continue
+            if dry_run:
+                print(f"would upload: {path.name}")
+                print(f"+ {shown}")
+                yield path, WOULD_UPLOAD
+                continue
+            if sign:
+                Path(f"{path}.asc").unlink(missing_ok=True)  # twine's gpg will not overwrite
+            log(f"+ {shown}")
+            env = {**os.environ, "COLUMNS": "400", **dict(target.twine_env)}  # no wrapped errors
+            proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                  env=env)  # fmt: skip
+            if verbose or proc.returncode:
+                for line in (proc.stdout + proc.stderr).splitlines():
+                    log(f"  twine: {line}", verbose_only=not proc.returncode and verbose)
+            if proc.returncode:
+                why = twine_failure(proc.stdout + proc.stderr, target)
+                raise UploadError(f"upload of {path.name} failed: {why}", path)
+            yield path, UPLOADED
+    finally:
+        session.close()
+
+
+def _already_there(session: Any, path: Path, hashes: Mapping[Path, str | None],
+                   listings: dict, target: Target, timeout: float) -> str | None:  # fmt: skip
+    """PRESENT when the target holds this distribution with the same bytes, None when
+    it does not hold it; UploadError when it holds other bytes under that name."""
+    ident = identity(path.name)
+    if ident is None:
+        raise ConfigurationError(f"{path}: not a wheel or sdist file name")
+    if ident[0] not in listings:
+        listings[ident[0]] = existing_files(session, target, ident[0], timeout)
+    there = listings[ident[0]].get(dist_key(path.name))
+    if there is None:
+        return None
+    ours = hashes.get(path) or (file_hash(path) if path.exists() else None)
+    spelled = printable(plain_name(there.name), 120)
+    alias = f" as {spelled}" if spelled != path.name else ""
+    if ours is None:  # --dry-run, not downloaded, no sha256 staged: cannot compare
+        log(f"{path.name}: on {target.shown}{alias}; not compared (no sha256 known yet)")
+        return PRESENT
+    theirs = remote_sha256(session, there, target, timeout)
+    if theirs != ours:
+        raise UploadError(
+            f"{path.name} is already on {target.shown}{alias} with sha256 {theirs}, "
+            f"ours is {ours}; stopping, nothing overwritten",
+            path,
+        )
+    log(f"{path.name}: already on {target.shown}{alias} (same sha256), skipped")
+    return PRESENT
