@@ -18,6 +18,8 @@ from numpy_wheels.errors import HTTPStatusError
 from numpy_wheels.files import file_hash
 from numpy_wheels.upload import attestations
 from staging_server import StagingServer, UploadProxy, make_wheel
+from test_upload_provenance import build_record
+from test_upload_provenance_roundtrip import uploader
 
 ASSETS_FROM = "pypi-attestations==0.0.30"  # its sdist carries real attestations in test/assets
 WHEEL = "rfc8785-0.1.2-py3-none-any.whl"
@@ -147,3 +149,38 @@ def test_twine_uploads_the_attestation_with_its_file(tmp_path, staged, pypiserve
     assert WHEEL in pypiserver.files()
     assert alone.returncode != 0
     assert "has no associated attestations" in " ".join((alone.stdout + alone.stderr).split())
+
+
+# ------------------------------------------------- through wheel-uploader
+
+
+def test_staged_attestations_are_checked_and_uploaded(tmp_path, real_assets, pypiserver):
+    # GIVEN a real wheel with its real PEP 740 attestation staged beside it
+    wheel = real_assets / WHEEL
+    record = build_record(tmp_path, [wheel])
+    staged = {WHEEL: wheel, f"{WHEEL}{attestations.SUFFIX}":
+              real_assets / f"{WHEEL}{attestations.SUFFIX}"}  # fmt: skip
+    with StagingServer(staged, package="rfc8785") as staging, UploadProxy(pypiserver.url) as proxy:
+        proc = uploader(tmp_path, staging, f"{proxy.url}/", "--provenance", record,
+                        "rfc8785", "0.1.2", env=pypiserver.twine_env())  # fmt: skip
+    # THEN the attestation went with the wheel to the index
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (body,) = proxy.bodies
+    sent = body.split(b'name="attestations"', 1)[1].split(b"\r\n--", 1)[0].strip()
+    assert json.loads(sent) == [json.loads(staged[f"{WHEEL}{attestations.SUFFIX}"].read_text())]
+    assert set(pypiserver.files()) == {WHEEL}
+
+
+def test_an_attestation_of_other_bytes_stops_the_upload(tmp_path, real_assets, pypiserver):
+    # GIVEN the wheel rebuilt (other bytes, same name) with the old attestation beside it
+    wheel = make_wheel(tmp_path / "rebuilt", "rfc8785", "0.1.2")
+    record = build_record(tmp_path, [wheel])
+    attestation = real_assets / f"{WHEEL}{attestations.SUFFIX}"
+    with StagingServer({WHEEL: wheel, attestation.name: attestation},
+                       package="rfc8785") as staging:  # fmt: skip
+        proc = uploader(tmp_path, staging, pypiserver.url, "--provenance", record,
+                        "rfc8785", "0.1.2", env=pypiserver.twine_env())  # fmt: skip
+    assert proc.returncode == 1
+    assert f"names {WHEEL} with sha256 " in proc.stderr
+    assert f"the file's is {file_hash(wheel)}; nothing uploaded" in proc.stderr
+    assert pypiserver.files() == {}

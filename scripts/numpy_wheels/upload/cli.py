@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigurationError, FatalError, NothingToDoError
 from ..files import file_hash, file_lock, sanitize_url
 from ..log import add_verbosity_options, add_version_option, ci_error, log, set_verbosity
+from . import attestations, provenance
 from .download import download_all
 from .publish import UploadError, upload_exactly_once
 from .select import identity, normalize_version, select_files
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--files", action="store_true", help="upload the local FILEs given (no staging lookup)"
     )
+    provenance.add_arguments(parser)
     add_verbosity_options(parser)
     add_version_option(parser)
     return parser
@@ -145,6 +147,7 @@ def staged_entries(opts: argparse.Namespace) -> list[Entry]:
         _check_scheme(rf.url, opts.allow_insecure)
     wheelhouse = Path(opts.wheel_dir).expanduser()
     entries = [Entry(rf.name, wheelhouse / rf.name, rf) for rf in chosen]
+    opts.staged_attestations = attestations.listed(listed)  # PEP 740, beside the files
     log(f"{len(entries)} files of {project} {version} at {where} ({kind})")
     if opts.dry_run:
         for e in entries:
@@ -221,14 +224,20 @@ def _upload(entries: list[Entry], opts: argparse.Namespace) -> None:
                 e.upload = NOT_RUN
 
 
-def finish(entries: list[Entry], opts: argparse.Namespace) -> int:
+def finish(entries: list[Entry], opts: argparse.Namespace, records=None) -> int:
     """The shared tail of both forms: audit -> hashes file -> upload -> summary.
 
     Each step runs only when every file came through the ones before it; a step
     that stops a file records why on its entry.
     """
     warnings: list[str] = []
+    vouched = None  # before any upload: every file vouched for by a --provenance record
     try:
+        if _ready(entries) and not opts.dry_run:
+            vouched = provenance.gate(entries, records)
+            attestations.gather(entries, getattr(opts, "staged_attestations", None),
+                                timeout=opts.timeout, retries=opts.retries,
+                                allow_insecure=opts.allow_insecure)  # fmt: skip
         if not opts.dry_run:
             if _ready(entries) and not opts.no_check:
                 warnings = audit(entries, opts.strict)
@@ -238,6 +247,8 @@ def finish(entries: list[Entry], opts: argparse.Namespace) -> int:
             _upload(entries, opts)
     finally:
         print_summary(entries, uploading=not opts.no_twine, dry_run=opts.dry_run)
+        for line in provenance.summary_lines(vouched):
+            print(f"provenance: {line}")
         for line in warnings:
             print(f"audit warning: {line}")
     count = f"{len(entries)} file{'s' * (len(entries) != 1)}"
@@ -252,16 +263,17 @@ def finish(entries: list[Entry], opts: argparse.Namespace) -> int:
 def run(opts: argparse.Namespace) -> int:
     if not opts.timeout > 0:  # requests would raise ValueError deep inside
         raise ConfigurationError(f"--timeout must be more than 0 seconds, not {opts.timeout}")
+    records = provenance.records_for(opts)  # signatures checked before any download
     if opts.files:
-        return finish(local_entries(opts), opts)
+        return finish(local_entries(opts), opts, records)
     entries = staged_entries(opts)
     if opts.dry_run:
-        return finish(entries, opts)
+        return finish(entries, opts, records)
     wheelhouse = _wheelhouse(opts)
     with file_lock(wheelhouse, f"wheelhouse {wheelhouse}"):
         download_all(entries, jobs=opts.jobs, clobber=opts.clobber, timeout=opts.timeout,
                      retries=opts.retries, allow_insecure=opts.allow_insecure)  # fmt: skip
-        return finish(entries, opts)
+        return finish(entries, opts, records)
 
 
 def main(argv: list[str] | None = None) -> int:

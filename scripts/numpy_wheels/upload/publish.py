@@ -23,6 +23,7 @@ from ..errors import ConfigurationError, FatalError
 from ..files import error_reason, file_hash, mask_credentials, printable, sanitize_url
 from ..log import log
 from ..net import limit, read_body
+from . import attestations
 from .select import dist_key, identity, plain_name, upload_order
 from .sources import HTTPPageError, RemoteFile, fetch_page, page_session, parse_simple, unreachable
 from .summary import PRESENT, UPLOADED, WOULD_UPLOAD
@@ -137,7 +138,7 @@ def upload_exactly_once(
     listings: dict[str, dict[tuple[object, ...], RemoteFile]] = {}
     try:
         for path in upload_order(paths):
-            cmd = [*base, str(path)]
+            cmd = [*base, *attestations.twine_inputs(path)]
             shown = shlex.join(sanitize_url(a) for a in cmd)
             status = _already_there(session, path, hashes, listings, target, timeout)
             if status:

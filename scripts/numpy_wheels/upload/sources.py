@@ -167,7 +167,10 @@ def soup(text: str) -> Any:
 
 
 def _looks_like_dist(text: str) -> bool:
-    return bool(text) and not any(c.isspace() for c in text) and text.endswith((".whl", ".tar.gz"))
+    """A dist's name, or that of its PEP 740 attestation staged beside it (FILE.publish.
+    attestation: numpy_wheels.upload.attestations takes those, select_files never)."""
+    name = text.removesuffix(".publish.attestation")
+    return bool(name) and not any(c.isspace() for c in name) and name.endswith((".whl", ".tar.gz"))
 
 
 def _hash(value: object, algorithm: str) -> str | None:
