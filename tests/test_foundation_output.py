@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import io
 import itertools
 import logging
 import os
@@ -21,6 +22,7 @@ import time
 import pytest
 from conftest import ROOT, LoopbackServer, clean_env
 from numpy_wheels import log, net
+from numpy_wheels.progress import Transfers
 
 # ------------------------------------------------------------------ Retry-After
 
@@ -301,3 +303,21 @@ def test_quiet_and_verbose_are_the_logger_level(fresh_log, capsys):
     log.logger.warning("a warning")
     assert capsys.readouterr().err == "shown\ndetail\na warning\n"
     assert log.logger.level == logging.WARNING
+
+
+def test_a_lone_download_is_silent_off_a_terminal(answers, tmp_path, capsys):
+    # A caller wanting a line per file passes its Transfers; the default stays quiet
+    # in logs (a bar is drawn only on a terminal).
+    answers.routes["/f"] = ([], BODY)
+    net.download(f"{answers.base}/f", tmp_path / "f")
+    assert capsys.readouterr().err == ""
+    with Transfers() as shown:
+        net.download(f"{answers.base}/f", tmp_path / "g", progress=shown)
+    assert re.fullmatch(r"downloaded g \(48\.8 KiB in \d+\.\d s\)\n", capsys.readouterr().err)
+
+
+def test_one_live_display_at_a_time(monkeypatch):
+    monkeypatch.setattr("numpy_wheels.progress.plain_output", lambda stream=None: False)
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    with Transfers(files=2) as outer, Transfers() as inner:
+        assert not outer.plain and inner.plain  # the inner one cannot draw: lines only

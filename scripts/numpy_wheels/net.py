@@ -260,7 +260,7 @@ def download(
     partial file is deleted.  Returns ``dest``.
 
     ``progress``: the ``Transfers`` display this file is one of (``-j``), else
-    one of its own (``False``: nothing shown).
+    one of its own, drawn on a terminal only (``False``: none).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -271,7 +271,10 @@ def download(
         if own_session:
             stack.callback(session.close)
         if not isinstance(progress, Transfers):
-            progress = stack.enter_context(Transfers(enabled=progress is not False))
+            # its own: a bar on a terminal; off it, silent (a caller wanting a line
+            # per file passes its Transfers)
+            own = Transfers(enabled=progress is not False, lines=False)
+            progress = stack.enter_context(own)
         bar = progress.file(dest.name)
         try:
             _download(session, url, dest, bar, size=size, sha256=sha256, md5=md5,

@@ -36,15 +36,20 @@ class Transfers:
     """The display of a set of downloads (a context manager; thread-safe).
 
     ``files`` and ``total_bytes`` (None: not known) size the overall bar, shown
-    when there is more than one file; ``enabled=False`` shows nothing at all.
+    when there is more than one file; ``enabled=False`` shows nothing at all,
+    ``lines=False`` no plain lines (bars on a terminal only).
     """
 
+    # The live display of this process, if any: rich draws one at a time.
+    _active: Transfers | None = None
+
     def __init__(self, files: int = 1, total_bytes: int | None = None, *,
-                 enabled: bool = True) -> None:  # fmt: skip
+                 enabled: bool = True, lines: bool = True) -> None:  # fmt: skip
         self.files, self.total_bytes = files, total_bytes
         self.done_files = 0
         self.quiet = is_quiet() or not enabled
-        self.plain = self.quiet or plain_output()
+        self.plain = self.quiet or plain_output() or Transfers._active is not None
+        self.lines = lines or not self.plain
         self._lock = threading.Lock()
         self._rich: Any = None
         self._overall: Any = None
@@ -68,8 +73,10 @@ class Transfers:
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 console=Console(file=sys.stderr),
+                redirect_stdout=False,  # stdout is for results, never drawn on stderr
             )
             self._rich.start()
+            Transfers._active = self
             if self.files > 1:
                 self._overall = self._rich.add_task(self._overall_text(), total=self.total_bytes)
         return self
@@ -78,6 +85,7 @@ class Transfers:
         if self._rich is not None:
             self._rich.stop()
             self._rich = None
+            Transfers._active = None
 
     def _overall_text(self) -> str:
         return f"{self.done_files}/{self.files} files"
@@ -95,7 +103,7 @@ class Transfers:
                 self._rich.remove_task(bar.task)
             if self._overall is not None:
                 self._rich.update(self._overall, description=self._overall_text())
-        if ok and not self.quiet:
+        if ok and self.lines and not self.quiet:
             secs = time.monotonic() - bar.started
             log(f"downloaded {bar.name} ({human_size(bar.done)} in {secs:.1f} s)")
 
