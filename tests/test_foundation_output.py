@@ -321,3 +321,18 @@ def test_one_live_display_at_a_time(monkeypatch):
     monkeypatch.setattr("sys.stderr", io.StringIO())
     with Transfers(files=2) as outer, Transfers() as inner:
         assert not outer.plain and inner.plain  # the inner one cannot draw: lines only
+
+
+def test_verbosity_options_default_from_the_environment(fresh_log):
+    import argparse
+
+    def parsed(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        log.add_verbosity_options(parser)
+        return parser.parse_args(argv)
+
+    assert (parsed().verbose, parsed().quiet) == (False, False)
+    assert parsed("-q").quiet and parsed("--verbose").verbose
+    fresh_log.setenv("NW_VERBOSE", "1")
+    fresh_log.setenv("NW_QUIET", "1")
+    assert (parsed().verbose, parsed().quiet) == (True, True)
