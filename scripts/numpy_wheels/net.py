@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -145,7 +146,7 @@ def _retry_class() -> type:
             if response is not None and response.status:
                 why = f"HTTP {response.status}"
             else:
-                why = error_reason(error) if error else "failed"
+                why = _reason(error) if error else "failed"
             # what urllib3 sleeps next: the server's Retry-After, else the backoff
             wait = new.get_retry_after(response) if response is not None else None
             wait = wait or new.get_backoff_time()
@@ -335,13 +336,14 @@ def _attempts(policy: Any) -> int:
 
 
 def _reason(exc: BaseException) -> str:
-    """Why a request failed: urllib3's cause rather than requests' retry summary."""
+    """Why a request failed: urllib3's cause rather than requests' retry summary,
+    without the ``HTTPConnection(host=..., port=...):`` the URL beside it says."""
     from urllib3.exceptions import MaxRetryError
 
     inner = exc.args[0] if exc.args else None
     if isinstance(inner, MaxRetryError) and inner.reason is not None:
-        return error_reason(inner.reason)
-    return error_reason(exc)
+        exc = inner.reason
+    return re.sub(r"^HTTPS?Connection(?:Pool)?\([^)]*\): ", "", error_reason(exc))
 
 
 def _fetch_once(session, url, part, size, timeout, resume, bar: FileBar) -> None:
