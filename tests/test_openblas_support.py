@@ -16,7 +16,6 @@ import threading
 import zipfile
 from pathlib import Path
 
-import openblas_support as obs
 import pytest
 from conftest import (
     CACHE,
@@ -27,7 +26,10 @@ from conftest import (
     clean_env,
     closed_port,
 )
-from nwlib import file_hash
+from numpy_wheels.openblas.select import select_wheel
+from numpy_wheels.openblas.tables import load_tables
+from numpy_wheels.openblas.targets import all_targets, parse_target
+from nwlib import NothingToDoError, file_hash
 
 SCRIPT = ROOT / "scripts" / "openblas_support.py"
 PIN = "0.3.31.188.0"  # what NumPy 2.4.6's requirements/ci_requirements.txt pins
@@ -81,9 +83,9 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
 )
 def test_parse_target(plat, os_name, ml_ver, libc, describe, key):
     # GIVEN multibuild's PLAT / MB_ML_VER / MB_ML_LIBC spellings
-    platforms = obs.load_tables()["platforms"]
+    platforms = load_tables()["platforms"]
     # WHEN they are resolved
-    target = obs.parse_target(plat, os_name, ml_ver, libc, platforms)
+    target = parse_target(plat, os_name, ml_ver, libc, platforms)
     # THEN the target names the platform the wheel is for
     assert (target.describe(), target.key) == (describe, key)
 
@@ -138,11 +140,11 @@ def test_select_wheel_respects_the_libc_bound():
             "win_amd64",
         )
     ]
-    platforms = obs.load_tables()["platforms"]
+    platforms = load_tables()["platforms"]
 
     def pick(plat, os_name=None, ml_ver=None, libc=None):
-        target = obs.parse_target(plat, os_name, ml_ver, libc, platforms)
-        return obs.select_wheel(files, target, "scipy-openblas64")["filename"].split("-")[-1]
+        target = parse_target(plat, os_name, ml_ver, libc, platforms)
+        return select_wheel(files, target, "scipy-openblas64")["filename"].split("-")[-1]
 
     # THEN each target gets the wheel it can use
     assert pick("x86_64", "linux", "_2_28") == "manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
@@ -151,11 +153,11 @@ def test_select_wheel_respects_the_libc_bound():
     assert pick("arm64", "macos") == "macosx_11_0_arm64.whl"
     assert pick("x86_64", "windows") == "win_amd64.whl"
     # AND a build image older than the wheel's libc gets none, with the published tags
-    with pytest.raises(obs.NothingToDoError, match=r"no scipy-openblas64 wheel for manylinux1_"):
+    with pytest.raises(NothingToDoError, match=r"no scipy-openblas64 wheel for manylinux1_"):
         pick("x86_64", "linux", "1")
-    with pytest.raises(obs.NothingToDoError, match=r"for musllinux_1_1_x86_64 \(published: "):
+    with pytest.raises(NothingToDoError, match=r"for musllinux_1_1_x86_64 \(published: "):
         pick("musllinux_1_1_x86_64")
-    with pytest.raises(obs.NothingToDoError, match="for macosx_10_6_x86_64"):
+    with pytest.raises(NothingToDoError, match="for macosx_10_6_x86_64"):
         pick("macosx_10_6_x86_64")
 
 
@@ -325,7 +327,7 @@ def test_numpy_pin_is_read_from_the_sdist(tmp_path):
                  NW_OPENBLAS_CACHE=str(WHEEL_CACHE))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"scipy-openblas32=={PIN}\nscipy-openblas64=={PIN}\n"
-    assert obs.load_tables()["wheel"]["version"] == PIN
+    assert load_tables()["wheel"]["version"] == PIN
 
 
 def test_numpy_pin_index_failure_is_one_line(tmp_path):
@@ -731,11 +733,11 @@ def test_legacy_hostile_archive_is_refused(legacy, tmp_path, extra, message):
 
 def test_legacy_self_test_of_all_platforms(legacy):
     # GIVEN every legacy archive the platform table names, one missing
-    tables = obs.load_tables()
+    tables = load_tables()
     suffixes = tables["legacy"]["suffixes"]["default"]
     missing = f"openblas64_-{LEGACY_VER}-musllinux_1_1_s390x.tar.gz"
     expected = []
-    for target in obs.all_targets(tables["platforms"]):
+    for target in all_targets(tables["platforms"]):
         for interface in ("ilp64", "lp64") if target.bits == 64 else ("lp64",):
             sfx = "64_" if interface == "ilp64" else ""
             if target.os == "linux":
