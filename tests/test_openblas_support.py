@@ -416,6 +416,50 @@ def test_check_version_without_numpy(tmp_path):
     assert result.stderr.startswith(f"{ERR}cannot import numpy with {sys.executable}: ")
 
 
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory) -> str:
+    """A fresh venv with nothing installed: what NumPy's test image has of the toolkit."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return str(venv / "bin" / "python")
+
+
+def test_version_paths_run_with_the_standard_library_alone(tmp_path, bare_python):
+    # GIVEN an interpreter without the toolkit's dependencies, run isolated (-I)
+    # as config.sh's run_tests runs this file in NumPy's test environment
+    def bare(*args):
+        env = clean_env(tmp_path, **offline_env(tmp_path))
+        cmd = [bare_python, "-I", str(SCRIPT), *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+    # WHEN the pinned version is printed, THEN it comes from the table, offline
+    assert (bare("--print-version").stdout, bare("--print-version").returncode) == (PIN + "\n", 0)
+    # AND --check-version gets as far as asking for NumPy (no requests/packaging import)
+    result = bare("--check-version")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"{ERR}cannot import numpy with {bare_python}: ")
+    assert bare("--version").stdout.startswith("openblas_support.py (numpy-wheels-toolkit) ")
+
+
+def test_version_paths_import_nothing_but_the_standard_library(tmp_path):
+    # GIVEN the toolkit's venv, where requests, packaging and pypi-simple are importable
+    code = (
+        "import runpy, sys; sys.argv = [sys.argv[1], *sys.argv[2:]]; before = set(sys.modules)\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "own = ('numpy_wheels', 'nwlib')\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(new - set(sys.stdlib_module_names) - set(own)), file=sys.stderr)"
+    )
+    for args in (["--print-version"], ["--check-version", "0.3.30"]):
+        # WHEN the path runs
+        env = clean_env(tmp_path, **offline_env(tmp_path))
+        cmd = [sys.executable, "-c", code, str(SCRIPT), *args]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        # THEN no module outside the standard library (and the toolkit's own) was imported
+        assert result.stderr.splitlines()[-1] == "[]", (args, result.stderr)
+
+
 # ------------------------------------------------------- legacy tarballs on loopback
 
 

@@ -36,14 +36,15 @@ def _openblas_config(filepath: str) -> str | None:
 
 def check_version(expected: str, interface: str) -> str:
     """Check the OpenBLAS the installed NumPy loads; return the OK line."""
-    try:
-        import threadpoolctl
-    except ImportError:
-        raise ConfigurationError(f"threadpoolctl is not installed for {sys.executable}") from None
+    # Both live in the tested environment (config.sh's TEST_DEPENDS), not the toolkit's.
     try:
         import numpy
     except ImportError as exc:
         raise ConfigurationError(f"cannot import numpy with {sys.executable}: {exc}") from None
+    try:
+        import threadpoolctl
+    except ImportError:
+        raise ConfigurationError(f"threadpoolctl is not installed for {sys.executable}") from None
     found = [i for i in threadpoolctl.threadpool_info() if i.get("internal_api") == "openblas"]
     if len(found) != 1:
         paths = ", ".join(i.get("filepath", "?") for i in found) or "none"
