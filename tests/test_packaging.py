@@ -288,6 +288,12 @@ def test_wheel_ships_the_package_its_data_and_no_foreign_license(toolkit_wheel):
     top = {n.split("/")[0] for n in names if not n.startswith(dist_info)}
     legacy = {f"{m}.py" for m in PYPROJECT["tool"]["setuptools"].get("py-modules", [])}
     assert top - legacy == {"numpy_wheels"}
+    # (and none of those is an entry point of the checkout: installed, a console script
+    # serves it, and a module named openblas_support in site-packages is clutter)
+    scripts = [
+        m for m in top if (SCRIPTS / m).is_file() and (SCRIPTS / m).read_bytes()[:2] == b"#!"
+    ]
+    assert scripts == []
     # AND the console scripts are pyproject's
     for name, target in PYPROJECT["project"]["scripts"].items():
         assert f"{name} = {target}" in entry_points
