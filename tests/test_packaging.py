@@ -369,6 +369,10 @@ def test_installed_openblas_support_prints_the_pinned_version(installed, tmp_pat
     tables = ROOT / "scripts" / "numpy_wheels" / "data" / "openblas_libs.json"
     pin = re.search(r'"library_versions": \{"[^"]+": "([^"]+)"', tables.read_text())[1]
     assert proc.stdout == f"{pin}\n"
+    # AND its version is the installed distribution's
+    proc = run_installed(installed, tmp_path, str(command), "--version")
+    version = PYPROJECT["project"]["version"]
+    assert proc.stdout == f"openblas_support.py (numpy-wheels-toolkit) {version}\n"
 
 
 @pytest.mark.network
@@ -376,7 +380,8 @@ def test_installed_numpy_wheels_help(installed, tmp_path):
     command = need_command(installed, "numpy-wheels")
     proc = run_installed(installed, tmp_path, str(command), "--help")
     assert proc.returncode == 0, proc.stderr
-    for sub in ("source", "build", "repair", "check", "test", "stage", "upload", "openblas"):
+    subcommands = ("source", "build", "repair", "check", "test", "stage", "upload", "openblas")
+    for sub in (*subcommands, "set-commit"):
         assert re.search(rf"\b{sub}\b", proc.stdout), sub
 
 
@@ -388,29 +393,43 @@ def official_wheel() -> Path:
 
 @pytest.mark.network
 def test_installed_check_wheel_audits_a_real_wheel(installed, tmp_path, official_wheel):
+    from staging_server import make_wheel
+
     command = need_command(installed, "check-wheel")
     # WHEN the official wheel is audited with the installed policy data
     proc = run_installed(installed, tmp_path, str(command), str(official_wheel))
     # THEN it passes, and says so
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "PASS" in proc.stdout + proc.stderr
+    assert (proc.returncode, proc.stdout) == (0, f"PASS {official_wheel.name}\n"), proc.stderr
+    # AND an unrepaired one (plain linux tag) fails
+    bad = make_wheel(tmp_path / "bad", "numpy", OFFICIAL_NUMPY, "cp311-cp311-linux_x86_64")
+    proc = run_installed(installed, tmp_path, str(command), str(bad))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"FAIL {bad.name}")
 
 
 @pytest.mark.network
 def test_installed_wheel_uploader_downloads_and_audits(installed, tmp_path, official_wheel):
-    from staging_server import StagingServer
+    from staging_server import StagingServer, make_wheel
 
     command = need_command(installed, "wheel-uploader")
-    out = tmp_path / "wheelhouse"
-    # GIVEN a real wheel on a loopback staging index
-    with StagingServer([official_wheel], package="numpy") as staging:
-        # WHEN the installed uploader fetches and verifies it (-n: no twine)
-        args = ["-n", "-u", staging.simple_url, "--allow-insecure", "-w", str(out)]
-        proc = run_installed(installed, tmp_path, str(command), *args, "numpy", OFFICIAL_NUMPY)
-    # THEN the wheel is there, byte for byte, and the audit ran
+    # a wheel the audit must refuse: a plain linux tag (what auditwheel repair fixes)
+    unrepaired = make_wheel(tmp_path / "bad", "numpy", OFFICIAL_NUMPY, "cp311-cp311-linux_x86_64")
+
+    def uploader(wheel: Path, out: Path):
+        with StagingServer([wheel], package="numpy") as staging:
+            args = ["-n", "-u", staging.simple_url, "--allow-insecure", "-w", str(out)]
+            return run_installed(installed, tmp_path, str(command), *args, "numpy", OFFICIAL_NUMPY)
+
+    # WHEN the installed uploader fetches and verifies a real wheel (-n: no twine)
+    proc = uploader(official_wheel, tmp_path / "good")
+    # THEN it is there, byte for byte, having passed the audit
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert (out / official_wheel.name).read_bytes() == official_wheel.read_bytes()
-    assert "no check" not in (proc.stdout + proc.stderr).lower()
+    assert (tmp_path / "good" / official_wheel.name).read_bytes() == official_wheel.read_bytes()
+    # AND the same installed audit (its policy data included) refuses the unrepaired one
+    proc = uploader(unrepaired, tmp_path / "bad-out")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert f"{unrepaired.name} fails the audit: " in proc.stderr
+    assert "linux_x86_64 is not portable" in proc.stderr
 
 
 def test_console_scripts_are_the_ones_issue_13_names():
