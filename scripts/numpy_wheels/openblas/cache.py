@@ -9,8 +9,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import nwlib
-from nwlib import FatalError, log
+from numpy_wheels.errors import FatalError
+from numpy_wheels.files import file_hash, file_lock, sanitize_url
+from numpy_wheels.log import log
+from numpy_wheels.net import download
 
 from .targets import Options
 
@@ -19,7 +21,7 @@ MARKER = ".nw-openblas.json"
 
 def entry_lock(opts: Options, final: Path):
     """One preparation of a cache entry at a time (another run waits, told by whom)."""
-    return nwlib.file_lock(opts.cache / "locks" / f"{final.name}.lock", f"cache entry {final.name}")
+    return file_lock(opts.cache / "locks" / f"{final.name}.lock", f"cache entry {final.name}")
 
 
 def meta(opts: Options) -> dict[str, str]:
@@ -30,12 +32,12 @@ def meta(opts: Options) -> dict[str, str]:
 def fetch(url: str, dest: Path, sha256: str | None, opts: Options, verify=None) -> Path:
     """A verified copy of ``url`` in the download cache (re-fetched if it no longer matches)."""
     if dest.is_file():
-        if sha256 and nwlib.file_hash(dest) == sha256.lower():
+        if sha256 and file_hash(dest) == sha256.lower():
             log(f"using cached {dest.name}", verbose_only=True)
             return dest
         dest.unlink()
-    log(f"downloading {nwlib.sanitize_url(url)}", verbose_only=True)
-    return nwlib.download(
+    log(f"downloading {sanitize_url(url)}", verbose_only=True)
+    return download(
         url, dest, sha256=sha256, timeout=opts.timeout, retries=opts.retries, verify=verify
     )
 

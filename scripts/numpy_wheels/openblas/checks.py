@@ -7,7 +7,8 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from nwlib import ConfigurationError, FatalError, NothingToDoError, log
+from numpy_wheels.errors import ConfigurationError, FatalError, NothingToDoError
+from numpy_wheels.log import log
 
 from .prepare import prepare, validate_tree
 from .targets import Options, all_targets, parse_target

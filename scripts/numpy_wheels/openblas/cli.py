@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
-import nwlib
-from nwlib import ConfigurationError, FatalError, log
+from numpy_wheels.errors import ConfigurationError
+from numpy_wheels.log import add_version_option, log, run_main, set_verbosity
 
 from .checks import check_version, run_tests
 from .prepare import library_version, prepare
@@ -103,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NUMPY_VERSION",
         help="print the scipy-openblas pins of a NumPy release's sdist",
     )
-    nwlib.add_version_option(parser)
+    add_version_option(parser)
     return parser
 
 
@@ -112,7 +111,7 @@ def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verbose:
-        nwlib.VERBOSE = True
+        set_verbosity(verbose=True)
     if args.timeout <= 0 or args.retries < 1:
         parser.error("--timeout must be > 0 and --retries >= 1")
     tables = load_tables()
@@ -164,13 +163,10 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command as a console script runs it: an expected error is one line and its code."""
+    """The command as a console script or `numpy-wheels openblas` runs it: an expected
+    error is one line on stderr and its exit code (run_main's), returned."""
     try:
-        return run(argv)
-    except FatalError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        nwlib.ci_error(str(exc), PROG)
-        return exc.return_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        run_main(lambda _: run(argv), PROG)
+    except SystemExit as exc:  # run_main's exit, argparse's --help and usage errors
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    return 0  # not reached: run_main always exits

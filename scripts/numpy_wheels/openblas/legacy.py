@@ -9,8 +9,10 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import nwlib
-from nwlib import FatalError, NothingToDoError, log
+from numpy_wheels.archive import safe_extract
+from numpy_wheels.errors import FatalError, NothingToDoError
+from numpy_wheels.files import file_hash
+from numpy_wheels.log import log
 
 from .cache import MARKER, build_tree, entry_lock, fetch, meta, pc_value
 from .tables import TABLES, legacy_sha256_table
@@ -52,7 +54,7 @@ def _prepare_legacy_entry(
     expected = table.get(filename)
 
     def not_in_table(path: Path) -> None:
-        observed = nwlib.file_hash(path)
+        observed = file_hash(path)
         raise FatalError(
             f"{filename} is not in the sha256 table; its sha256 is {observed} "
             f'(add "{filename}": "{observed}" to legacy.sha256 in {TABLES.name})'
@@ -62,7 +64,7 @@ def _prepare_legacy_entry(
     archive = fetch(url, opts.cache / "downloads" / filename, expected, opts, verify)
 
     def assemble(tree: Path) -> None:
-        nwlib.safe_extract(archive, tree, strip_prefix=_archive_prefix(archive))
+        safe_extract(archive, tree, strip_prefix=_archive_prefix(archive))
         if opts.target.os == "windows":
             for dll in (tree / "bin").glob("*.dll"):
                 (tree / "lib").mkdir(exist_ok=True)

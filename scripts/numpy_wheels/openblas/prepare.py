@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import nwlib
-from nwlib import FatalError, log
+from numpy_wheels.archive import safe_extract
+from numpy_wheels.errors import FatalError
+from numpy_wheels.log import log
 
 from .cache import MARKER, build_tree, entry_lock, fetch, meta, pc_value, remove
 from .legacy import prepare_legacy
@@ -42,7 +43,7 @@ def _prepare_wheel_entry(opts: Options, project: str, info: dict[str, Any], fina
     module = project.replace("-", "_")
 
     def assemble(tree: Path) -> None:
-        nwlib.safe_extract(archive, tree, strip_prefix=module)
+        safe_extract(archive, tree, strip_prefix=module)
         for extra in ("__init__.py", "__main__.py", "__pycache__"):
             remove(tree / extra)
         for dist_info in tree.glob("*.dist-info"):

@@ -16,8 +16,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import nwlib
-from nwlib import ConfigurationError, FatalError, NothingToDoError, log
+from numpy_wheels.errors import ConfigurationError, FatalError, NothingToDoError
+from numpy_wheels.files import (
+    atomic_write,
+    check_name,
+    error_reason,
+    file_hash,
+    file_lock,
+    printable,
+    sanitize_url,
+)
+from numpy_wheels.log import log
+from numpy_wheels.net import download, http_session
 
 from .targets import Options, Target, parse_wheel_tag
 
@@ -55,7 +65,7 @@ def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             files = json.loads(cached.read_text(encoding="utf-8"))["files"]
             for info in files:
-                nwlib.check_name(info["filename"], f"cached index answer {cached.name}")
+                check_name(info["filename"], f"cached index answer {cached.name}")
             return files
     from packaging.version import InvalidVersion, Version
 
@@ -71,7 +81,7 @@ def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any
         with contextlib.suppress(InvalidVersion):
             versions.add(pkg.version)
             if Version(pkg.version) == want and "sha256" in pkg.digests:
-                nwlib.check_name(pkg.filename, f"the index {shown}")
+                check_name(pkg.filename, f"the index {shown}")
                 size = getattr(pkg, "size", None)
                 files.append(
                     {
@@ -82,10 +92,10 @@ def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any
                     }
                 )
     if not files:
-        newest = ", ".join(nwlib.printable(v, 40) for v in sorted(versions, key=_version_key)[-3:])
+        newest = ", ".join(printable(v, 40) for v in sorted(versions, key=_version_key)[-3:])
         newest = newest or "none"
         raise FatalError(f"{project} {version} is not on the index {shown} (newest: {newest})")
-    with nwlib.atomic_write(cached) as out:
+    with atomic_write(cached) as out:
         json.dump({"project": project, "version": version, "files": files}, out, indent=1)
     return files
 
@@ -111,10 +121,10 @@ def project_page(project: str, index_url: str | None, timeout: float) -> tuple[A
     from pypi_simple import NoSuchProjectError, PyPISimple
 
     url = _index_url(index_url)
-    shown = nwlib.sanitize_url(url)
+    shown = sanitize_url(url)
     log(f"querying {shown} for {project}", verbose_only=True)
     try:
-        with PyPISimple(endpoint=url, session=nwlib.http_session()) as client:
+        with PyPISimple(endpoint=url, session=http_session()) as client:
             return client.get_project_page(project, timeout=timeout), shown
     except NoSuchProjectError:
         raise FatalError(f"{project} is not on the index {shown}") from None
@@ -122,7 +132,7 @@ def project_page(project: str, index_url: str | None, timeout: float) -> tuple[A
         raise
     except Exception as exc:  # any client error (content type, JSON, HTTP): one line
         raise FatalError(
-            f"cannot read the index {shown}: {type(exc).__name__}: {nwlib.error_reason(exc)}"
+            f"cannot read the index {shown}: {type(exc).__name__}: {error_reason(exc)}"
         ) from None
 
 
@@ -183,12 +193,12 @@ def numpy_pins(
     if not sdists:
         raise FatalError(f"numpy {numpy_version} has no sdist on the index {shown}")
     sdist = sdists[0]
-    path = cache / "downloads" / nwlib.check_name(sdist.filename, f"the index {shown}")
+    path = cache / "downloads" / check_name(sdist.filename, f"the index {shown}")
     lock = cache / "locks" / f"{sdist.filename}.lock"
-    with nwlib.file_lock(lock, f"cache entry {sdist.filename}"):
-        if not (path.is_file() and nwlib.file_hash(path) == sdist.digests["sha256"]):
+    with file_lock(lock, f"cache entry {sdist.filename}"):
+        if not (path.is_file() and file_hash(path) == sdist.digests["sha256"]):
             url = file_url(sdist.url, index_url)
-            nwlib.download(url, path, sha256=sdist.digests["sha256"], timeout=timeout)
+            download(url, path, sha256=sdist.digests["sha256"], timeout=timeout)
     pins = {}
     try:
         with tarfile.open(path) as tar:

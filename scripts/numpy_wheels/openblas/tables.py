@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from nwlib import ConfigurationError
+from numpy_wheels.errors import ConfigurationError
 
 TABLES = resources.files("numpy_wheels") / "data" / "openblas_libs.json"
 

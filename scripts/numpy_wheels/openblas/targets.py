@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nwlib import ConfigurationError
+from numpy_wheels.errors import ConfigurationError
 
 INTERFACES = ("ilp64", "lp64")
 SOURCES = ("wheel", "legacy")
