@@ -26,10 +26,11 @@ from conftest import (
     clean_env,
     closed_port,
 )
+from numpy_wheels.errors import NothingToDoError
+from numpy_wheels.files import file_hash
 from numpy_wheels.openblas.select import select_wheel
 from numpy_wheels.openblas.tables import load_tables
 from numpy_wheels.openblas.targets import all_targets, parse_target
-from nwlib import NothingToDoError, file_hash
 
 SCRIPT = ROOT / "scripts" / "openblas_support.py"
 PIN = "0.3.31.188.0"  # what NumPy 2.4.6's requirements/ci_requirements.txt pins
@@ -447,7 +448,7 @@ def test_version_paths_import_nothing_but_the_standard_library(tmp_path):
         "import runpy, sys; sys.argv = [sys.argv[1], *sys.argv[2:]]; before = set(sys.modules)\n"
         "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "own = ('numpy_wheels', 'nwlib')\n"
+        "own = ('numpy_wheels',)\n"
         "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
         "print(sorted(new - set(sys.stdlib_module_names) - set(own)), file=sys.stderr)"
     )
