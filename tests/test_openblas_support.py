@@ -440,6 +440,12 @@ def test_version_paths_run_with_the_standard_library_alone(tmp_path, bare_python
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith(f"{ERR}cannot import numpy with {bare_python}: ")
     assert bare("--version").stdout.startswith("openblas_support.py (numpy-wheels-toolkit) ")
+    # AND a run that needs the index client says which module is missing, in one line
+    result = bare("--plat", "x86_64", "--os", "linux")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert re.fullmatch(
+        rf"{ERR}\w+ is not installed for {re.escape(bare_python)}; .*\n", result.stderr
+    )
 
 
 def test_version_paths_import_nothing_but_the_standard_library(tmp_path):

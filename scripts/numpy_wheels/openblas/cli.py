@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -162,11 +163,23 @@ def run(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _with_dependencies(argv: list[str] | None) -> int:
+    """``run``; a dependency missing from this interpreter (the stdlib-only paths aside:
+    a downloading run with the system python) is one line naming it, not a traceback."""
+    try:
+        return run(argv)
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            f"{exc.name} is not installed for {sys.executable}; run the toolkit's "
+            "python (.venv/bin/python after `make setup`) or openblas-support"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command as a console script or `numpy-wheels openblas` runs it: an expected
     error is one line on stderr and its exit code (run_main's), returned."""
     try:
-        run_main(lambda _: run(argv), PROG)
+        run_main(lambda _: _with_dependencies(argv), PROG)
     except SystemExit as exc:  # run_main's exit, argparse's --help and usage errors
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     return 0  # not reached: run_main always exits
