@@ -825,3 +825,19 @@ def test_legacy_macos_name_follows_the_table(legacy):
         f"{ERR}{url}openblas-{LEGACY_VER}-macosx_10_9_x86_64-gf_c469a42.tar.gz: "
         "HTTP 404 Not Found\n"
     )
+
+
+def test_main_returns_the_exit_code(tmp_path, monkeypatch, capsys):
+    # numpy-wheels openblas calls main(argv): it returns the code the script exits with
+    from numpy_wheels.openblas.cli import main
+
+    for name, value in offline_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NW_OPENBLAS_CACHE", str(tmp_path / "cache"))
+    assert main(["--print-version"]) == 0
+    assert main(["--bogus"]) == 2
+    assert main(["--plat", "sparc", "--os", "linux"]) == 2
+    assert main(["--plat", "x86_64", "--os", "linux"]) == 1  # the index refuses connections
+    out, err = capsys.readouterr()
+    assert out == f"{PIN}\n"
+    assert f"{ERR}unsupported platform 'sparc' for linux" in err
