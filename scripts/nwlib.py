@@ -15,7 +15,10 @@ package.  The lead removes this file with one sweep; new code imports from
     atomic_write file_lock file_hash check_name
     mask_credentials sanitize_url printable
     error_reason MAX_NAME_BYTES                         -> numpy_wheels.files
-    _Progress (the download bar)                        -> numpy_wheels.progress
+    _Progress (the download bar)                        -> numpy_wheels.progress.Transfers
+
+New there, with no old name: log.set_verbosity/step/add_verbosity_options,
+net.retry_policy, files.human_size, progress.Transfers.
 """
 
 from __future__ import annotations

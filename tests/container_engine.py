@@ -184,6 +184,9 @@ def image(engine: Engine) -> str:
     return tag
 
 
+IMAGE_PYTHON_VERSION = "3.11"
+
+
 class Container:
     """The session's engine and image, as the settings a user would give make."""
 
@@ -194,6 +197,8 @@ class Container:
             "DOCKER_IMAGE": image_tag,
             "DOCKER_PULL": "never",  # the image is local; registries are unreachable
             "DOCKER_RUN_ARGS": "--network host",
+            # the image's one Python (Debian bookworm's), whatever runs the tests
+            "MB_PYTHON_VERSION": IMAGE_PYTHON_VERSION,
         }
 
 

@@ -23,15 +23,22 @@ FIXTURE_ENV = {
 }
 # A working interpreter of another version (pyenv has several on our machines;
 # its shims on PATH fail unless that version is selected).
-OTHER = next(
-    (str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.1[23]*/bin/python3.1[23]"))),
-    None,
-)
 
 
 def version_of(python: str) -> str:
     code = "import sys; print('%d.%d' % sys.version_info[:2])"
     return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+
+
+# a supported Python of another X.Y than the one running the tests (pyenv's, here)
+OTHER = next(
+    (
+        str(p)
+        for p in sorted(Path.home().glob(".pyenv/versions/3.1[1-9]*/bin/python3.1[1-9]"))
+        if version_of(str(p)) != "{}.{}".format(*sys.version_info[:2])
+    ),
+    None,
+)
 
 
 def test_mb_python_version_not_found_stops_before_any_work(tmp_path):

@@ -16,7 +16,6 @@ import threading
 import zipfile
 from pathlib import Path
 
-import openblas_support as obs
 import pytest
 from conftest import (
     CACHE,
@@ -27,7 +26,11 @@ from conftest import (
     clean_env,
     closed_port,
 )
-from nwlib import file_hash
+from numpy_wheels.errors import NothingToDoError
+from numpy_wheels.files import file_hash
+from numpy_wheels.openblas.select import select_wheel
+from numpy_wheels.openblas.tables import load_tables
+from numpy_wheels.openblas.targets import all_targets, parse_target
 
 SCRIPT = ROOT / "scripts" / "openblas_support.py"
 PIN = "0.3.31.188.0"  # what NumPy 2.4.6's requirements/ci_requirements.txt pins
@@ -81,9 +84,9 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
 )
 def test_parse_target(plat, os_name, ml_ver, libc, describe, key):
     # GIVEN multibuild's PLAT / MB_ML_VER / MB_ML_LIBC spellings
-    platforms = obs.load_tables()["platforms"]
+    platforms = load_tables()["platforms"]
     # WHEN they are resolved
-    target = obs.parse_target(plat, os_name, ml_ver, libc, platforms)
+    target = parse_target(plat, os_name, ml_ver, libc, platforms)
     # THEN the target names the platform the wheel is for
     assert (target.describe(), target.key) == (describe, key)
 
@@ -138,11 +141,11 @@ def test_select_wheel_respects_the_libc_bound():
             "win_amd64",
         )
     ]
-    platforms = obs.load_tables()["platforms"]
+    platforms = load_tables()["platforms"]
 
     def pick(plat, os_name=None, ml_ver=None, libc=None):
-        target = obs.parse_target(plat, os_name, ml_ver, libc, platforms)
-        return obs.select_wheel(files, target, "scipy-openblas64")["filename"].split("-")[-1]
+        target = parse_target(plat, os_name, ml_ver, libc, platforms)
+        return select_wheel(files, target, "scipy-openblas64")["filename"].split("-")[-1]
 
     # THEN each target gets the wheel it can use
     assert pick("x86_64", "linux", "_2_28") == "manylinux2014_x86_64.manylinux_2_17_x86_64.whl"
@@ -151,11 +154,11 @@ def test_select_wheel_respects_the_libc_bound():
     assert pick("arm64", "macos") == "macosx_11_0_arm64.whl"
     assert pick("x86_64", "windows") == "win_amd64.whl"
     # AND a build image older than the wheel's libc gets none, with the published tags
-    with pytest.raises(obs.NothingToDoError, match=r"no scipy-openblas64 wheel for manylinux1_"):
+    with pytest.raises(NothingToDoError, match=r"no scipy-openblas64 wheel for manylinux1_"):
         pick("x86_64", "linux", "1")
-    with pytest.raises(obs.NothingToDoError, match=r"for musllinux_1_1_x86_64 \(published: "):
+    with pytest.raises(NothingToDoError, match=r"for musllinux_1_1_x86_64 \(published: "):
         pick("musllinux_1_1_x86_64")
-    with pytest.raises(obs.NothingToDoError, match="for macosx_10_6_x86_64"):
+    with pytest.raises(NothingToDoError, match="for macosx_10_6_x86_64"):
         pick("macosx_10_6_x86_64")
 
 
@@ -325,7 +328,7 @@ def test_numpy_pin_is_read_from_the_sdist(tmp_path):
                  NW_OPENBLAS_CACHE=str(WHEEL_CACHE))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"scipy-openblas32=={PIN}\nscipy-openblas64=={PIN}\n"
-    assert obs.load_tables()["wheel"]["version"] == PIN
+    assert load_tables()["wheel"]["version"] == PIN
 
 
 def test_numpy_pin_index_failure_is_one_line(tmp_path):
@@ -412,6 +415,56 @@ def test_check_version_without_numpy(tmp_path):
     result = run("--check-version", "0.3.30", tmp_path=tmp_path)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith(f"{ERR}cannot import numpy with {sys.executable}: ")
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory) -> str:
+    """A fresh venv with nothing installed: what NumPy's test image has of the toolkit."""
+    venv = tmp_path_factory.mktemp("bare") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return str(venv / "bin" / "python")
+
+
+def test_version_paths_run_with_the_standard_library_alone(tmp_path, bare_python):
+    # GIVEN an interpreter without the toolkit's dependencies, run isolated (-I)
+    # as config.sh's run_tests runs this file in NumPy's test environment
+    def bare(*args):
+        env = clean_env(tmp_path, **offline_env(tmp_path))
+        cmd = [bare_python, "-I", str(SCRIPT), *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+    # WHEN the pinned version is printed, THEN it comes from the table, offline
+    assert (bare("--print-version").stdout, bare("--print-version").returncode) == (PIN + "\n", 0)
+    # AND --check-version gets as far as asking for NumPy (no requests/packaging import)
+    result = bare("--check-version")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"{ERR}cannot import numpy with {bare_python}: ")
+    assert bare("--version").stdout.startswith("openblas_support.py (numpy-wheels-toolkit) ")
+    # AND a run that needs the index client says which module is missing, in one line
+    result = bare("--plat", "x86_64", "--os", "linux")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert re.fullmatch(
+        rf"{ERR}\w+ is not installed for {re.escape(bare_python)}; .*\n", result.stderr
+    )
+
+
+def test_version_paths_import_nothing_but_the_standard_library(tmp_path):
+    # GIVEN the toolkit's venv, where requests, packaging and pypi-simple are importable
+    code = (
+        "import runpy, sys; sys.argv = [sys.argv[1], *sys.argv[2:]]; before = set(sys.modules)\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "own = ('numpy_wheels',)\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(new - set(sys.stdlib_module_names) - set(own)), file=sys.stderr)"
+    )
+    for args in (["--print-version"], ["--check-version", "0.3.30"]):
+        # WHEN the path runs
+        env = clean_env(tmp_path, **offline_env(tmp_path))
+        cmd = [sys.executable, "-c", code, str(SCRIPT), *args]
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        # THEN no module outside the standard library (and the toolkit's own) was imported
+        assert result.stderr.splitlines()[-1] == "[]", (args, result.stderr)
 
 
 # ------------------------------------------------------- legacy tarballs on loopback
@@ -731,11 +784,11 @@ def test_legacy_hostile_archive_is_refused(legacy, tmp_path, extra, message):
 
 def test_legacy_self_test_of_all_platforms(legacy):
     # GIVEN every legacy archive the platform table names, one missing
-    tables = obs.load_tables()
+    tables = load_tables()
     suffixes = tables["legacy"]["suffixes"]["default"]
     missing = f"openblas64_-{LEGACY_VER}-musllinux_1_1_s390x.tar.gz"
     expected = []
-    for target in obs.all_targets(tables["platforms"]):
+    for target in all_targets(tables["platforms"]):
         for interface in ("ilp64", "lp64") if target.bits == 64 else ("lp64",):
             sfx = "64_" if interface == "ilp64" else ""
             if target.os == "linux":
@@ -772,3 +825,19 @@ def test_legacy_macos_name_follows_the_table(legacy):
         f"{ERR}{url}openblas-{LEGACY_VER}-macosx_10_9_x86_64-gf_c469a42.tar.gz: "
         "HTTP 404 Not Found\n"
     )
+
+
+def test_main_returns_the_exit_code(tmp_path, monkeypatch, capsys):
+    # numpy-wheels openblas calls main(argv): it returns the code the script exits with
+    from numpy_wheels.openblas.cli import main
+
+    for name, value in offline_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("NW_OPENBLAS_CACHE", str(tmp_path / "cache"))
+    assert main(["--print-version"]) == 0
+    assert main(["--bogus"]) == 2
+    assert main(["--plat", "sparc", "--os", "linux"]) == 2
+    assert main(["--plat", "x86_64", "--os", "linux"]) == 1  # the index refuses connections
+    out, err = capsys.readouterr()
+    assert out == f"{PIN}\n"
+    assert f"{ERR}unsupported platform 'sparc' for linux" in err

@@ -13,6 +13,7 @@ the same name checks; zip symlinks are refused.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -105,8 +106,15 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 def _resolved(path: Path, member_name: str) -> Path:
+    """``path`` with every link followed; a symlink loop is refused (Python 3.13's
+    non-strict ``resolve`` no longer says so, hence the strict try first)."""
     try:
-        return path.resolve()
+        return Path(os.path.realpath(path, strict=True))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FatalError(f"archive member {member_name!r} is in a symlink loop") from None
+    try:
+        return path.resolve()  # a path still to be made
     except (RuntimeError, OSError) as exc:  # RuntimeError: Python < 3.13 on a symlink loop
         raise FatalError(f"archive member {member_name!r}: {error_reason(exc)}") from None
 

@@ -30,6 +30,7 @@ __all__ = [
     "error_reason",
     "file_hash",
     "file_lock",
+    "human_size",
     "mask_credentials",
     "printable",
     "sanitize_url",
@@ -189,3 +190,12 @@ def _lock_holder(fd: int, path: Path) -> str:
                 name = comm.read_text().strip() if comm.exists() else "?"
                 return f"pid {fields[4]} ({printable(name)})"
     return "another process"
+
+
+def human_size(size: float) -> str:
+    """Bytes in the unit that keeps 3 significant digits: 6.0 KiB, 17.2 MiB."""
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"

@@ -12,8 +12,10 @@ bounded, checked, and only then renamed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,10 +23,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from . import progress as _progress
 from .errors import ConfigurationError, DownloadError, HTTPStatusError
 from .files import error_reason, file_hash, printable, sanitize_url
 from .log import log
+from .progress import FileBar, Transfers
 
 __all__ = [
     "CANCEL",
@@ -144,7 +146,7 @@ def _retry_class() -> type:
             if response is not None and response.status:
                 why = f"HTTP {response.status}"
             else:
-                why = error_reason(error) if error else "failed"
+                why = _reason(error) if error else "failed"
             # what urllib3 sleeps next: the server's Retry-After, else the backoff
             wait = new.get_retry_after(response) if response is not None else None
             wait = wait or new.get_backoff_time()
@@ -240,7 +242,7 @@ def download(
     backoff: float = 0.5,
     timeout: float = 30.0,
     resume: bool = True,
-    progress: bool | None = None,
+    progress: Transfers | bool | None = None,
     verify: Callable[[Path], None] | None = None,
     allow_insecure: bool = False,
 ) -> Path:
@@ -257,70 +259,94 @@ def download(
     redirect hop.  The finished file is checked (``size``, ``sha256``/``md5``,
     then ``verify(path)``) and only then renamed to ``dest``; on a mismatch the
     partial file is deleted.  Returns ``dest``.
-    """
-    import requests
-    from urllib3.exceptions import MaxRetryError
 
+    ``progress``: the ``Transfers`` display this file is one of (``-j``), else
+    one of its own, drawn on a terminal only (``False``: none).
+    """
     dest = Path(dest)
-    shown = sanitize_url(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
     own_session = session is None
     if session is None:
         session = http_session(retries=retries, backoff=backoff, allow_insecure=allow_insecure)
+    with contextlib.ExitStack() as stack:
+        if own_session:
+            stack.callback(session.close)
+        if not isinstance(progress, Transfers):
+            # its own: a bar on a terminal; off it, silent (a caller wanting a line
+            # per file passes its Transfers)
+            own = Transfers(enabled=progress is not False, lines=False)
+            progress = stack.enter_context(own)
+        bar = progress.file(dest.name)
+        try:
+            _download(session, url, dest, bar, size=size, sha256=sha256, md5=md5,
+                      verify=verify, timeout=timeout, resume=resume)  # fmt: skip
+        except BaseException:
+            bar.finish(ok=False)
+            raise
+        bar.finish()
+    return dest
+
+
+def _download(session, url, dest, bar, *, size, sha256, md5, verify, timeout, resume) -> None:
+    """``download`` after its set-up: the attempts (resuming the body), checks, rename."""
+    import requests
+    from urllib3.exceptions import MaxRetryError
+
+    shown = sanitize_url(url)
+    part = dest.with_name(dest.name + ".part")
     never_works = (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
                    requests.exceptions.MissingSchema)  # fmt: skip
-    try:
+    try:  # the session's Retry, which also counts the attempts at the body
         policy = session.get_adapter(url).max_retries
     except requests.exceptions.InvalidSchema:
-        policy = retry_policy(retries, backoff)
-    try:
-        while True:
+        policy = retry_policy()
+    while True:
+        try:
+            _fetch_once(session, url, part, size, timeout, resume, bar)
+            break
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            raise
+        except requests.RequestException as exc:
+            # Failed below HTTP after the session's own attempts (one for a URL that
+            # can never work).
+            tries = 1 if isinstance(exc, never_works) else _attempts(policy)
+            part.unlink(missing_ok=True)
+            raise DownloadError(
+                f"download of {shown} failed after {tries} attempts: {_reason(exc)}"
+            ) from None
+        except OSError as exc:  # the body broke off: resume from the .part
             try:
-                _fetch_once(session, url, part, size, timeout, resume, progress, dest.name)
-                break
-            except DownloadError:
+                policy = policy.increment("GET", url, error=exc)
+            except MaxRetryError:
                 part.unlink(missing_ok=True)
-                raise
-            except (requests.RequestException, OSError) as exc:
-                # A request that failed below HTTP has had its attempts already.
-                spent = isinstance(exc, requests.RequestException) and not isinstance(
-                    exc, requests.exceptions.ChunkedEncodingError
-                )
-                tries = 1 if isinstance(exc, never_works) else len(policy.history) + 1
-                if spent and not isinstance(exc, never_works):
-                    tries = len(policy.history) + (policy.total or 0) + 1
-                try:
-                    if spent:
-                        raise MaxRetryError(None, url, exc)  # type: ignore[arg-type]
-                    policy = policy.increment("GET", url, error=exc)
-                except MaxRetryError:
-                    part.unlink(missing_ok=True)
-                    raise DownloadError(
-                        f"download of {shown} failed after {tries} attempts: {_reason(exc)}"
-                    ) from None
-                attempts = len(policy.history) + (policy.total or 0) + 1
-                log(f"{shown}: {_reason(exc)}, retrying ({len(policy.history)}/{attempts})")
-                policy.sleep()
-        _check_file(part, shown, size=size, sha256=sha256, md5=md5, verify=verify)
-        os.replace(part, dest)
-        return dest
-    finally:
-        if own_session:
-            session.close()
+                raise DownloadError(
+                    f"download of {shown} failed after {len(policy.history) + 1} attempts: "
+                    f"{_reason(exc)}"
+                ) from None
+            log(f"{shown}: {_reason(exc)}, retrying ({len(policy.history)}/{_attempts(policy)})")
+            policy.sleep()
+    _check_file(part, shown, size=size, sha256=sha256, md5=md5, verify=verify)
+    os.replace(part, dest)
+
+
+def _attempts(policy: Any) -> int:
+    """How many attempts a Retry allows in all (those made and those left)."""
+    return len(policy.history) + max(policy.total or 0, 0) + 1
 
 
 def _reason(exc: BaseException) -> str:
-    """Why a request failed: urllib3's cause rather than requests' retry summary."""
+    """Why a request failed: urllib3's cause rather than requests' retry summary,
+    without the ``HTTPConnection(host=..., port=...):`` the URL beside it says."""
     from urllib3.exceptions import MaxRetryError
 
     inner = exc.args[0] if exc.args else None
     if isinstance(inner, MaxRetryError) and inner.reason is not None:
-        return error_reason(inner.reason)
-    return error_reason(exc)
+        exc = inner.reason
+    return re.sub(r"^HTTPS?Connection(?:Pool)?\([^)]*\): ", "", error_reason(exc))
 
 
-def _fetch_once(session, url, part, size, timeout, resume, progress, name) -> None:
+def _fetch_once(session, url, part, size, timeout, resume, bar: FileBar) -> None:
     shown = sanitize_url(url)
     offset = part.stat().st_size if resume and part.exists() else 0
     if size is not None and offset > size:
@@ -350,7 +376,7 @@ def _fetch_once(session, url, part, size, timeout, resume, progress, name) -> No
             raise DownloadError(f"{shown}: the server announces {announced} bytes, not {size}")
         expected = announced if announced is not None else size  # announced <= size here
         most = expected if expected is not None else limit("NW_MAX_DOWNLOAD_BYTES")
-        bar = _progress.file_bar(name, expected, progress, offset)
+        bar.start(expected, offset)
         with open(part, "ab" if appending else "wb") as out:
 
             def write(block: bytes) -> None:
@@ -359,7 +385,6 @@ def _fetch_once(session, url, part, size, timeout, resume, progress, name) -> No
 
             read_body(resp, write, most=most - offset, deadline=deadline, shown=shown,
                       declared=expected is not None)  # fmt: skip
-        bar.close()
         got = part.stat().st_size
         if expected is not None and got < expected:
             raise OSError(f"truncated body: got {got} of {expected} bytes")
