@@ -87,7 +87,7 @@ DRY_RUN ?=
 NIGHTLY ?=
 # the ref `make set-commit` writes into every CI file and BUILD_COMMIT's default
 COMMIT ?=
-# -- output of the step runner, numpy_wheels.build (make wheels and the steps)
+# -- output of numpy-wheels (make wheels and the steps)
 # 1: only errors and the summary; step output stays in build/logs/
 NW_QUIET ?=
 # 1: say more
@@ -103,7 +103,8 @@ export NW_ROOT := $(CURDIR)
 
 # venvs keep their executables in Scripts/ on Windows (Git Bash), bin/ elsewhere
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
-STEP := $(BIN)/python -m numpy_wheels.build.cli
+# the one command every step goes through (numpy_wheels/cli.py)
+STEP := $(BIN)/numpy-wheels
 
 MAKEFILE := $(firstword $(MAKEFILE_LIST))
 # every `NAME ?=` setting above, in order, for `make help`
@@ -166,7 +167,7 @@ check: setup
 
 .PHONY: test-wheel  ## Install the repaired wheel in a clean venv, run run_tests, publish to $(WHEEL_SDIR)/
 test-wheel: setup
-	$(STEP) test-wheel
+	$(STEP) test
 
 .PHONY: rebuild-check  ## Build the source again in a scratch checkout (ccache off); wheels must match by sha256
 rebuild-check: setup
@@ -174,11 +175,11 @@ rebuild-check: setup
 
 .PHONY: stage  ## Upload the wheels of $(WHEEL_SDIR)/manifest.sha256 to anaconda.org or an index
 stage: setup
-	PATH="$$(cd "$(BIN)" && pwd):$$PATH" NW_PYTHON="$(BIN)/python" bash scripts/stage.sh
+	$(STEP) stage
 
 .PHONY: set-commit  ## Rewrite BUILD_COMMIT in every CI file: make set-commit COMMIT=vX.Y.Z
 set-commit: setup
-	$(BIN)/python -m numpy_wheels.set_commit -- "$(COMMIT)"
+	$(STEP) set-commit -- "$(COMMIT)"
 
 .PHONY: clean  ## Remove build/, $(WHEEL_SDIR)/ and the test scratch directory
 clean:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nwlib
 import pytest
-from conftest import ROOT, LoopbackServer, clean_env, make
+from conftest import ROOT, VENV_BIN, LoopbackServer, clean_env, make
 from numpy_wheels.build import paths, report, runner
 from numpy_wheels.build import settings as nw_settings
 from test_pipeline import fixture_copy, settings
@@ -30,9 +30,10 @@ class Recorder(LoopbackServer):
         handler.send_error(404)
 
 
-def steps_py(*args: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def numpy_wheels(*args: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The numpy-wheels command, as the Makefile calls it."""
     return subprocess.run(
-        [sys.executable, "-m", "numpy_wheels.build.cli", *args],
+        [str(VENV_BIN / "numpy-wheels"), *args],
         env=clean_env(tmp_path, **env),
         capture_output=True,
         text=True,
@@ -85,10 +86,10 @@ def test_bad_setting_is_refused_before_any_download(tmp_path, name, value, messa
     with Recorder() as server:
         env = {**_network_env(server, tmp_path), name: value}
         # WHEN the whole run is asked for with one bad setting
-        proc = steps_py("wheels", tmp_path=tmp_path, env=env)
+        proc = numpy_wheels("wheels", tmp_path=tmp_path, env=env)
     # THEN one line names it with the valid values, exit 2, and nothing was fetched
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith(f"steps.py: error: {message}")
+    assert proc.stderr.startswith(f"numpy-wheels: error: {message}")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert server.hits == {}
     assert not (tmp_path / "src").exists() and not (tmp_path / "work").exists()
@@ -97,7 +98,7 @@ def test_bad_setting_is_refused_before_any_download(tmp_path, name, value, messa
 def test_good_settings_do_reach_the_server(tmp_path):
     # The control for the test above: the same run with good settings asks the index.
     with Recorder() as server:
-        proc = steps_py("source", tmp_path=tmp_path, env=_network_env(server, tmp_path))
+        proc = numpy_wheels("source", tmp_path=tmp_path, env=_network_env(server, tmp_path))
     assert proc.returncode == 1
     assert server.hits, proc.stderr
 
@@ -107,7 +108,7 @@ def test_make_refuses_a_bad_setting_before_any_step(tmp_path):
         env = {**_network_env(server, tmp_path), "MB_ML_VER": "2_28"}
         proc = make("wheels", tmp_path=tmp_path, env=env)
     assert proc.returncode == 2
-    assert "steps.py: error: MB_ML_VER='2_28' is not one of" in proc.stderr
+    assert "numpy-wheels: error: MB_ML_VER='2_28' is not one of" in proc.stderr
     assert "==>" not in proc.stdout and server.hits == {}
 
 
@@ -186,7 +187,7 @@ def test_benchmark_says_first_that_it_builds_numpy(tmp_path):
 def test_banner_comes_first_and_names_the_settings(tmp_path):
     project = fixture_copy(tmp_path)
     env = settings(tmp_path, project, MB_ML_VER="2014", PLAT="x86_64", DEPS_AS_OF="now")
-    proc = steps_py("source", tmp_path=tmp_path, env=env)
+    proc = numpy_wheels("source", tmp_path=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "numpy-wheels make source:"
@@ -215,7 +216,7 @@ def test_banner_names_the_container():
 
 def test_quiet_prints_no_banner_and_no_step_output(tmp_path):
     project = fixture_copy(tmp_path)
-    proc = steps_py("source", tmp_path=tmp_path, env=settings(tmp_path, project, NW_QUIET="1"))
+    proc = numpy_wheels("source", tmp_path=tmp_path, env=settings(tmp_path, project, NW_QUIET="1"))
     assert proc.returncode == 0, proc.stderr
     assert (proc.stdout, proc.stderr) == ("", "")
 
@@ -300,9 +301,9 @@ def test_a_failed_run_keeps_the_wheelhouse_report_and_annotates(run_on_github, t
            "CCACHE_DIR": env["CCACHE_DIR"]}  # fmt: skip
     proc = make("wheels", tmp_path=tmp_path, env=env)
     # THEN the error is printed once, with the compiler's line, as an Azure issue too
-    assert proc.returncode == 2 and "wheels] Error 1" in proc.stderr  # make's 2, steps.py's 1
+    assert proc.returncode == 2 and "wheels] Error 1" in proc.stderr  # make's 2, numpy-wheels' 1
     everything = proc.stdout + proc.stderr
-    assert everything.count("steps.py: error: step 'build' failed") == 1
+    assert everything.count("numpy-wheels: error: step 'build' failed") == 1
     assert "##vso[task.logissue type=error]step 'build' failed (exit 1)" in proc.stdout
     tail = proc.stderr.split("lines of its log:\n", 1)[1].split("\n  full log:")[0]
     assert 1 <= len(tail.splitlines()) <= paths.TAIL_LINES
@@ -365,7 +366,8 @@ def test_useful_tail_starts_at_the_error():
 # ------------------------------------------------------------------- --version
 
 SCRIPTS = [
-    (["-m", "numpy_wheels.build.cli"], "steps.py"),
+    (["-m", "numpy_wheels.cli"], "numpy-wheels"),
+    (["-m", "numpy_wheels.build.cli"], "numpy-wheels"),
     (["scripts/openblas_support.py"], "openblas_support.py"),
     (["scripts/check_wheel.py"], "check_wheel.py"),
     (["-m", "numpy_wheels.set_commit"], "set-commit"),

@@ -11,14 +11,27 @@ import signal
 import subprocess
 import time
 import zipfile
+from importlib import resources
 from pathlib import Path
 
 import pytest
-from conftest import HOST_ARCH, PY_TAG, ROOT, clean_env, make
+from conftest import HOST_ARCH, PY_TAG, ROOT, VENV_BIN, clean_env, make
 
 FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
 # The interpreter and machine the suite runs on decide the wheel's tags.
 RAW_WHEEL = f"clib_demo-1.0.0-{PY_TAG}-{PY_TAG}-linux_{HOST_ARCH}.whl"
+
+
+# the schema as the package ships it (package data)
+REPORT_SCHEMA = resources.files("numpy_wheels") / "schemas" / "build-report.schema.json"
+
+
+def schema_errors(report: Path) -> str:
+    """What check-jsonschema finds wrong in ``report`` against REPORT_SCHEMA ("" if nothing)."""
+    with resources.as_file(REPORT_SCHEMA) as schema:
+        cmd = [str(VENV_BIN / "check-jsonschema"), "--schemafile", str(schema), str(report)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    return "" if proc.returncode == 0 else proc.stdout + proc.stderr
 
 
 def fixture_copy(tmp_path: Path) -> Path:
@@ -86,6 +99,17 @@ def test_wheels_report_matches_the_files(pipeline):
     assert f"sha256 {entry['sha256']}" in proc.stdout  # the table printed at the end
 
 
+def test_wheels_report_follows_the_published_schema(pipeline, tmp_path):
+    first, _ = pipeline
+    report = first / "wheelhouse" / "build-report.json"
+    assert schema_errors(report) == ""
+    # and the schema is not a formality: a wheel without its sha256 is refused
+    broken = json.loads(report.read_text())
+    del broken["wheels"][0]["sha256"]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    assert "'sha256' is a required property" in schema_errors(tmp_path / "broken.json")
+
+
 def test_the_unrepaired_wheel_is_kept_out_of_the_wheelhouse(pipeline):
     tmp_path, _ = pipeline
     raw = sorted((tmp_path / "work" / "raw").glob("*.whl"))
@@ -99,9 +123,11 @@ def test_build_failure_names_the_step_and_shows_the_compiler_error(tmp_path):
     ext.write_text(ext.read_text() + "\nthis is not C;\n")
     proc = make("wheels", tmp_path=tmp_path, env=settings(tmp_path, project))
     assert proc.returncode != 0
-    assert "steps.py: error: step 'build' failed" in proc.stderr
+    assert "numpy-wheels: error: step 'build' failed" in proc.stderr
     assert "error:" in proc.stderr.split("lines of its log:", 1)[1]  # the compiler's own line
     assert f"full log: {tmp_path / 'work' / 'logs' / 'build.log'}" in proc.stderr
+    # the failed run's report (in the work dir) follows the same schema
+    assert schema_errors(tmp_path / "work" / "build-report.json") == ""
     assert not (tmp_path / "wheelhouse").exists() or not list(
         (tmp_path / "wheelhouse").glob("*.whl")
     )
@@ -138,7 +164,7 @@ def test_missing_config(tmp_path):
     env = settings(tmp_path, project, CONFIG_PATH=str(tmp_path / "nope.sh"))
     proc = make("build", tmp_path=tmp_path, env=env)
     assert proc.returncode != 0  # make reports 2 for any failed recipe
-    assert f"steps.py: error: config file '{tmp_path / 'nope.sh'}' not found" in proc.stderr
+    assert f"numpy-wheels: error: config file '{tmp_path / 'nope.sh'}' not found" in proc.stderr
 
 
 def test_unknown_plat(tmp_path):

@@ -267,5 +267,5 @@ def test_a_bad_source_date_epoch_is_one_line(tmp_path):
     env = local_settings(tmp_path, project, SOURCE_DATE_EPOCH="yesterday", DEPS_AS_OF="now")
     proc = make("build", tmp_path=tmp_path, env=env)
     assert proc.returncode != 0
-    assert "steps.py: error: SOURCE_DATE_EPOCH='yesterday' is not a Unix time" in proc.stderr
+    assert "numpy-wheels: error: SOURCE_DATE_EPOCH='yesterday' is not a Unix time" in proc.stderr
     assert not list((tmp_path / "work" / "raw").glob("*.whl"))

@@ -50,9 +50,9 @@ def test_your_dirty_checkout_is_never_forced_or_cleaned(tmp_path, upstream):  # 
         proc = run_source(tmp_path, src, "main", upstream["url"], SOURCE=source)
         # THEN it stops with one line naming what would be lost and what to do
         assert proc.returncode != 0
-        (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("steps.py: error:")]
+        (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("numpy-wheels: error:")]
         assert line == (
-            f"steps.py: error: REPO_DIR {src} is your git checkout and has uncommitted changes "
+            f"numpy-wheels: error: REPO_DIR {src} is your git checkout and has uncommitted changes "
             "(version.txt, notes.txt) that a checkout of BUILD_COMMIT would lose: commit or "
             "stash them, or build the tree as it is with SOURCE=local"
         )
@@ -68,7 +68,7 @@ def test_your_checkout_at_another_ref_is_not_switched(tmp_path, upstream):  # no
     proc = run_source(tmp_path, src, "v1.0", upstream["url"])
     assert proc.returncode != 0
     assert (
-        f"steps.py: error: REPO_DIR {src} is your git checkout at {upstream['head'][:12]}, "
+        f"numpy-wheels: error: REPO_DIR {src} is your git checkout at {upstream['head'][:12]}, "
         f"not BUILD_COMMIT=v1.0 ({upstream['first'][:12]}); make source never switches it: "
         f"run `git -C {src} checkout v1.0` yourself, or build it as it is with SOURCE=local"
     ) in proc.stderr
@@ -138,7 +138,7 @@ def test_failed_fetch_keeps_the_old_source(tmp_path, sdist_index):
                         REPO_URL=f"file://{tmp_path}/offline")  # fmt: skip
     # THEN one line, and the old source is there whole, still marked as ours
     assert proc.returncode != 0
-    assert f"steps.py: error: cannot fetch from file://{tmp_path}/offline" in proc.stderr
+    assert f"numpy-wheels: error: cannot fetch from file://{tmp_path}/offline" in proc.stderr
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     assert json.loads((src / ".nw-source.json").read_text())["kind"] == "sdist"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".numpy")) == []
@@ -161,7 +161,7 @@ def test_unknown_ref_is_found_with_ls_remote_never_a_full_fetch(tmp_path, upstre
     proc = run_source(tmp_path, tmp_path / "src", "no-such-ref", upstream["url"],
                       SOURCE="git", **env)  # fmt: skip
     assert proc.returncode != 0
-    assert f"steps.py: error: unknown ref 'no-such-ref' in {upstream['url']}" in proc.stderr
+    assert f"numpy-wheels: error: unknown ref 'no-such-ref' in {upstream['url']}" in proc.stderr
     log = calls.read_text().splitlines()
     assert any(c.startswith("ls-remote origin") for c in log), log
     assert not [c for c in log if c.startswith("fetch") and "--depth" not in c], log
@@ -188,7 +188,7 @@ def test_edited_sdist_tree_is_kept_and_said(tmp_path, sdist_index):
     assert proc.returncode == 0, proc.stderr
     (kept,) = tmp_path.glob("numpy.edited-*")
     assert (
-        f"steps.py: warning: {src} (made by make source) was edited: a.py; kept as {kept}; "
+        f"numpy-wheels: warning: {src} (made by make source) was edited: a.py; kept as {kept}; "
         f"{src} is a fresh copy of numpy-7.7.7.tar.gz"
     ) in proc.stderr
     assert (kept / "a.py").read_text() == "A = 2  # my edit\n"  # nothing lost
@@ -215,7 +215,7 @@ def test_edited_checkout_of_ours_is_stashed_and_said(tmp_path, upstream):  # noq
     proc = run_source(tmp_path, src, "feature", upstream["url"], SOURCE="git")
     assert proc.returncode == 0, proc.stderr
     assert (
-        f"steps.py: warning: {src} (made by make source) was edited: version.txt; kept in its "
+        f"numpy-wheels: warning: {src} (made by make source) was edited: version.txt; kept in its "
         f"git stash (git -C {src} stash show -p); checking out feature ("
     ) in proc.stderr
     assert (src / "version.txt").read_text() == "feature\n"

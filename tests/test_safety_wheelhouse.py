@@ -128,7 +128,7 @@ def test_promotion_needs_check_to_have_passed_on_that_file(tmp_path, project):
     proc = make("test-wheel", tmp_path=tmp_path, env=project)
     assert proc.returncode != 0
     assert (
-        f"steps.py: error: {WHEEL}: not passed by make check as it is now (new or changed "
+        f"numpy-wheels: error: {WHEEL}: not passed by make check as it is now (new or changed "
         "since); run `make check` first"
     ) in proc.stderr
     assert not (tmp_path / "wheelhouse" / WHEEL).exists()

@@ -98,13 +98,13 @@ def test_git_rerun_cleans_the_checkout(tmp_path, upstream):
 def test_unknown_ref_names_ref_and_repository(tmp_path, upstream):
     proc = source(tmp_path, upstream, "no-such-branch")
     assert proc.returncode != 0
-    assert f"steps.py: error: unknown ref 'no-such-branch' in {upstream['url']}" in proc.stderr
+    assert f"numpy-wheels: error: unknown ref 'no-such-branch' in {upstream['url']}" in proc.stderr
 
 
 def test_unreachable_repository(tmp_path, upstream):
     proc = source(tmp_path, {"url": f"file://{tmp_path}/missing"}, "v1.0")
     assert proc.returncode != 0
-    assert f"steps.py: error: cannot fetch from file://{tmp_path}/missing" in proc.stderr
+    assert f"numpy-wheels: error: cannot fetch from file://{tmp_path}/missing" in proc.stderr
 
 
 def test_nightly_builds_the_nightly_commit(tmp_path, upstream):
@@ -201,7 +201,7 @@ def test_release_tag_takes_the_verified_sdist(tmp_path):
 def test_version_without_sdist(tmp_path):
     proc = make("source", tmp_path=tmp_path, env=sdist_env(tmp_path, "v9.9.9"))
     assert proc.returncode != 0
-    assert "steps.py: error: numpy 9.9.9 has no sdist on the index" in proc.stderr
+    assert "numpy-wheels: error: numpy 9.9.9 has no sdist on the index" in proc.stderr
     assert not (tmp_path / "numpy").exists()
 
 
@@ -239,7 +239,7 @@ def test_sdist_hash_mismatch_leaves_nothing(tmp_path):
         )  # fmt: skip
         proc = make("source", tmp_path=tmp_path, env=env)
     assert proc.returncode != 0
-    assert "steps.py: error: sha256 mismatch for" in proc.stderr
+    assert "numpy-wheels: error: sha256 mismatch for" in proc.stderr
     assert f"expected {wrong}" in proc.stderr
     assert not (tmp_path / "numpy").exists()
     assert list((tmp_path / "cache").glob("*")) == []

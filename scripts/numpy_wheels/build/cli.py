@@ -54,12 +54,12 @@ def run_all(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="steps.py",
+        prog="numpy-wheels",
         description=__doc__.splitlines()[0],
         epilog="Exit status: 0 every step passed, 1 a step failed, 2 a bad setting "
         "(refused before any download or build), 130 interrupted.",
     )
-    parser.add_argument("step", choices=[*STEPS, "wheels"])
+    parser.add_argument("step", choices=[*STEPS, "test", "wheels"], help="test: test-wheel")
     parser.add_argument("--nightly", action="store_true", help="build NIGHTLY_BUILD_COMMIT")
     noise = parser.add_mutually_exclusive_group()
     noise.add_argument("-q", "--quiet", action="store_true", help="only errors and the summary "
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     noise.add_argument("-v", "--verbose", action="store_true", help="say more (env NW_VERBOSE=1)")
     add_version_option(parser)
     args = parser.parse_args(argv)
+    args.step = "test-wheel" if args.step == "test" else args.step
     _set_noise(args.quiet, args.verbose)
     validate_settings(os.environ)
     settings = Settings.from_env(nightly=args.nightly)
@@ -94,4 +95,4 @@ def _set_noise(quiet: bool, verbose: bool) -> None:
 
 
 if __name__ == "__main__":
-    run_main(main, "steps.py")
+    run_main(main, "numpy-wheels")

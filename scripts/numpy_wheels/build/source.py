@@ -207,7 +207,7 @@ def _keep_name(repo: Path) -> Path:
 def _say_edited(repo: Path, edited: list[str], fate: str) -> None:
     names = ", ".join(printable(n, 80) for n in edited[:5])
     more = f" and {len(edited) - 5} more" if len(edited) > 5 else ""
-    log(f"steps.py: warning: {repo} (made by make source) was edited: {names}{more}; {fate}")
+    log(f"numpy-wheels: warning: {repo} (made by make source) was edited: {names}{more}; {fate}")
 
 
 def _build_beside(repo: Path, fill, keep: Path | None = None) -> None:

@@ -1,0 +1,119 @@
+"""The settings: one table, resolved once.
+
+The table is the Makefile's settings block: each ``NAME ?= default`` line with the
+``# meaning`` comment above it.  `make help` and `numpy-wheels --help` both list it
+from there.  A setting's value, first found wins:
+
+    1. the command line: ``make wheels PLAT=aarch64`` or ``numpy-wheels PLAT=aarch64 build``
+    2. the environment: ``PLAT=aarch64 make wheels``
+    3. the default in the Makefile (``$(shell CMD)``: CMD's output)
+
+`numpy-wheels` puts the resolved values into its environment once, before any step,
+so everything it runs (the steps, the shell library, stage.sh) sees the same values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import subprocess
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from nwlib import ConfigurationError
+
+# the lines `make help` reads (its awk: a `# ` comment, then `NAME ?=`)
+_SETTING = re.compile(r"^([A-Z_]+) \?=[ \t]*(.*)$")
+_SHELL = re.compile(r"^\$\(shell (.*)\)$")
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+ORDER = "the command line (NAME=value), then the environment, then the Makefile's default"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str  # as the Makefile writes it
+    meaning: str
+
+    @property
+    def secret(self) -> bool:
+        return self.name.endswith(("TOKEN", "PASSWORD"))
+
+
+def table(makefile: Path) -> list[Setting]:
+    """Every setting of ``makefile`` in order, with the comment line above it."""
+    settings, meaning = [], ""
+    for line in makefile.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            meaning = line[2:]
+        match = _SETTING.match(line)
+        if match:
+            settings.append(Setting(match[1], match[2].strip(), meaning))
+            meaning = ""
+    return settings
+
+
+def default(setting: Setting) -> str:
+    """The default's value: ``$(shell CMD)`` runs CMD, as make does."""
+    shell = _SHELL.match(setting.default)
+    if not shell:
+        return setting.default
+    proc = subprocess.run(["sh", "-c", shell[1]], capture_output=True, text=True)
+    return proc.stdout.strip()
+
+
+def split_assignments(args: list[str], known: list[Setting]) -> tuple[dict[str, str], list[str]]:
+    """The leading NAME=value arguments of ``args`` and the arguments after them.
+
+    An unknown NAME is refused with the nearest setting; a secret is refused too,
+    since a command line is visible to every user of the machine (ps).
+    """
+    names = {s.name: s for s in known}
+    given: dict[str, str] = {}
+    rest = list(args)
+    while rest and ASSIGNMENT.match(rest[0]):
+        name, value = ASSIGNMENT.match(rest.pop(0)).groups()
+        if name not in names:
+            near = difflib.get_close_matches(name, names, 1, 0.6)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise ConfigurationError(
+                f"unknown setting {name}{hint} (numpy-wheels --help lists them)"
+            )
+        if names[name].secret:
+            instead = f" or {name}_FILE" if f"{name}_FILE" in names else ""
+            raise ConfigurationError(
+                f"{name} on the command line shows in the process list; "
+                f"set it in the environment{instead}"
+            )
+        given[name] = value
+    return given, rest
+
+
+def resolve(
+    known: list[Setting], given: dict[str, str], env: MutableMapping[str, str]
+) -> MutableMapping[str, str]:
+    """Put every setting's value into ``env`` in the documented order (see ORDER)."""
+    for setting in known:
+        if setting.name in given:
+            env[setting.name] = given[setting.name]
+        elif setting.name not in env:
+            value = default(setting)
+            if value:
+                env[setting.name] = value
+    return env
+
+
+def shown(setting: Setting, env: MutableMapping[str, str]) -> str:
+    """The effective value as help shows it: a secret only as (set)."""
+    value = env.get(setting.name, "")
+    if setting.secret:
+        value = "(set)" if value else ""
+    return value or "(empty)"
+
+
+def help_lines(known: list[Setting], env: MutableMapping[str, str] | None = None) -> list[str]:
+    """One line per setting, in `make help`'s format: name, effective value, meaning."""
+    env = os.environ if env is None else env
+    return [f"  {s.name:<20} {shown(s, env):<18} {s.meaning}".rstrip() for s in known]

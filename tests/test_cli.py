@@ -1,0 +1,169 @@
+"""The numpy-wheels command: one options model with make (the same table, the same
+values, a documented order), its commands dispatched to the package's parts, and the
+Makefile going through it."""
+
+from __future__ import annotations
+
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, VENV_BIN, clean_env, make
+from staging_server import make_wheel
+
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def numpy_wheels(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The console script, in a clean environment (make exports the same way)."""
+    return subprocess.run(
+        [str(VENV_BIN / "numpy-wheels"), *args],
+        env=clean_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def settings_lines(stdout: str, header: str) -> list[str]:
+    """The settings table printed after ``header``, a line per setting."""
+    part = stdout.split(header, 1)[1].split("\n", 1)[1]
+    return [line.rstrip() for line in part.splitlines() if re.match(r"  [A-Z_]+ ", line)]
+
+
+def test_help_and_make_help_list_the_same_settings_and_values(tmp_path):
+    # GIVEN the same overrides: one on the command line, one in the environment, a secret
+    env = {"VENV": str(VENV_BIN.parent), "PYTHON": sys.executable}  # as make() sets them
+    env |= {"MB_ML_VER": "_2_28", "ANACONDA_TOKEN": "s3cr3t"}
+    made = make("help", "PLAT=aarch64", tmp_path=tmp_path, env=env)
+    ours = numpy_wheels("PLAT=aarch64", "--help", tmp_path=tmp_path, **env)
+    assert made.returncode == 0 and ours.returncode == 0, ours.stderr
+    # THEN both list every setting of the Makefile, with the same value and meaning
+    from_make = settings_lines(made.stdout, "Settings, as this make sees them")
+    from_cli = settings_lines(ours.stdout, "Settings, as this command sees them")
+    assert from_cli == from_make
+    declared = re.findall(r"^([A-Z_]+) \?=", (ROOT / "Makefile").read_text(), re.M)
+    assert [line.split()[0] for line in from_cli] == declared
+    assert "  PLAT                 aarch64 " in ours.stdout
+    assert "  MB_ML_VER            _2_28 " in ours.stdout
+    assert "  ANACONDA_TOKEN       (set) " in ours.stdout and "s3cr3t" not in ours.stdout
+    # and the order they are resolved in is written down
+    assert "the command line (NAME=value), then the environment, then the Makefile's" in (
+        ours.stdout
+    )
+
+
+def test_command_line_beats_environment_beats_default(tmp_path):
+    def plat(*args: str, **env: str) -> str:
+        proc = numpy_wheels(*args, "--help", tmp_path=tmp_path, **env)
+        return re.search(r"^  PLAT +(\S+)", proc.stdout, re.M)[1]
+
+    assert plat() == platform.machine()  # $(shell uname -m), as make evaluates it
+    assert plat(PLAT="i686") == "i686"
+    assert plat("PLAT=s390x", PLAT="i686") == "s390x"
+
+
+def test_settings_reach_the_steps_in_that_order(tmp_path):
+    env = {"NW_WORK_DIR": str(tmp_path / "work"), "NW_QUIET": "1", "SOURCE": "local"}
+    missing = tmp_path / "missing"
+    # GIVEN a bad PLAT in the environment and a good one on the command line
+    proc = numpy_wheels(f"PLAT={platform.machine()}", "source", f"REPO_DIR={missing}",
+                        tmp_path=tmp_path, PLAT="sparc", **env)  # fmt: skip
+    # THEN the step sees the command line's and goes on (to the missing source)
+    assert (proc.returncode, proc.stderr) == (
+        2, f"numpy-wheels: error: REPO_DIR {missing} does not exist (SOURCE=local)\n"
+    )  # fmt: skip
+    # and the other way round the command line's bad value is refused first
+    proc = numpy_wheels("source", "PLAT=sparc", tmp_path=tmp_path, PLAT=platform.machine(), **env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("numpy-wheels: error: PLAT='sparc' is not one of: ")
+
+
+def test_unknown_setting_names_the_nearest_one(tmp_path):
+    proc = numpy_wheels("PLT=aarch64", "build", tmp_path=tmp_path)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        "numpy-wheels: error: unknown setting PLT; did you mean PLAT? "
+        "(numpy-wheels --help lists them)\n"
+    )
+
+
+def test_a_secret_on_the_command_line_is_refused_without_echoing_it(tmp_path):
+    proc = numpy_wheels("stage", "ANACONDA_TOKEN=s3cr3t", tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert "s3cr3t" not in proc.stdout + proc.stderr
+    assert "set it in the environment or ANACONDA_TOKEN_FILE" in proc.stderr
+
+
+def test_unknown_command_names_the_nearest_one(tmp_path):
+    proc = numpy_wheels("whels", tmp_path=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(
+        "numpy-wheels: error: no command 'whels'; did you mean numpy-wheels wheels? (one of: "
+    )
+
+
+def test_version_and_help_without_a_command(tmp_path):
+    proc = numpy_wheels("--version", tmp_path=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, f"numpy-wheels (numpy-wheels-toolkit) {VERSION}\n")
+    bare = numpy_wheels(tmp_path=tmp_path)
+    assert bare.returncode == 2 and bare.stderr.startswith("usage: numpy-wheels ")
+    helped = numpy_wheels("--help", tmp_path=tmp_path)
+    for command in ("source", "build", "repair", "check", "test", "stage", "upload",
+                    "openblas", "set-commit"):  # fmt: skip
+        assert re.search(rf"^  {command} +\S", helped.stdout, re.M), command
+    assert "Exit status: 0 done, 1 " in helped.stdout
+
+
+def test_check_without_wheels_audits_the_repaired_ones(tmp_path):
+    work = tmp_path / "work"
+    proc = numpy_wheels("check", tmp_path=tmp_path, NW_WORK_DIR=str(work), NW_QUIET="1")
+    assert proc.returncode == 1
+    assert f"numpy-wheels: error: no wheel in {work / 'repaired'} to check" in proc.stderr
+
+
+def test_check_audits_the_wheels_given_as_check_wheel_does(tmp_path):
+    wheel = make_wheel(tmp_path, "demo-pkg", "1.0")
+    bad = make_wheel(tmp_path / "bad", "demo-pkg", "1.0")
+    with open(bad, "ab") as out:  # a truncated archive: the audit fails it
+        out.truncate(bad.stat().st_size - 40)
+    for path in (wheel, bad):
+        ours = numpy_wheels("check", str(path), tmp_path=tmp_path)
+        script = subprocess.run(
+            [str(VENV_BIN / "python"), str(ROOT / "scripts" / "check_wheel.py"), str(path)],
+            env=clean_env(tmp_path), capture_output=True, text=True,
+        )  # fmt: skip
+        assert (ours.returncode, ours.stdout) == (script.returncode, script.stdout)
+    assert numpy_wheels("check", str(wheel), tmp_path=tmp_path).returncode == 0
+    assert numpy_wheels("check", str(bad), tmp_path=tmp_path).returncode != 0
+
+
+def test_stage_runs_stage_sh_with_the_toolkit_first_on_path(tmp_path):
+    # GIVEN a wheelhouse no test-wheel step has filled (no manifest)
+    (tmp_path / "wheelhouse").mkdir()
+    proc = numpy_wheels("stage", tmp_path=tmp_path, WHEEL_SDIR=str(tmp_path / "wheelhouse"),
+                        DRY_RUN="1")  # fmt: skip
+    # THEN stage.sh itself refuses, in its own words
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("stage: error:"), proc.stderr
+    assert f"no wheels in {tmp_path / 'wheelhouse'}/ to stage" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_the_makefile_goes_through_numpy_wheels(tmp_path):
+    venv = VENV_BIN.parent
+    for target, call in [("wheels", "wheels"), ("nightly", "wheels --nightly"),
+                         ("source", "source"), ("build", "build"), ("repair", "repair"),
+                         ("check", "check"), ("test-wheel", "test"), ("stage", "stage"),
+                         ("set-commit", "set-commit -- \"v9\"")]:  # fmt: skip
+        proc = subprocess.run(
+            ["make", "-n", "-C", str(ROOT), f"VENV={venv}", "-o", f"{venv}/.installed",
+             target, "COMMIT=v9"],
+            env=clean_env(tmp_path), capture_output=True, text=True,
+        )  # fmt: skip
+        assert f"{venv}/bin/numpy-wheels {call}\n" in proc.stdout, (target, proc.stdout)
