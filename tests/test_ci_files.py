@@ -1339,7 +1339,7 @@ def test_set_commit_without_commit_names_the_variable_and_the_call(checkout, tmp
 @pytest.mark.parametrize("bad", ["v1 2", "-v1", "a..b", "v1/", "x.lock", 'v1"', "v1;rm"])
 def test_set_commit_refuses_what_is_not_a_ref(bad, checkout, capsys):
     before = snapshot(checkout)
-    with pytest.raises(set_commit.nwlib.ConfigurationError) as err:
+    with pytest.raises(set_commit.ConfigurationError) as err:
         set_commit.main(["--root", str(checkout), "--", bad])
     assert str(err.value).startswith(f"COMMIT {bad!r} is not a git tag, branch or hash")
     assert snapshot(checkout) == before
@@ -1351,7 +1351,7 @@ def test_set_commit_checks_every_file_before_writing_any(checkout):
     appveyor.write_text(appveyor.read_text() + "# note\n    BUILD_COMMIT: main\n")
     before = snapshot(checkout)
     # WHEN set-commit runs, THEN it names the file and the lines, and writes nothing
-    with pytest.raises(set_commit.nwlib.FatalError) as err:
+    with pytest.raises(set_commit.FatalError) as err:
         set_commit.main(["v9.9.9", "--root", str(checkout)])
     assert str(err.value).startswith("appveyor.yml: expected one BUILD_COMMIT definition, found 2")
     assert snapshot(checkout) == before
@@ -1359,7 +1359,7 @@ def test_set_commit_checks_every_file_before_writing_any(checkout):
 
 def test_set_commit_reports_a_missing_file(checkout):
     (checkout / ".travis.yml").unlink()
-    with pytest.raises(set_commit.nwlib.FatalError) as err:
+    with pytest.raises(set_commit.FatalError) as err:
         set_commit.main(["v9.9.9", "--root", str(checkout)])
     assert str(err.value) == f".travis.yml: file not found under {checkout}"
 

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import nwlib
-
 from . import options
+from .errors import ConfigurationError, FatalError
+from .log import ci_error, logger, toolkit_version
 
 # command: (module whose main(argv) runs it, argv put first, name in its messages, what it does)
 COMMANDS = {
@@ -80,15 +80,13 @@ def dispatch(argv: list[str]) -> int:
         print(text, file=sys.stdout if rest else sys.stderr)  # no command: a usage error
         return 0 if rest else 2
     if rest[0] == "--version":
-        print(f"numpy-wheels (numpy-wheels-toolkit) {nwlib.toolkit_version()}")
+        print(f"numpy-wheels (numpy-wheels-toolkit) {toolkit_version()}")
         return 0
     command, *rest = rest
     if command not in COMMANDS:
         near = difflib.get_close_matches(command, COMMANDS, 1, 0.5)
         hint = f"; did you mean numpy-wheels {near[0]}?" if near else ""
-        raise nwlib.ConfigurationError(
-            f"no command {command!r}{hint} (one of: {', '.join(COMMANDS)})"
-        )
+        raise ConfigurationError(f"no command {command!r}{hint} (one of: {', '.join(COMMANDS)})")
     more, rest = options.split_assignments(rest, known)
     options.resolve(known, {**given, **more}, os.environ)  # once, before any work
     if command == "stage":
@@ -104,9 +102,9 @@ def run(main: Callable[[list[str]], int], argv: list[str], prog: str) -> int:
     """``main(argv)``'s status; an expected error as one line under the tool's own name."""
     try:
         return main(argv)
-    except nwlib.FatalError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        nwlib.ci_error(str(exc), prog)
+    except FatalError as exc:  # as log.run_main says it
+        logger.error(f"{prog}: error: {exc}")
+        ci_error(str(exc), prog)
         return exc.return_code
 
 
@@ -126,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(dispatch, sys.argv[1:] if argv is None else argv, "numpy-wheels")
     except KeyboardInterrupt:
-        print("numpy-wheels: interrupted", file=sys.stderr)
+        logger.error("numpy-wheels: interrupted")
         return 130
 
 

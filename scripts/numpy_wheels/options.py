@@ -22,7 +22,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nwlib import ConfigurationError
+from .errors import ConfigurationError
 
 # the lines `make help` reads (its awk: a `# ` comment, then `NAME ?=`)
 _SETTING = re.compile(r"^([A-Z_]+) \?=[ \t]*(.*)$")

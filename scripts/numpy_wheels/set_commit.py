@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import nwlib
-
 from .build.paths import ROOT
+from .errors import ConfigurationError, FatalError
+from .files import atomic_write
+from .log import add_version_option, run_main
 
 PROG = "set-commit"
 
@@ -67,7 +68,7 @@ TARGETS = (
 def check_commit(commit: str) -> str:
     """Return ``commit`` if it can be a git ref; raise ConfigurationError otherwise."""
     if not commit:
-        raise nwlib.ConfigurationError(
+        raise ConfigurationError(
             "COMMIT is empty; call it as: make set-commit COMMIT=vX.Y.Z (a tag, branch or hash)"
         )
     bad = (
@@ -77,7 +78,7 @@ def check_commit(commit: str) -> str:
         or commit.endswith(("/", ".", ".lock"))
     )
     if bad:
-        raise nwlib.ConfigurationError(
+        raise ConfigurationError(
             f"COMMIT {commit!r} is not a git tag, branch or hash "
             "(letters, digits and . _ / + - only, starting with a letter or digit)"
         )
@@ -96,7 +97,7 @@ def rewrite(text: str, target: Target, commit: str) -> tuple[str, str]:
         found = "no" if not hits else f"{len(hits)}"
         lines_at = ", ".join(str(n + 1) for n, _ in hits)
         where = f" (lines {lines_at})" if hits else ""
-        raise nwlib.FatalError(
+        raise FatalError(
             f"{target.path}: expected one BUILD_COMMIT definition, found {found}{where}"
         )
     number, match = hits[0]
@@ -116,14 +117,14 @@ def set_commit(root: Path, commit: str) -> list[tuple[str, str]]:
         try:
             text = path.read_bytes().decode("utf-8")  # keeps CRLF line endings as they are
         except FileNotFoundError:
-            raise nwlib.FatalError(f"{target.path}: file not found under {root}") from None
+            raise FatalError(f"{target.path}: file not found under {root}") from None
         new_text, old = rewrite(text, target, commit)
         planned.append((path, target.path, text, new_text, old))
     results = []
     for path, name, text, new_text, old in planned:
         if new_text != text:
             mode = path.stat().st_mode & 0o777
-            with nwlib.atomic_write(path, "wb") as out:
+            with atomic_write(path, "wb") as out:
                 out.write(new_text.encode("utf-8"))
             path.chmod(mode)  # atomic_write's temporary file starts as 0600
         results.append((name, old))
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT,
         help="checkout whose files are rewritten (default: this toolkit's)",
     )
-    nwlib.add_version_option(parser)
+    add_version_option(parser)
     args = parser.parse_args(argv)
     commit = check_commit(args.commit.strip())
     for name, old in set_commit(args.root, commit):
@@ -154,4 +155,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    nwlib.run_main(main, PROG)
+    run_main(main, PROG)

@@ -21,8 +21,8 @@ import os
 import time
 from datetime import UTC, datetime
 
-from nwlib import add_version_option, file_lock, run_main
-
+from ..files import file_lock
+from ..log import add_version_option, run_main, set_verbosity
 from . import runner
 from .paths import BUILD, MANIFEST, REPAIRED, STEP_RECORD
 from .report import print_summary, write_provenance, write_report
@@ -84,14 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _set_noise(quiet: bool, verbose: bool) -> None:
     """-q/-v, or NW_QUIET/NW_VERBOSE, for this process and the steps it runs."""
-    import nwlib
-
     if quiet:
         os.environ["NW_QUIET"] = "1"
     if verbose:
         os.environ["NW_VERBOSE"] = "1"
-    runner.QUIET = nwlib.QUIET = bool(os.environ.get("NW_QUIET"))
-    nwlib.VERBOSE = bool(os.environ.get("NW_VERBOSE"))
+    runner.QUIET = bool(os.environ.get("NW_QUIET"))
+    set_verbosity(bool(os.environ.get("NW_VERBOSE")), runner.QUIET)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nwlib import ConfigurationError, log
-
+from ..errors import ConfigurationError
+from ..log import log
 from .paths import RELEASE_TAG, SOURCE_MARKER
 from .source import _index_sdist
 

@@ -27,8 +27,9 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import quote
 
-from nwlib import FatalError, add_version_option, atomic_write, file_hash, run_main, sanitize_url
-
+from ..errors import FatalError
+from ..files import atomic_write, file_hash, sanitize_url
+from ..log import add_version_option, run_main
 from .paths import ROOT
 
 FILENAME = "build-provenance.intoto.json"

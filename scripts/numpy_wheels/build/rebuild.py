@@ -24,8 +24,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from nwlib import ConfigurationError, FatalError, add_version_option, file_hash, log, run_main
-
+from ..errors import ConfigurationError, FatalError
+from ..files import file_hash
+from ..log import add_version_option, log, run_main
 from .paths import ROOT, SOURCE_MARKER
 
 # the step runner, run as `make wheels` runs it

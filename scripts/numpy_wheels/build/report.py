@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nwlib import FatalError, atomic_write, colour, file_hash
-
+from ..errors import FatalError
+from ..files import atomic_write, file_hash
+from ..log import colour
 from . import provenance
 from .deps import deps_date
 from .paths import BUILD, BUILD_VENV, CCACHE_BEFORE, ROOT, SOURCE_MARKER, TOOLKIT_BIN

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nwlib import ConfigurationError, FatalError, atomic_write, log
-
+from ..errors import ConfigurationError, FatalError
+from ..files import atomic_write
+from ..log import log
 from .deps import dated_env, git_commit_time, source_time
 from .paths import BUILD, LOGS, ROOT, SDIST_CACHE, SOURCE_MARKER, STEP_RECORD, TAIL_LINES
 

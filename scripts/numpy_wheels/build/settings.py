@@ -12,8 +12,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from nwlib import ConfigurationError, log, sanitize_url
-
+from ..errors import ConfigurationError
+from ..files import sanitize_url
+from ..log import log
 from .deps import _grace, _parse_moment
 from .paths import BUILD, _abs
 from .source import source_kind

@@ -18,22 +18,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nwlib import (
-    ConfigurationError,
-    FatalError,
+from ..archive import safe_extract
+from ..errors import ConfigurationError, FatalError
+from ..files import (
     atomic_write,
     check_name,
-    download,
     error_reason,
     file_hash,
     file_lock,
-    http_session,
-    log,
     printable,
-    safe_extract,
     sanitize_url,
 )
-
+from ..log import log
+from ..net import download, http_session
 from .paths import RELEASE_TAG, SDIST_CACHE, SOURCE_MARKER
 
 if TYPE_CHECKING:
@@ -118,7 +115,7 @@ def fetch_sdist(settings: Settings) -> str:
 def _index_sdist(project: str, version: str):
     """The index's entry (pypi-simple DistributionPackage) for PROJECT-VERSION.tar.gz.
 
-    The page is read within the bounds of nwlib.http_session; any client error
+    The page is read within the bounds of numpy_wheels.net.http_session; any client error
     (HTTP, content type, JSON) is one line with credentials masked.
     """
     from pypi_simple import NoSuchProjectError, PyPISimple

@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nwlib import ConfigurationError, FatalError, atomic_write, file_hash, file_lock, log
-
+from ..errors import ConfigurationError, FatalError
+from ..files import atomic_write, file_hash, file_lock
+from ..log import log
 from . import runner
 from .deps import deps_date, explain_pip
 from .paths import BUILD_VENV, CHECKED, MANIFEST, RAW, REPAIRED, ROOT, _abs

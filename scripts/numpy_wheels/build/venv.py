@@ -7,8 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from nwlib import ConfigurationError, log
-
+from ..errors import ConfigurationError
+from ..log import log
 from .paths import TOOLKIT_BIN
 
 
