@@ -167,3 +167,20 @@ def test_the_makefile_goes_through_numpy_wheels(tmp_path):
             env=clean_env(tmp_path), capture_output=True, text=True,
         )  # fmt: skip
         assert f"{venv}/bin/numpy-wheels {call}\n" in proc.stdout, (target, proc.stdout)
+
+
+def test_numpy_tools_runs_on_the_standard_library_alone(tmp_path):
+    # GIVEN a source tree, and an interpreter without site-packages (-S), as config.sh's
+    # build and test Pythons may be (a manylinux image's, say)
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["meson-python>=0.15", "Cython>=3.0"]\n'
+    )
+    cmd = [sys.executable, "-S", "-m", "numpy_wheels.build.numpy_tools"]
+    env = clean_env(tmp_path, PYTHONPATH=str(ROOT / "scripts"))  # as config.sh runs it
+    proc = subprocess.run([*cmd, "build-requires", str(tmp_path)], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (0, "meson-python>=0.15\nCython>=3.0\n"), proc.stderr
+    proc = subprocess.run([*cmd, "check-license", "no-such-dist"], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr == "numpy_tools.py: error: no-such-dist is not installed\n"
