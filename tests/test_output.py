@@ -15,9 +15,10 @@ from pathlib import Path
 
 import nwlib
 import pytest
-from conftest import ROOT, VENV_BIN, LoopbackServer, clean_env, make
+from conftest import ROOT, LoopbackServer, clean_env, make
 from numpy_wheels.build import paths, report, runner
 from numpy_wheels.build import settings as nw_settings
+from test_cli import numpy_wheels
 from test_pipeline import fixture_copy, settings
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -28,17 +29,6 @@ class Recorder(LoopbackServer):
 
     def respond(self, handler, route) -> None:
         handler.send_error(404)
-
-
-def numpy_wheels(*args: str, tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """The numpy-wheels command, as the Makefile calls it."""
-    return subprocess.run(
-        [str(VENV_BIN / "numpy-wheels"), *args],
-        env=clean_env(tmp_path, **env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 # ------------------------------------------------------------ early validation
@@ -86,7 +76,7 @@ def test_bad_setting_is_refused_before_any_download(tmp_path, name, value, messa
     with Recorder() as server:
         env = {**_network_env(server, tmp_path), name: value}
         # WHEN the whole run is asked for with one bad setting
-        proc = numpy_wheels("wheels", tmp_path=tmp_path, env=env)
+        proc = numpy_wheels("wheels", tmp_path=tmp_path, **env)
     # THEN one line names it with the valid values, exit 2, and nothing was fetched
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(f"numpy-wheels: error: {message}")
@@ -98,7 +88,7 @@ def test_bad_setting_is_refused_before_any_download(tmp_path, name, value, messa
 def test_good_settings_do_reach_the_server(tmp_path):
     # The control for the test above: the same run with good settings asks the index.
     with Recorder() as server:
-        proc = numpy_wheels("source", tmp_path=tmp_path, env=_network_env(server, tmp_path))
+        proc = numpy_wheels("source", tmp_path=tmp_path, **_network_env(server, tmp_path))
     assert proc.returncode == 1
     assert server.hits, proc.stderr
 
@@ -187,7 +177,7 @@ def test_benchmark_says_first_that_it_builds_numpy(tmp_path):
 def test_banner_comes_first_and_names_the_settings(tmp_path):
     project = fixture_copy(tmp_path)
     env = settings(tmp_path, project, MB_ML_VER="2014", PLAT="x86_64", DEPS_AS_OF="now")
-    proc = numpy_wheels("source", tmp_path=tmp_path, env=env)
+    proc = numpy_wheels("source", tmp_path=tmp_path, **env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == "numpy-wheels make source:"
@@ -216,7 +206,7 @@ def test_banner_names_the_container():
 
 def test_quiet_prints_no_banner_and_no_step_output(tmp_path):
     project = fixture_copy(tmp_path)
-    proc = numpy_wheels("source", tmp_path=tmp_path, env=settings(tmp_path, project, NW_QUIET="1"))
+    proc = numpy_wheels("source", tmp_path=tmp_path, **settings(tmp_path, project, NW_QUIET="1"))
     assert proc.returncode == 0, proc.stderr
     assert (proc.stdout, proc.stderr) == ("", "")
 
