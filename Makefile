@@ -151,7 +151,7 @@ source: setup
 
 .PHONY: openblas  ## Fetch and verify OpenBLAS for PLAT; print its directory
 openblas: setup
-	$(BIN)/python scripts/openblas_support.py
+	$(STEP) openblas
 
 .PHONY: build  ## Build the wheel (unrepaired) into build/raw/
 build: setup

@@ -120,6 +120,16 @@ def test_version_and_help_without_a_command(tmp_path):
     assert "Exit status: 0 done, 1 " in helped.stdout
 
 
+@pytest.mark.parametrize(
+    ("command", "prog"),
+    [("build", "numpy-wheels"), ("upload", "wheel-uploader"),
+     ("openblas", "openblas_support.py"), ("set-commit", "set-commit")],
+)  # fmt: skip
+def test_each_command_reaches_its_own_tool(command, prog, tmp_path):
+    proc = numpy_wheels(command, "--version", tmp_path=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, f"{prog} (numpy-wheels-toolkit) {VERSION}\n")
+
+
 def test_check_without_wheels_audits_the_repaired_ones(tmp_path):
     work = tmp_path / "work"
     proc = numpy_wheels("check", tmp_path=tmp_path, NW_WORK_DIR=str(work), NW_QUIET="1")
@@ -160,6 +170,7 @@ def test_the_makefile_goes_through_numpy_wheels(tmp_path):
     for target, call in [("wheels", "wheels"), ("nightly", "wheels --nightly"),
                          ("source", "source"), ("build", "build"), ("repair", "repair"),
                          ("check", "check"), ("test-wheel", "test"), ("stage", "stage"),
+                         ("openblas", "openblas"),
                          ("set-commit", "set-commit -- \"v9\"")]:  # fmt: skip
         proc = subprocess.run(
             ["make", "-n", "-C", str(ROOT), f"VENV={venv}", "-o", f"{venv}/.installed",

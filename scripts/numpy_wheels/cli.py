@@ -95,7 +95,13 @@ def dispatch(argv: list[str]) -> int:
     if command == "check" and not any(not a.startswith("-") for a in rest):
         # no wheel named: the build step audits build/repaired/ strictly, records it
         module, first, prog = "numpy_wheels.build.cli", ["check"], ""
-    return run(importlib.import_module(module).main, [*first, *rest], prog or "numpy-wheels")
+    try:
+        tool = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module and not module.startswith(f"{exc.name}."):
+            raise  # a dependency of the tool: its own traceback says which
+        raise FatalError(f"{command}: {module} is not installed (a broken install?)") from None
+    return run(tool.main, [*first, *rest], prog or "numpy-wheels")
 
 
 def run(main: Callable[[list[str]], int], argv: list[str], prog: str) -> int:
