@@ -195,3 +195,21 @@ def test_numpy_tools_runs_on_the_standard_library_alone(tmp_path):
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr == "numpy_tools.py: error: no-such-dist is not installed\n"
+
+
+def test_secrets_are_the_ones_make_help_hides(tmp_path):
+    from numpy_wheels import options
+
+    # GIVEN a Makefile whose help hides a new kind of secret
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(
+        "# a key\nSIGNING_KEY ?=\n# its file\nSIGNING_KEY_FILE ?=\n# an org\nORG ?= x\n"
+        "help_value = '$(if $(filter %TOKEN %SIGNING_KEY,$(1)),$(if $($(1)),(set)),$($(1)))'\n"
+    )
+    known = options.table(makefile)
+    assert [s.name for s in known if s.secret] == ["SIGNING_KEY"]
+    # THEN its value is never printed nor taken from a command line
+    env = {"SIGNING_KEY": "-----BEGIN KEY-----"}
+    assert options.help_lines(known, env)[0].split()[:2] == ["SIGNING_KEY", "(set)"]
+    with pytest.raises(options.ConfigurationError, match=r"or SIGNING_KEY_FILE$"):
+        options.split_assignments(["SIGNING_KEY=k", "stage"], known)

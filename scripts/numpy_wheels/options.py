@@ -27,6 +27,8 @@ from .errors import ConfigurationError
 # the lines `make help` reads (its awk: a `# ` comment, then `NAME ?=`)
 _SETTING = re.compile(r"^([A-Z_]+) \?=[ \t]*(.*)$")
 _SHELL = re.compile(r"^\$\(shell (.*)\)$")
+# make help's rule for secrets: `help_value = '$(if $(filter %TOKEN %PASSWORD,$(1)),...`
+_SECRETS = re.compile(r"^help_value = .*?\$\(filter ([^,]+),")
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 ORDER = "the command line (NAME=value), then the environment, then the Makefile's default"
 
@@ -36,21 +38,23 @@ class Setting:
     name: str
     default: str  # as the Makefile writes it
     meaning: str
-
-    @property
-    def secret(self) -> bool:
-        return self.name.endswith(("TOKEN", "PASSWORD"))
+    secret: bool = False  # shown only as (set); never taken from a command line
 
 
 def table(makefile: Path) -> list[Setting]:
-    """Every setting of ``makefile`` in order, with the comment line above it."""
+    """Every setting of ``makefile`` in order, with the comment line above it; the
+    secrets are those make help hides (its ``$(filter %TOKEN ...)`` patterns)."""
+    lines = makefile.read_text(encoding="utf-8").splitlines()
+    patterns = next((m[1].split() for m in map(_SECRETS.match, lines) if m), [])
+    secret = re.compile("|".join(re.escape(p).replace("%", ".*") for p in patterns) or "(?!)")
     settings, meaning = [], ""
-    for line in makefile.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         if line.startswith("# "):
             meaning = line[2:]
         match = _SETTING.match(line)
         if match:
-            settings.append(Setting(match[1], match[2].strip(), meaning))
+            hidden = bool(secret.fullmatch(match[1]))
+            settings.append(Setting(match[1], match[2].strip(), meaning, hidden))
             meaning = ""
     return settings
 
