@@ -164,6 +164,21 @@ def test_stage_runs_stage_sh_with_the_toolkit_first_on_path(tmp_path):
     assert f"no wheels in {tmp_path / 'wheelhouse'}/ to stage" in proc.stderr
 
 
+def test_stage_never_runs_on_an_argument(tmp_path):
+    # GIVEN a wheelhouse with a manifest, so that a run would upload
+    wheelhouse = tmp_path / "wheelhouse"
+    wheel = make_wheel(wheelhouse, "numpy", "9.9.9")
+    (wheelhouse / "manifest.sha256").write_text(f"{'0' * 64}  {wheel.name}\n")
+    env = {"WHEEL_SDIR": str(wheelhouse), "DRY_RUN": "1"}
+    helped = numpy_wheels("stage", "--help", tmp_path=tmp_path, **env)
+    assert helped.returncode == 0 and helped.stderr == ""
+    assert helped.stdout.startswith("usage: numpy-wheels [NAME=value ...] stage\n")
+    assert "manifest.sha256" in helped.stdout and "Exit status" in helped.stdout
+    typo = numpy_wheels("stage", "--dry-run", tmp_path=tmp_path, **env)
+    assert (typo.returncode, typo.stdout) == (2, "")
+    assert typo.stderr.startswith("numpy-wheels: error: stage takes no arguments ('--dry-run')")
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_the_makefile_goes_through_numpy_wheels(tmp_path):
     venv = VENV_BIN.parent
