@@ -29,8 +29,8 @@ from ..files import file_hash
 from ..log import add_version_option, log, run_main
 from .paths import ROOT, SOURCE_MARKER
 
-# the step runner, run as `make wheels` runs it
-STEPS = ["-m", "numpy_wheels.build.cli"]
+# the numpy-wheels command, as the Makefile runs it (settings resolved the same way)
+STEPS = ["-m", "numpy_wheels.cli"]
 # Left out of a copied local tree: what a build writes into its source.
 BUILD_LITTER = ("build", "dist", "*.egg-info", "__pycache__", SOURCE_MARKER)
 DIFFOSCOPE_LINES = 60
