@@ -364,7 +364,8 @@ NUMPY_TOOLS = ["-m", "numpy_wheels.build.numpy_tools"]
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["scripts/openblas_support.py", "--check-version"], "threadpoolctl is not installed"),
+        # what it checks first: the installed numpy, or threadpoolctl to ask it
+        (["scripts/openblas_support.py", "--check-version"], "(cannot import numpy|threadpoolctl)"),
         ([*NUMPY_TOOLS, "check-license", "nosuchdist"], "nosuchdist is not installed"),
         ([*NUMPY_TOOLS, "build-requires", "tests"], "cannot read tests/pyproject.toml"),
     ],
@@ -383,5 +384,5 @@ def test_hook_scripts_run_on_the_stdlib_alone(argv, message):
     )
     # THEN the hooks' scripts start and fail only on what they check
     assert proc.returncode != 0
-    assert message in proc.stderr, proc.stderr
+    assert re.search(message, proc.stderr), proc.stderr
     assert "ModuleNotFoundError" not in proc.stderr
