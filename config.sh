@@ -1,35 +1,33 @@
 # shellcheck shell=bash
-# NumPy's hooks for the multibuild contract: pre_build, build_wheel, pre_repair,
-# run_tests.  Sourced last (after the library, $ENV_VARS_PATH and
-# configure_build.sh) in the build environment and in the test environment.
+# NumPy's hooks for the multibuild contract: pre_build and pip_wheel_cmd (the
+# library's build_wheel runs them; README: Layout), pre_repair, run_tests.
+# Sourced last (after the library, $ENV_VARS_PATH and configure_build.sh) in
+# the build environment and in the test environment.
 #
 # Depends on: REPO_DIR, PLAT, PYTHON_EXE, PIP_CMD, NW_OPENBLAS_INTERFACE
 # (env_vars.sh: ilp64, env_vars32.sh: lp64), TEST_LABEL (numpy.test() label,
-# default fast), NW_BUILD_DIR (stable meson build directory, for ccache).
+# default fast), NW_BUILD_DIR (stable meson build directory, for ccache),
+# NW_OPENBLAS_DIR (OpenBLAS prepared on the host), NW_PYTHON (the toolkit's Python).
 
 # The toolkit root: config.sh is sourced from there (natively and in /io).
 NW_ROOT=${NW_ROOT:-$PWD}
 # threadpoolctl lets run_tests ask the installed NumPy which BLAS it loaded.
 TEST_DEPENDS=${TEST_DEPENDS:-threadpoolctl}
 
-# Print a Python that can run the toolkit's scripts: the toolkit's own venv on
-# the host; inside a container, where the host's venv does not run, the build
-# Python after installing the toolkit's pinned dependencies into it.
-numpy_toolkit_python() {
-    if [ -n "${NW_PYTHON:-}" ] && [ -x "$NW_PYTHON" ]; then
-        echo "$NW_PYTHON"
+# shellcheck source=scripts/toolkit_python.sh
+source "$NW_ROOT/scripts/toolkit_python.sh"
+
+# Print the prepared OpenBLAS directory: NW_OPENBLAS_DIR when the host prepared
+# it (numpy-wheels build does, before a container step: the toolkit's Python
+# does not run in the image, and the build interpreter stays NumPy's own), else
+# prepared here by the toolkit's Python (downloads once, then from the cache).
+numpy_openblas_dir() {
+    if [ -n "${NW_OPENBLAS_DIR:-}" ]; then
+        echo "$NW_OPENBLAS_DIR"
         return
     fi
-    # The toolkit's own pins, not dated (NW_DEPS_AS_OF is for NumPy's requirements).
-    # shellcheck disable=SC2046  # pip_opts prints options to split
-    $PIP_CMD install -q $(NW_DEPS_AS_OF='' pip_opts) "$NW_ROOT" >&2
-    echo "$PYTHON_EXE"
-}
-
-# Print the prepared OpenBLAS directory (downloads once, then from the cache).
-numpy_openblas_dir() {
     local python
-    python=$(numpy_toolkit_python)
+    python=$(nw_toolkit_python) || return 1
     "$python" "$NW_ROOT/scripts/openblas_support.py"
 }
 
@@ -85,8 +83,10 @@ pre_build() {
     $PIP_CMD install $(pip_opts) $requires
 }
 
-# pip wheel with meson-python settings for OpenBLAS; a stable build dir for ccache.
-numpy_pip_wheel_cmd() {
+# The library's build_wheel calls this (through build_wheel_cmd) in the source
+# directory: pip wheel with meson-python settings for OpenBLAS; a stable build
+# dir for ccache.
+pip_wheel_cmd() {
     local abs_wheelhouse=$1
     local ilp64=true
     if [ "${NW_OPENBLAS_INTERFACE:-ilp64}" = lp64 ]; then ilp64=false; fi
@@ -95,10 +95,6 @@ numpy_pip_wheel_cmd() {
         -Cbuild-dir="${NW_BUILD_DIR:-$NW_ROOT/build/meson}" \
         -Csetup-args=-Dblas=scipy-openblas -Csetup-args=-Dlapack=scipy-openblas \
         -Csetup-args=-Duse-ilp64="$ilp64" -Csetup-args=-Dallow-noblas=false .
-}
-
-build_wheel() {
-    wrap_wheel_builder build_wheel_cmd numpy_pip_wheel_cmd "${1:-$REPO_DIR}"
 }
 
 # Called before repair_wheelhouse in its own step: the repair tool must find

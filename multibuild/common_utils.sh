@@ -13,9 +13,6 @@ set -e
 
 # Our own location on this filesystem (relative when sourced by a relative path).
 MULTIBUILD_DIR=$(dirname "${BASH_SOURCE[0]}")
-DOWNLOADS_SDIR=downloads
-PYPY_URL=https://downloads.python.org/pypy
-GET_PIP_URL=https://bootstrap.pypa.io/get-pip.py
 
 # Unicode width, only relevant for Python 2.
 UNICODE_WIDTH=${UNICODE_WIDTH:-32}
@@ -531,13 +528,6 @@ function pip_wheel_cmd { # <abs wheelhouse>
     _nw_pip wheel "${_nw_opts[@]}" -w "$1" --no-deps .
 }
 
-function bdist_wheel_cmd { # <abs wheelhouse>
-    # Build the project in the cwd with `setup.py bdist_wheel`; copy to WHEELHOUSE.
-    check_python || return 1
-    "$PYTHON_EXE" setup.py bdist_wheel
-    cp dist/*.whl "$1"
-}
-
 function wrap_wheel_builder {
     # Run a wheel builder command; osx_utils.sh and projects override this.
     "$@"
@@ -545,17 +535,26 @@ function wrap_wheel_builder {
 
 function build_pip_wheel {
     # Build with `pip wheel`.  Parameters: [repo_dir]
-    wrap_wheel_builder build_wheel_cmd "pip_wheel_cmd" "$@"
-}
-
-function build_bdist_wheel {
-    # Build with `setup.py bdist_wheel`.  Parameters: [repo_dir]
-    wrap_wheel_builder build_wheel_cmd "bdist_wheel_cmd" "$@"
+    wrap_wheel_builder build_wheel_cmd pip_wheel_cmd "$@"
 }
 
 function build_wheel {
-    # Default wheel build (in the container, or on macOS).  Parameters: [repo_dir]
-    wrap_wheel_builder build_pip_wheel "$@"
+    # Build the wheel of REPO_DIR into $WHEEL_SDIR, repaired unless
+    # NW_DEFER_REPAIR=1: the build's one entry point, on every platform.
+    # In the build environment (a macOS or Windows host, a Linux container, or
+    # docker_build_wrap.sh run natively) it is build_pip_wheel: the per-arch
+    # setup of wrap_wheel_builder (macOS) around build_wheel_cmd, which runs the
+    # hooks pre_build, pip_wheel_cmd and repair_wheelhouse.  On the Linux host
+    # (travis_linux_steps.sh sourced) it runs this same call in the build
+    # environment with build_multilinux; $CONFIG_PATH is sourced there, so a
+    # config.sh build_wheel wins, as on macOS and Windows, where config.sh is
+    # sourced after this file.
+    # Parameters: [repo_dir=$REPO_DIR] [plat=${PLAT:-x86_64}] (plat: Linux host)
+    if [ -n "$_NW_LINUX_HOST" ]; then
+        _nw_build_on_linux_host build_wheel "${1:-$REPO_DIR}" "${2:-}"
+        return
+    fi
+    build_pip_wheel "${1:-}"
 }
 
 function build_index_wheel_cmd {
@@ -583,7 +582,14 @@ function build_index_wheel_cmd {
 }
 
 function build_index_wheel {
-    # Build a wheel from the package index.  Parameters: spec [pip args...]
+    # Build a wheel of SPEC from the package index into $WHEEL_SDIR, repaired
+    # unless NW_DEFER_REPAIR=1; on the Linux host in the build environment, as
+    # build_wheel does.
+    # Parameters: spec [pip args...]; on the Linux host: spec [plat=${PLAT:-x86_64}]
+    if [ -n "$_NW_LINUX_HOST" ]; then
+        _nw_build_on_linux_host build_index_wheel "${1:-}" "${2:-}"
+        return
+    fi
     wrap_wheel_builder build_index_wheel_cmd "$@"
 }
 
@@ -931,121 +937,6 @@ function _nw_native_test() ( # <wrap script>
         MB_IO_DIR="$PWD" bash "$wrap"
 )
 
-# The latest versions of PyPy, for fill_pypy_ver.
-LATEST_PP_5p0=5.0.1
-LATEST_PP_5p1=5.1.1
-LATEST_PP_5p3=5.3.1
-LATEST_PP_5p4=5.4.1
-LATEST_PP_5p6=5.6.0
-LATEST_PP_5p7=5.7.1
-LATEST_PP_5p8=5.8.0
-LATEST_PP_5p9=5.9.0
-LATEST_PP_5p10=5.10.0
-LATEST_PP_5=$LATEST_PP_5p10
-
-LATEST_PP_6p0=6.0.0
-LATEST_PP_6=$LATEST_PP_6p0
-
-LATEST_PP_7p0=7.0.0
-LATEST_PP_7p1=7.1.1
-LATEST_PP_7p2=7.2.0
-LATEST_PP_7p3=7.3.12
-LATEST_PP_7=$LATEST_PP_7p3
-
-function unroll_version { # <prefix> <version>
-    # Expand a version through ${PREFIX}_${VER//./p} variables until none is left:
-    # `unroll_version LATEST_PP 7` -> 7.3.12.
-    local prefix=$1 ver=$2
-    local name
-    while :; do
-        name="${prefix}_${ver//./p}"
-        if ! [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!name}" ]; then
-            break
-        fi
-        ver=${!name}
-    done
-    echo "$ver"
-}
-
-function fill_pypy_ver { # <version>
-    # Fill a PyPy version to major.minor.micro: 7 -> 7.3.12.
-    unroll_version LATEST_PP "$1"
-}
-
-function get_pypy_build_prefix { # <version>
-    # Print the PyPy download name prefix: pypy3.8-7.3.8 -> pypy3.8-v,
-    # 7.x -> pypy2.7-v, 5.3 to 6.x -> pypy2-v, older -> pypy-.
-    local version=$1
-    if [[ $version =~ ^pypy([0-9]+\.[0-9]+)-[0-9] ]]; then
-        echo "pypy${BASH_REMATCH[1]}-v"
-    elif [[ $version =~ ^([0-9]+)\.([0-9]+) ]]; then
-        local major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]}
-        if [ "$major" -gt 6 ]; then
-            echo "pypy2.7-v"
-        elif [ "$major" -eq 6 ] || { [ "$major" -eq 5 ] && [ "$minor" -ge 3 ]; }; then
-            echo "pypy2-v"
-        else
-            echo "pypy-"
-        fi
-    else
-        _nw_err "error: expected version number, got '$version'"
-        return 1
-    fi
-}
-
-function _nw_pypy_suffix { # <plat> <version>
-    # Print the PyPy archive platform suffix for PLAT.
-    local plat=$1 version=$2
-    case "$plat" in
-        x86_64)
-            if [ -n "$IS_MACOS" ]; then
-                if [ "$(lex_ver "$version")" -ge "$(lex_ver 7.3.10)" ]; then
-                    echo macos_x86_64
-                else
-                    echo osx64
-                fi
-            else
-                echo linux64
-            fi
-            ;;
-        i686) echo linux32 ;;
-        ppc64le | s390x | aarch64) echo "$plat" ;;
-        *)
-            _nw_err "install_pypy: unexpected platform '$plat'"
-            return 1
-            ;;
-    esac
-}
-
-function install_pypy { # <version>
-    # Download and unpack PyPy; set PYTHON_EXE and PIP_CMD to it.
-    # Parameters: version (pypy3.9-7.3, 7.3.12, ...)
-    # Depends on: PLAT (x86_64), PYPY_URL, DOWNLOADS_SDIR
-    local version=$1
-    local prefix major py_version suffix
-    prefix=$(get_pypy_build_prefix "$version") || return 1
-    major=${prefix:4:1}
-    py_version=$(fill_pypy_ver "${version#*-}")
-    suffix=$(_nw_pypy_suffix "${PLAT:-x86_64}" "$py_version") || return 1
-    local py_build="$prefix$py_version-$suffix"
-    local archive="$DOWNLOADS_SDIR/$py_build.tar.bz2"
-    mkdir -p "$DOWNLOADS_SDIR"
-    if [ ! -f "$archive" ]; then
-        _nw_curl_to "$PYPY_URL/$py_build.tar.bz2" "$archive" || return 1
-    fi
-    untar "$archive"
-    if [ "$major" == "3" ] && [ ! -e "$py_build/bin/pypy" ]; then
-        ln -s pypy3 "$py_build/bin/pypy"
-    fi
-    PYTHON_EXE=$(realpath "$py_build/bin/pypy")
-    "$PYTHON_EXE" -m ensurepip
-    "$PYTHON_EXE" -m pip install --upgrade pip setuptools wheel
-    if [ "$major" == "3" ] && [ ! -e "$py_build/bin/pip" ]; then
-        ln -s pip3 "$py_build/bin/pip"
-    fi
-    PIP_CMD="$PYTHON_EXE -m pip"
-}
-
 function retry {
     # Run a command up to 5 times, waiting NW_RETRY_DELAY (1) seconds between tries.
     # Parameters: cmd [args...]; prints "Retry failed [5]: CMD" to stderr at the end
@@ -1107,3 +998,8 @@ function cpython_path { # <version=2.7> [unicode width=$UNICODE_WIDTH]
     if [ "$lex" -ge "$(lex_ver 3.4)" ]; then u_suff=""; fi
     echo "/opt/python/cp${no_dots}-cp${no_dots}${m_suff}${u_suff}"
 }
+
+# Kept for multibuild's API only (Python 2, PyPy, python.org installers,
+# bdist_wheel); nothing on the build path calls it.
+# shellcheck source=multibuild/compat.sh
+source "$MULTIBUILD_DIR/compat.sh"

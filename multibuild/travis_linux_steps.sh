@@ -1,6 +1,7 @@
 #!/bin/bash
-# Host-side Linux steps: before_install, build_wheel, build_index_wheel,
-# build_multilinux and install_run.
+# Host-side Linux steps: before_install, build_multilinux and install_run; it
+# also makes common_utils.sh's build_wheel and build_index_wheel hand their
+# work to the build environment (_NW_LINUX_HOST).
 #
 # With DOCKER_IMAGE set the build runs in that (manylinux) image and the tests
 # in DOCKER_TEST_IMAGE (default: the same image); no engine answering is an
@@ -19,6 +20,10 @@ MB_PYTHON_VERSION=${MB_PYTHON_VERSION:-$TRAVIS_PYTHON_VERSION}
 # Platforms a Linux build can target.
 NW_LINUX_PLATS="x86_64 i686 aarch64 ppc64le s390x"
 
+# This shell is the Linux host: build_wheel and build_index_wheel (common_utils.sh)
+# run themselves in the build environment, a container or docker_build_wrap.sh.
+_NW_LINUX_HOST=1
+
 function before_install {
     # Make and activate a virtualenv `venv` in the cwd to work in (_nw_work_venv).
     # Natively (DOCKER_IMAGE empty) it also gets the repair tools a manylinux
@@ -33,32 +38,26 @@ function before_install {
     NW_VENV_PACKAGES=$venv_packages _nw_work_venv venv
 }
 
-function build_wheel {
-    # Build the wheel of REPO_DIR for PLAT into $WHEEL_SDIR (in the container).
-    # Parameters: [repo_dir=$REPO_DIR] [plat=${PLAT:-x86_64}]
-    local repo_dir=${1:-$REPO_DIR}
-    if [ -z "$repo_dir" ]; then
-        _nw_err "build_wheel: repo_dir not defined (pass it or set REPO_DIR)"
+function _nw_build_on_linux_host { # <function> <repo dir or spec> [plat=${PLAT:-x86_64}]
+    # common_utils.sh's build_wheel / build_index_wheel on this host: run
+    # `FUNCTION ARG` in the build environment for PLAT with build_multilinux.
+    local fn=$1 arg=$2
+    local plat=${3:-${PLAT:-x86_64}}
+    if [ -z "$arg" ]; then
+        if [ "$fn" == build_wheel ]; then
+            _nw_err "build_wheel: repo_dir not defined (pass it or set REPO_DIR)"
+        else
+            _nw_err "$fn: project spec not defined"
+        fi
         return 1
     fi
-    local plat=${2:-${PLAT:-x86_64}}
     local cmds
-    printf -v cmds 'build_wheel %q' "$repo_dir"
-    REPO_DIR=$repo_dir build_multilinux "$plat" "$cmds"
-}
-
-function build_index_wheel {
-    # Build a wheel of SPEC from the package index for PLAT into $WHEEL_SDIR.
-    # Parameters: spec [plat=${PLAT:-x86_64}]
-    local project_spec=$1
-    if [ -z "$project_spec" ]; then
-        _nw_err "build_index_wheel: project spec not defined"
-        return 1
+    printf -v cmds '%s %q' "$fn" "$arg"
+    if [ "$fn" == build_wheel ]; then
+        REPO_DIR=$arg build_multilinux "$plat" "$cmds"
+    else
+        build_multilinux "$plat" "$cmds"
     fi
-    local plat=${2:-${PLAT:-x86_64}}
-    local cmds
-    printf -v cmds 'build_index_wheel %q' "$project_spec"
-    build_multilinux "$plat" "$cmds"
 }
 
 # The repair tools a native build venv gets in place of the image's (pinned as
@@ -232,7 +231,7 @@ function _nw_build_env { # <plat> <build commands> <libc> <python version>
     if [ -n "$NW_ML_VER_GIVEN" ]; then _nw_env+=("MB_ML_VER=$MB_ML_VER"); fi
     _nw_env+=("MB_ML_LIBC=$libc")
     _nw_add_set NW_DEFER_REPAIR NW_REPAIR_LIBRARY_PATH AUDITWHEEL_PLAT NW_DEBUG \
-        NW_WORK_DIR NW_BUILD_DIR NW_TOOLS_FILE NW_DEPS_AS_OF \
+        NW_WORK_DIR NW_BUILD_DIR NW_TOOLS_FILE NW_DEPS_AS_OF NW_OPENBLAS_DIR \
         SOURCE_DATE_EPOCH PYTHONHASHSEED
 }
 
@@ -265,7 +264,8 @@ function build_multilinux {
     #   UNICODE_WIDTH, BUILD_COMMIT, CONFIG_PATH, ENV_VARS_PATH, WHEEL_SDIR,
     #   MANYLINUX_URL, BUILD_DEPENDS, USE_CCACHE, REPO_DIR, MB_ML_VER (if the
     #   caller set it), MB_ML_LIBC, NW_DEFER_REPAIR, NW_REPAIR_LIBRARY_PATH,
-    #   AUDITWHEEL_PLAT, NW_DEBUG, NW_WORK_DIR, NW_BUILD_DIR, NW_TOOLS_FILE;
+    #   AUDITWHEEL_PLAT, NW_DEBUG, NW_WORK_DIR, NW_BUILD_DIR, NW_TOOLS_FILE,
+    #   NW_OPENBLAS_DIR;
     #   natively PYTHON_EXE, PIP_CMD
     local plat=$1 cmds=$2
     if [ -z "$cmds" ]; then

@@ -350,13 +350,8 @@ _nw_stage_manifest() { # <wheel_dir> <manifest>
 
 _nw_stage_main() {
     local wheel_dir="${WHEEL_SDIR:-wheelhouse}"
-    local python="${NW_PYTHON:-}"
-    if [ -z "$python" ]; then
-        python="$_nw_stage_dir/../.venv/bin/python"
-        if [ ! -x "$python" ]; then
-            python=python3
-        fi
-    fi
+    local python
+    python=$(nw_toolkit_python)
     local wheels=() listed wheel
     # manifest.sha256 is this machine's last run; manifest-NAME.sha256 are those of
     # other jobs gathered into one directory by CI (each renamed by its job).
@@ -422,4 +417,6 @@ _nw_stage_main() {
 }
 
 _nw_stage_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/toolkit_python.sh
+source "$_nw_stage_dir/toolkit_python.sh"
 _nw_stage_main "$@"

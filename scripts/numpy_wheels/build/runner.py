@@ -154,7 +154,28 @@ def library_call(settings: Settings, call: str, extra_env: dict[str, str] | None
         NW_BUILD_DIR=str(meson_build_dir(settings.repo_dir)),
     )
     env.update(extra_env or {})
+    if settings.project == "numpy" and not env.get("NW_OPENBLAS_DIR"):
+        env["NW_OPENBLAS_DIR"] = host_openblas(env)
+    if settings.docker_image and env.get("NW_OPENBLAS_DIR"):
+        env["NW_MOUNT_DIRS"] += os.pathsep + env["NW_OPENBLAS_DIR"]
     return ["bash", "-c", script], reproducible_env(settings, dated_env(settings, env))
+
+
+def host_openblas(env: dict[str, str]) -> str:
+    """The OpenBLAS config.sh builds NumPy with (NW_OPENBLAS_DIR), prepared here by the
+    toolkit's Python for PLAT and the interface $ENV_VARS_PATH sets: the toolkit does
+    not run in a container's image, nor go into NumPy's build interpreter."""
+    script = 'if [ -r "$ENV_VARS_PATH" ]; then source "$ENV_VARS_PATH" >&2; fi\n'
+    script += 'exec "$NW_PYTHON" scripts/openblas_support.py'
+    env_vars = Path(env.get("ENV_VARS_PATH") or "env_vars.sh")
+    env = {**env, "ENV_VARS_PATH": str(env_vars if env_vars.is_absolute() else ROOT / env_vars)}
+    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True,
+                          text=True)  # fmt: skip
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode or not lines:
+        why = (proc.stderr.strip().splitlines() or ["printed nothing"])[-1]
+        raise FatalError(f"cannot prepare OpenBLAS (scripts/openblas_support.py): {why}")
+    return lines[-1]
 
 
 def reproducible_env(settings: Settings, env: dict[str, str]) -> dict[str, str]:
