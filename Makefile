@@ -124,7 +124,7 @@ help:
 
 .PHONY: version  ## Print the toolkit's version
 version:
-	@$(PYTHON) -c 'import sys; sys.path.insert(0, "scripts"); import nwlib; print("numpy-wheels-toolkit", nwlib.toolkit_version())'
+	@$(PYTHON) -c 'import sys; sys.path.insert(0, "scripts"); from numpy_wheels.log import toolkit_version; print("numpy-wheels-toolkit", toolkit_version())'
 
 # An unknown target (`make wheel`): name the nearest one.
 .DEFAULT:

@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 
-import nwlib  # noqa: E402
+from numpy_wheels.errors import ConfigurationError  # noqa: E402
+from numpy_wheels.log import run_main  # noqa: E402
 
 
 def official_wheels() -> list[Path]:
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     linux = next((w for w in reversed(wheels) if "manylinux" in w.name and "x86_64" in w.name),
                  None)  # fmt: skip
     if linux is None:
-        raise nwlib.ConfigurationError("no manylinux x86_64 wheel among the inputs")
+        raise ConfigurationError("no manylinux x86_64 wheel among the inputs")
     bindir = Path(sys.executable).parent
     ours = [sys.executable, str(ROOT / "scripts" / "check_wheel.py"), *map(str, wheels)]
     theirs = [str(bindir / "auditwheel"), "show", "--json", str(linux)]
@@ -65,4 +66,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    nwlib.run_main(main, "bench_check_wheel.py")
+    run_main(main, "bench_check_wheel.py")

@@ -11,7 +11,6 @@ from pathlib import Path
 if __name__ == "__main__":  # from a checkout: the package is beside this file
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from numpy_wheels.audit import check_wheels  # noqa: F401  (`import check_wheel` callers)
 from numpy_wheels.audit.cli import PROG, main
 from numpy_wheels.log import run_main
 

@@ -135,8 +135,9 @@ def index_file(spec: str, *pip_args: str) -> tuple[str, str, str]:
 def cached_download(spec: str, dest: Path, *pip_args: str) -> Path:
     """The wheel pip picks for ``spec``, kept in ``dest`` between runs: a kept copy is
     used only while its sha256 matches the index's; otherwise it is fetched again
-    (nwlib.download: temporary name, sha256 checked, then renamed)."""
-    from nwlib import download, file_hash
+    (numpy_wheels.net.download: temporary name, sha256 checked, then renamed)."""
+    from numpy_wheels.files import file_hash
+    from numpy_wheels.net import download
 
     name, url, sha256 = index_file(spec, *pip_args)
     if url.startswith("file:"):  # a local index (pip's config): used in place, not copied

@@ -3,7 +3,7 @@ of one, every platform each published, one CPython each (about 50 wheels).
 
 The first run asks the package index's simple API which files each release has,
 keeps that answer (name, URL, sha256) in ``~/.cache/numpy-wheels/corpus/corpus.json``
-and downloads every wheel there through ``nwlib.download`` with its published
+and downloads every wheel there through ``numpy_wheels.net.download`` with its published
 sha256.  Later runs need no network: each cached wheel is used only after its
 sha256 matches the stored one again.  ``NW_CORPUS_DIR`` moves the cache.
 
@@ -25,7 +25,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import nwlib  # noqa: E402
+from numpy_wheels.errors import DownloadError  # noqa: E402
+from numpy_wheels.files import atomic_write, error_reason, file_hash  # noqa: E402
+from numpy_wheels.net import download  # noqa: E402
 
 # (project, version, CPython): the latest patch of 1.26, 2.0, 2.3 and 2.4, and a
 # recent SciPy; each CPython chosen so that every platform of its release exists.
@@ -90,7 +92,7 @@ def _ask_index() -> list[dict[str, str]]:
                 pythons = {t.interpreter for t in tags if t.abi == t.interpreter}
                 if any((str(version), py) in wanted for py in pythons):
                     if "sha256" not in package.digests:
-                        raise nwlib.DownloadError(f"{package.filename}: the index gives no sha256")
+                        raise DownloadError(f"{package.filename}: the index gives no sha256")
                     found.append(
                         {
                             "filename": package.filename,
@@ -110,17 +112,17 @@ def corpus_wheels(verbose: bool = False) -> list[Path]:
     else:
         entries = _ask_index()
         root.mkdir(parents=True, exist_ok=True)
-        with nwlib.atomic_write(manifest) as out:
+        with atomic_write(manifest) as out:
             json.dump({"releases": CORPUS_RELEASES, "wheels": entries}, out, indent=1)
     paths = []
     for entry in entries:
         path = root / entry["filename"]
-        if path.exists() and nwlib.file_hash(path) != entry["sha256"]:
+        if path.exists() and file_hash(path) != entry["sha256"]:
             path.unlink()  # a damaged or replaced copy is fetched again
         if not path.exists():
             if verbose:
                 print(f"fetching {entry['filename']}", flush=True)
-            nwlib.download(entry["url"], path, sha256=entry["sha256"])
+            download(entry["url"], path, sha256=entry["sha256"])
         paths.append(path)
     return paths
 
@@ -131,7 +133,7 @@ def corpus() -> list[Path]:
         return corpus_wheels()
     except Exception as exc:  # the index unreachable on a first run: say what is missing
         pytest.fail(
-            f"the audit corpus could not be fetched ({nwlib.error_reason(exc)}); it needs the "
+            f"the audit corpus could not be fetched ({error_reason(exc)}); it needs the "
             f"package index once, then lives in {corpus_dir()}",
             pytrace=False,
         )

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 from conftest import cached_download, closed_port, index_file
-from nwlib import file_hash
+from numpy_wheels.files import file_hash
 
 # A small wheel the package index serves (not a local mirror: this machine has one).
 SPEC = "cowsay==6.1"
@@ -30,12 +30,12 @@ def test_cached_download_is_reverified_against_the_index(tmp_path):
 
 def test_cached_copy_that_matches_is_not_fetched_again(tmp_path, monkeypatch):
     path = cached_download(SPEC, tmp_path)
-    import nwlib
+    from numpy_wheels import net
 
     def no_download(*args, **kwargs):
         raise AssertionError("a verified copy was downloaded again")
 
-    monkeypatch.setattr(nwlib, "download", no_download)
+    monkeypatch.setattr(net, "download", no_download)
     assert cached_download(SPEC, tmp_path) == path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, make, run_bash
 from container_engine import POLICY
-from nwlib import file_hash
+from numpy_wheels.files import file_hash
 
 FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
 ARCH = __import__("platform").machine()

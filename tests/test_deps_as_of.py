@@ -16,7 +16,7 @@ from conftest import ROOT, clean_env, make, run_bash
 from numpy_wheels.build import deps, paths, source
 from numpy_wheels.build.deps import DepsDate, explain_failure, git_commit_time, pip_env, resolve
 from numpy_wheels.build.settings import Settings
-from nwlib import ConfigurationError
+from numpy_wheels.errors import ConfigurationError
 
 FIXTURE = ROOT / "tests" / "fixtures" / "clib-demo"
 COMMIT_TIME = datetime(2025, 11, 16, 12, 0, tzinfo=UTC)

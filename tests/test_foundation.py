@@ -1,6 +1,6 @@
 """The foundation modules on their own: net.download against a loopback HTTP
 server with scripted faults, archive.safe_extract against crafted tar and zip
-archives, files.atomic_write and file_hash; and the nwlib re-export."""
+archives, files.atomic_write and file_hash; verbosity."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import nwlib
 import pytest
 from conftest import LoopbackServer, closed_port
 from numpy_wheels import errors, files, log, net
@@ -341,25 +340,19 @@ def test_closed_port_is_retried_then_one_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-# ------------------------------------------------------------- the nwlib re-export
+# ------------------------------------------------------------- verbosity
 
 
-def test_nwlib_reexports_the_foundation_under_the_old_names():
-    assert nwlib.download is net.download and nwlib.safe_extract is safe_extract
-    assert nwlib.FatalError is errors.FatalError and nwlib.file_hash is files.file_hash
-    assert all(hasattr(nwlib, name) for name in nwlib.__all__)
-
-
-def test_nwlib_verbose_and_quiet_set_the_log_level(capsys, monkeypatch):
-    monkeypatch.setattr(nwlib, "QUIET", False)
-    monkeypatch.setattr(nwlib, "VERBOSE", False)
-    nwlib.log("detail", verbose_only=True)
-    nwlib.VERBOSE = True
-    assert log.is_verbose() and nwlib.VERBOSE
-    nwlib.log("more detail", verbose_only=True)
-    nwlib.QUIET = True  # quiet wins: only warnings, errors and results
-    nwlib.log("progress")
+def test_verbose_and_quiet_set_the_log_level(capsys):
+    log.set_verbosity(verbose=False, quiet=False)
+    log.log("detail", verbose_only=True)
+    log.set_verbosity(verbose=True)
+    assert log.is_verbose()
+    log.log("more detail", verbose_only=True)
+    log.set_verbosity(quiet=True)  # quiet wins: only warnings, errors and results
+    log.log("progress")
     assert capsys.readouterr().err == "more detail\n"
+    log.set_verbosity(verbose=False, quiet=False)
 
 
 def test_extract_drops_owner_and_special_mode_bits(tmp_path, box):

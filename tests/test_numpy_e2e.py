@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 from conftest import CACHE, HOST_ARCH, PY_TAG, ROOT, make
-from nwlib import file_hash
+from numpy_wheels.files import file_hash
 
 # A stable place (not tmp_path): the same build directory and ccache directory
 # from one run to the next is what makes a local re-run fast.

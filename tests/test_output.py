@@ -13,11 +13,11 @@ import sys
 import tomllib
 from pathlib import Path
 
-import nwlib
 import pytest
 from conftest import ROOT, LoopbackServer, clean_env, make
 from numpy_wheels.build import paths, report, runner
 from numpy_wheels.build import settings as nw_settings
+from numpy_wheels.log import ci_error, colour
 from test_cli import numpy_wheels
 from test_pipeline import fixture_copy, settings
 
@@ -326,24 +326,24 @@ class Terminal(io.StringIO):
 def test_colour_honours_no_color_and_terminals(monkeypatch):
     monkeypatch.delenv("FORCE_COLOR", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert nwlib.colour("FAIL", Terminal()) == "\033[31mFAIL\033[0m"
-    assert nwlib.colour("PASS", io.StringIO()) == "PASS"  # a pipe: plain
+    assert colour("FAIL", Terminal()) == "\033[31mFAIL\033[0m"
+    assert colour("PASS", io.StringIO()) == "PASS"  # a pipe: plain
     monkeypatch.setenv("FORCE_COLOR", "1")
-    assert nwlib.colour("WARN", io.StringIO()) == "\033[33mWARN\033[0m"
+    assert colour("WARN", io.StringIO()) == "\033[33mWARN\033[0m"
     monkeypatch.setenv("NO_COLOR", "1")
-    assert nwlib.colour("FAIL", Terminal()) == "FAIL"
+    assert colour("FAIL", Terminal()) == "FAIL"
 
 
 def test_ci_annotations(monkeypatch, capsys):
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    nwlib.ci_error("100% broken\nsecond line", "steps.py: build")
+    ci_error("100% broken\nsecond line", "steps.py: build")
     assert capsys.readouterr().out == "::error title=steps.py%3A build::100%25 broken\n"
     monkeypatch.delenv("GITHUB_ACTIONS")
     monkeypatch.setenv("TF_BUILD", "True")
-    nwlib.ci_error("broken", "x")
+    ci_error("broken", "x")
     assert capsys.readouterr().out == "##vso[task.logissue type=error]broken\n"
     monkeypatch.delenv("TF_BUILD")
-    nwlib.ci_error("broken", "x")
+    ci_error("broken", "x")
     assert capsys.readouterr().out == ""
 
 

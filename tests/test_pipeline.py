@@ -90,7 +90,7 @@ def test_wheels_report_matches_the_files(pipeline):
     (entry,) = report["wheels"]
     wheel = tmp_path / "wheelhouse" / entry["name"]
     assert entry["size"] == wheel.stat().st_size
-    from nwlib import file_hash
+    from numpy_wheels.files import file_hash
 
     assert entry["sha256"] == file_hash(wheel)
     assert report["tools"]["auditwheel"] == "auditwheel 6.8.2"
@@ -192,7 +192,7 @@ def test_no_supported_wheel(tmp_path):
     with zipfile.ZipFile(foreign, "w") as zf:
         zf.writestr("clib_demo/__init__.py", "")
     # as if make check had passed it: this test is about what install_run says
-    from nwlib import file_hash
+    from numpy_wheels.files import file_hash
 
     checked = {foreign.name: file_hash(foreign)}
     (tmp_path / "work" / "checked.json").write_text(json.dumps(checked))

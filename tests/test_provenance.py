@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, VENV_BIN, make
 from numpy_wheels.build import provenance
-from nwlib import file_hash
+from numpy_wheels.files import file_hash
 from test_pipeline import fixture_copy, settings
 
 SCHEMAS = [

@@ -17,7 +17,7 @@ import pytest
 from conftest import CACHE, ROOT, VENV_BIN, clean_env, make
 from numpy_wheels.build import provenance
 from numpy_wheels.build import rebuild as rebuild_check
-from nwlib import file_hash
+from numpy_wheels.files import file_hash
 from test_numpy_e2e import WORK
 from test_pipeline import fixture_copy
 from test_pipeline import settings as local_settings

@@ -14,9 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nwlib
 import pytest
 from conftest import ROOT, LoopbackServer, clean_env
+from numpy_wheels.files import error_reason, sanitize_url
 from numpy_wheels.upload import publish, sources
 from numpy_wheels.upload.target import resolve_target
 from staging_server import make_wheel
@@ -199,8 +199,8 @@ def test_unexpected_content_type_is_one_masked_line(tmp_path):
     ],
 )  # fmt: skip
 def test_sanitize_url_masks_what_no_parser_accepts(text, shown):
-    assert nwlib.sanitize_url(text) == shown
-    assert nwlib.error_reason(ValueError(text)) == shown
+    assert sanitize_url(text) == shown
+    assert error_reason(ValueError(text)) == shown
 
 
 # ------------------------------------------------------ 9. only to their origin

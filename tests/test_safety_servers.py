@@ -19,9 +19,10 @@ import threading
 import time
 from pathlib import Path
 
-import nwlib
 import pytest
 from conftest import ROOT, LoopbackServer, clean_env
+from numpy_wheels.errors import DownloadError, FatalError
+from numpy_wheels.net import download
 from numpy_wheels.upload import sources
 from numpy_wheels.upload.download import fetch
 from numpy_wheels.upload.select import select_files
@@ -152,8 +153,8 @@ def test_index_file_names_are_checked_before_any_use(tmp_path, hostile, filename
 
 def test_download_stops_at_the_declared_size(tmp_path, hostile):
     hostile.routes["/f"] = endless()  # no Content-Length: the body ends when it likes
-    with pytest.raises(nwlib.DownloadError, match=r"body larger than the declared size \(854 "):
-        nwlib.download(f"{hostile.base}/f", tmp_path / "f", size=854, retries=1)
+    with pytest.raises(DownloadError, match=r"body larger than the declared size \(854 "):
+        download(f"{hostile.base}/f", tmp_path / "f", size=854, retries=1)
     assert hostile.sent["/f"] < 16 * 2**20  # stopped early, not after the whole stream
     assert list(tmp_path.iterdir()) == []
 
@@ -161,8 +162,8 @@ def test_download_stops_at_the_declared_size(tmp_path, hostile):
 def test_download_stops_at_the_cap_when_no_size_is_declared(tmp_path, hostile, monkeypatch):
     monkeypatch.setenv("NW_MAX_DOWNLOAD_BYTES", "100000")
     hostile.routes["/f"] = endless()
-    with pytest.raises(nwlib.DownloadError, match=r"body larger than the limit \(100000 bytes\)"):
-        nwlib.download(f"{hostile.base}/f", tmp_path / "f", retries=1)
+    with pytest.raises(DownloadError, match=r"body larger than the limit \(100000 bytes\)"):
+        download(f"{hostile.base}/f", tmp_path / "f", retries=1)
     assert hostile.sent["/f"] < 16 * 2**20
     assert list(tmp_path.iterdir()) == []
 
@@ -171,7 +172,7 @@ def test_listing_page_size_is_capped(hostile, monkeypatch):
     monkeypatch.setenv("NW_MAX_PAGE_BYTES", str(2**20))
     hostile.routes["/simple/numpy/"] = endless("text/html", b"<a href='x'>x</a>" * 4096)
     session = sources.page_session(0)
-    with pytest.raises(nwlib.FatalError, match=r"body larger than the limit \(1048576 bytes\)"):
+    with pytest.raises(FatalError, match=r"body larger than the limit \(1048576 bytes\)"):
         sources.fetch_page(session, f"{hostile.base}/simple/numpy/", timeout=5)
     session.close()
     assert hostile.sent["/simple/numpy/"] < 16 * 2**20
@@ -182,9 +183,9 @@ def test_a_byte_a_tenth_of_a_second_meets_the_deadline(tmp_path, hostile, monkey
     monkeypatch.setenv("NW_REQUEST_DEADLINE", "1")
     hostile.routes["/f"] = endless("text/html", b"<", pause=0.1)  # never idle for `timeout`
     start = time.monotonic()
-    with pytest.raises(nwlib.FatalError, match=r"not complete within 1 s \(NW_REQUEST_DEADLINE\)"):
+    with pytest.raises(FatalError, match=r"not complete within 1 s \(NW_REQUEST_DEADLINE\)"):
         if what == "download":
-            nwlib.download(f"{hostile.base}/f", tmp_path / "f", retries=1, timeout=5)
+            download(f"{hostile.base}/f", tmp_path / "f", retries=1, timeout=5)
         else:
             session = sources.page_session(0)
             sources.fetch_page(session, f"{hostile.base}/f", timeout=5)
@@ -276,8 +277,8 @@ def https_to_http(certificate, hostile, monkeypatch):
 
 def test_https_file_redirected_to_http_is_refused(tmp_path, https_to_http, hostile):
     url, _ = https_to_http
-    with pytest.raises(nwlib.DownloadError, match=r"redirects to plain http \(http://127"):
-        nwlib.download(url, tmp_path / "f", retries=1)
+    with pytest.raises(DownloadError, match=r"redirects to plain http \(http://127"):
+        download(url, tmp_path / "f", retries=1)
     assert hostile.hits.get("/f") is None  # the plain-http hop was never made
     assert list(tmp_path.iterdir()) == []
 
@@ -285,7 +286,7 @@ def test_https_file_redirected_to_http_is_refused(tmp_path, https_to_http, hosti
 def test_https_page_redirected_to_http_is_refused(https_to_http, hostile):
     url, _ = https_to_http
     session = sources.page_session(0)
-    with pytest.raises(nwlib.FatalError, match="redirects to plain http"):
+    with pytest.raises(FatalError, match="redirects to plain http"):
         sources.fetch_page(session, url, timeout=5)
     session.close()
     assert hostile.hits.get("/f") is None
@@ -321,7 +322,7 @@ def test_gzip_encoded_page_and_file_are_decoded_within_the_bounds(tmp_path, host
     got = sources.fetch_page(session, f"{hostile.base}/p", timeout=5)
     session.close()
     assert (got.form, got.body) == ("html", page.decode())
-    got = nwlib.download(f"{hostile.base}/p", tmp_path / "p", retries=1)
+    got = download(f"{hostile.base}/p", tmp_path / "p", retries=1)
     assert got.read_bytes() == page
 
 
@@ -337,7 +338,7 @@ def test_uploader_listing_names_are_checked(name, message):
     # GIVEN a staging listing offering a matching file under a hostile name
     listed = [sources.RemoteFile(name, "http://127.0.0.1:9/f")]
     # WHEN the files of tinyproj 1.0 are chosen, THEN the name is refused, shown escaped
-    with pytest.raises(nwlib.FatalError) as info:
+    with pytest.raises(FatalError) as info:
         select_files(listed, "tinyproj", "1.0", ["all"], False, "the listing")
     assert message in str(info.value)
     assert "\x1b" not in str(info.value)

@@ -160,7 +160,7 @@ def step_check(settings: Settings) -> str:
     if not wheels:
         raise FatalError(f"no wheel in {REPAIRED} to check; run `make repair` first")
     # Our own builds are audited strictly: a warning fails them too.
-    cmd = [sys.executable, str(ROOT / "scripts" / "check_wheel.py"), "--strict"]
+    cmd = [sys.executable, "-m", "numpy_wheels.audit", "--strict"]
     if all(w.name.startswith("numpy-") for w in wheels) and settings.project == "numpy":
         version, interface = _build_openblas(settings)
         cmd += ["--expect-openblas", version, "--expect-interface", interface]

@@ -12,7 +12,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from ..errors import ConfigurationError, DownloadError
+from ..errors import DownloadError
 from .select import identity, metadata_identity
 from .summary import Entry
 
@@ -80,15 +80,7 @@ def audit(entries: list[Entry], strict: bool = False) -> list[str]:
     wheels = [e for e in entries if e.name.endswith(".whl")]
     if not wheels:
         return []
-    try:
-        from ..audit import check_wheels
-    except ImportError:  # before the audit package: its module beside the scripts
-        try:
-            from check_wheel import check_wheels
-        except ImportError:
-            raise ConfigurationError(
-                "the wheel audit (check_wheel.py) is not importable; use --no-check to skip it"
-            ) from None
+    from ..audit import check_wheels
     by_name = {e.name: e for e in wheels}
     warnings = []
     for report in check_wheels([e.path for e in wheels]):
