@@ -14,8 +14,11 @@ case "$(uname -s)" in
     MINGW* | MSYS* | CYGWIN*) venv_python="$venv/Scripts/python" ;;  # Git Bash on Windows
 esac
 if [ ! -x "$venv_python" ]; then
+    echo "setup: creating $venv with $python" >&2
     "$python" -m venv "$venv"
 fi
+# pip is quiet here: say what the wait is for
+echo "setup: installing the toolkit and its pinned dependencies into $venv (pip)" >&2
 "$venv_python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$venv_python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
 

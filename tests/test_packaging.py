@@ -435,3 +435,31 @@ def test_installed_wheel_uploader_downloads_and_audits(installed, tmp_path, offi
 def test_console_scripts_are_the_ones_issue_13_names():
     # nothing else lands on a user's PATH
     assert set(PYPROJECT["project"]["scripts"]) <= set(COMMANDS)
+
+
+def test_make_setup_says_it_starts_installing(tmp_path):
+    # GIVEN an interpreter whose venv's pip only records its arguments
+    fake = tmp_path / "python"
+    stub = '#!/bin/sh\necho "$*" >> "$0.log"\n'  # the venv's python: logs its arguments
+    venv_step = (
+        f'mkdir -p "$3/bin"\nprintf %s \'{stub}\' > "$3/bin/python"\nchmod +x "$3/bin/python"'
+    )
+    fake.write_text(f"#!/bin/sh\n{venv_step}\n")  # `python -m venv DIR`
+    fake.chmod(0o755)
+    venv = tmp_path / "venv"
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "setup.sh"), str(fake), str(venv)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # THEN it says so before pip runs, and pip then installs the toolkit
+    lines = proc.stderr.splitlines()
+    assert lines[:2] == [
+        f"setup: creating {venv} with {fake}",
+        f"setup: installing the toolkit and its pinned dependencies into {venv} (pip)",
+    ]
+    calls = (venv / "bin" / "python.log").read_text().splitlines()
+    assert calls[-1].endswith("install --quiet --disable-pip-version-check -e .[test]")
