@@ -81,6 +81,7 @@ def audit(entries: list[Entry], strict: bool = False) -> list[str]:
     if not wheels:
         return []
     from ..audit import check_wheels
+
     by_name = {e.name: e for e in wheels}
     warnings = []
     for report in check_wheels([e.path for e in wheels]):
