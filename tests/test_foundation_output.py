@@ -305,15 +305,17 @@ def test_quiet_and_verbose_are_the_logger_level(fresh_log, capsys):
     assert log.logger.level == logging.WARNING
 
 
-def test_a_lone_download_is_silent_off_a_terminal(answers, tmp_path, capsys):
-    # A caller wanting a line per file passes its Transfers; the default stays quiet
-    # in logs (a bar is drawn only on a terminal).
+def test_a_lone_download_prints_one_line_off_a_terminal(answers, tmp_path, capsys):
+    # With no Transfers given a download makes its own: one line off a terminal (the
+    # sdist, OpenBLAS); progress=False shows nothing (the small provenance files).
     answers.routes["/f"] = ([], BODY)
     net.download(f"{answers.base}/f", tmp_path / "f")
+    assert re.fullmatch(r"downloaded f \(48\.8 KiB in \d+\.\d s\)\n", capsys.readouterr().err)
+    net.download(f"{answers.base}/f", tmp_path / "g", progress=False)
     assert capsys.readouterr().err == ""
     with Transfers() as shown:
-        net.download(f"{answers.base}/f", tmp_path / "g", progress=shown)
-    assert re.fullmatch(r"downloaded g \(48\.8 KiB in \d+\.\d s\)\n", capsys.readouterr().err)
+        net.download(f"{answers.base}/f", tmp_path / "h", progress=shown)
+    assert re.fullmatch(r"downloaded h \(48\.8 KiB in \d+\.\d s\)\n", capsys.readouterr().err)
 
 
 def test_one_live_display_at_a_time(monkeypatch):

@@ -261,7 +261,7 @@ def download(
     partial file is deleted.  Returns ``dest``.
 
     ``progress``: the ``Transfers`` display this file is one of (``-j``), else
-    one of its own, drawn on a terminal only (``False``: none).
+    one of its own: a bar on a terminal, one line otherwise (``False``: none).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -272,9 +272,8 @@ def download(
         if own_session:
             stack.callback(session.close)
         if not isinstance(progress, Transfers):
-            # its own: a bar on a terminal; off it, silent (a caller wanting a line
-            # per file passes its Transfers)
-            own = Transfers(enabled=progress is not False, lines=False)
+            # its own: a bar on a terminal, else the one line of a finished file
+            own = Transfers(enabled=progress is not False)
             progress = stack.enter_context(own)
         bar = progress.file(dest.name)
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import queue
-import sys
 import threading
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ..errors import DownloadError, FatalError, HTTPStatusError
 from ..files import file_hash, sanitize_url
 from ..log import log
 from ..net import CANCEL, download
+from ..progress import Transfers
 from .sources import RemoteFile, page_session
 from .summary import Entry
 from .verify import verify_dist
@@ -59,7 +59,8 @@ def find_present(entries: list[Entry], *, jobs: int) -> list[Entry]:
     return [e for e, there in zip(entries, found, strict=True) if not there]
 
 
-def fetch(entry: Entry, *, timeout: float, retries: int, progress: bool, session=None,
+def fetch(entry: Entry, *, timeout: float, retries: int, progress: Transfers | bool | None,
+          session=None,
           allow_insecure: bool = False) -> Entry:  # fmt: skip
     """Download one file into the wheelhouse; a failure is recorded on the entry."""
     rf = entry.remote
@@ -104,14 +105,17 @@ def download_all(entries: list[Entry], *, jobs: int, clobber: bool, timeout: flo
     ``.part`` stays to be resumed) instead of waiting for every download.
     """
     missing = entries if clobber else find_present(entries, jobs=jobs)
-    tty = sys.stderr.isatty()
     total = len(missing)
+    if not total:
+        return
+    sizes = [e.remote.size if e.remote else None for e in missing]
+    known = None if None in sizes else sum(s or 0 for s in sizes)
     todo: queue.SimpleQueue[Entry] = queue.SimpleQueue()
     done: queue.SimpleQueue[Entry | BaseException] = queue.SimpleQueue()
     for e in missing:
         todo.put(e)
 
-    def work() -> None:
+    def work(shown: Transfers) -> None:
         session = page_session(retries, allow_insecure)
         try:
             while not CANCEL.is_set():
@@ -121,30 +125,27 @@ def download_all(entries: list[Entry], *, jobs: int, clobber: bool, timeout: flo
                     return
                 try:
                     done.put(fetch(entry, timeout=timeout, retries=retries,
-                                   progress=tty and jobs == 1, session=session,
+                                   progress=shown, session=session,
                                    allow_insecure=allow_insecure))  # fmt: skip
                 except BaseException as exc:  # a bug: handed to the main thread to raise
                     done.put(exc)
         finally:
             session.close()
 
-    for _ in range(min(jobs, total)):
-        threading.Thread(target=work, daemon=True).start()
-    try:
-        for count in range(1, total + 1):
-            while True:
-                try:
-                    got = done.get(timeout=0.2)
-                    break
-                except queue.Empty:
-                    continue
-            if isinstance(got, BaseException):
-                raise got
-            if tty and jobs > 1:
-                sys.stderr.write(f"\r[{count}/{total}] {got.name[:60]:60}")
-                if count == total:
-                    sys.stderr.write("\n")
-                sys.stderr.flush()
-    except BaseException:
-        CANCEL.set()
-        raise
+    # a bar per file under way and an overall bar on a terminal, else a line per file
+    with Transfers(files=total, total_bytes=known) as shown:
+        for _ in range(min(jobs, total)):
+            threading.Thread(target=work, args=(shown,), daemon=True).start()
+        try:
+            for _ in range(total):
+                while True:
+                    try:
+                        got = done.get(timeout=0.2)
+                        break
+                    except queue.Empty:
+                        continue
+                if isinstance(got, BaseException):
+                    raise got
+        except BaseException:
+            CANCEL.set()
+            raise
