@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pty
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -747,3 +749,57 @@ def test_one_distribution_listed_under_two_spellings_is_taken_once(capsys, tmp_p
     assert [ln.split(" -> ")[-1] for ln in out.splitlines() if ln.startswith("would")] == [
         str(tmp_path / "wh" / upper.name)  # the first listed
     ]
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+DONE = re.compile(r"^downloaded (\S+) \(\d+(?:\.\d)? \w*B in \d+\.\d s\)$")
+
+
+def run_pty(args: list[str], env: dict[str, str]) -> str:
+    """What a user sees of the script on a terminal (stdout and stderr)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        try:
+            block = os.read(master, 65536) if ready else b""
+        except OSError:  # EIO: the child closed the terminal
+            block = b""
+        if not block:
+            break
+        out += block
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
+    return out.decode()
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_parallel_downloads_show_bars_on_a_terminal_and_a_line_per_file_otherwise(
+    tmp_path, tiny, terminal
+):
+    # GIVEN six staged files served slowly enough for a bar to be drawn
+    with StagingServer(tiny, package="tinyproj", rate=4000) as server:
+        args = [sys.executable, str(SCRIPT), "-u", server.simple_url, "--allow-insecure",
+                "-w", str(tmp_path / "wh"), "-n", "-j", "2", "tinyproj", "1.0"]  # fmt: skip
+        env = clean_env(tmp_path, TWINE_REPOSITORY_URL=NOWHERE, TERM="xterm-256color",
+                        COLUMNS="150", LINES="40")  # fmt: skip
+        env.pop("NO_COLOR")
+        # WHEN they are fetched two at a time, on a terminal or into a pipe
+        if terminal:
+            out = run_pty(args, env)
+        else:
+            proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr
+            out = proc.stderr
+    plain = ANSI.sub("", out).replace("\r", "\n").splitlines()
+    # THEN each file leaves one line, and only a terminal gets bars
+    assert sorted(m[1] for line in plain if (m := DONE.match(line))) == TINY_10
+    assert not any(line.startswith("[") for line in plain)  # no [k/N] line of its own
+    if terminal:
+        frames = [ANSI.sub("", f) for f in re.split(r"\r\x1b\[2K(?:\x1b\[1A\x1b\[2K)*", out)]
+        assert max(len(re.findall(r"tinyproj-1\.0-\S+ +━", f)) for f in frames) == 2  # -j 2
+        assert re.search(r"6/6 files +━+", ANSI.sub("", out))  # the overall bar, at its end
+    else:
+        assert "\x1b" not in out and "━" not in out
