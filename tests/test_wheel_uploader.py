@@ -775,14 +775,23 @@ def run_pty(args: list[str], env: dict[str, str]) -> str:
     return out.decode()
 
 
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> dict[str, Path]:
+    """bigproj 1.0 for four platforms, 200 kB each: several 64 KiB chunks to pace."""
+    dest = tmp_path_factory.mktemp("big")
+    files = [make_wheel(dest, "bigproj", "1.0", tag, payload=os.urandom(200_000))
+             for tag in PLATFORMS[:4]]  # fmt: skip
+    return {p.name: p for p in files}
+
+
 @pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
 def test_parallel_downloads_show_bars_on_a_terminal_and_a_line_per_file_otherwise(
-    tmp_path, tiny, terminal
+    tmp_path, big, terminal
 ):
-    # GIVEN six staged files served slowly enough for a bar to be drawn
-    with StagingServer(tiny, package="tinyproj", rate=4000) as server:
+    # GIVEN four staged files, each taking ~0.7 s (time for rich to draw its bars)
+    with StagingServer(big, package="bigproj", rate=300_000) as server:
         args = [sys.executable, str(SCRIPT), "-u", server.simple_url, "--allow-insecure",
-                "-w", str(tmp_path / "wh"), "-n", "-j", "2", "tinyproj", "1.0"]  # fmt: skip
+                "-w", str(tmp_path / "wh"), "-n", "-j", "2", "bigproj", "1.0"]  # fmt: skip
         env = clean_env(tmp_path, TWINE_REPOSITORY_URL=NOWHERE, TERM="xterm-256color",
                         COLUMNS="150", LINES="40")  # fmt: skip
         env.pop("NO_COLOR")
@@ -795,11 +804,12 @@ def test_parallel_downloads_show_bars_on_a_terminal_and_a_line_per_file_otherwis
             out = proc.stderr
     plain = ANSI.sub("", out).replace("\r", "\n").splitlines()
     # THEN each file leaves one line, and only a terminal gets bars
-    assert sorted(m[1] for line in plain if (m := DONE.match(line))) == TINY_10
+    assert sorted(m[1] for line in plain if (m := DONE.match(line))) == sorted(big)
     assert not any(line.startswith("[") for line in plain)  # no [k/N] line of its own
     if terminal:
         frames = [ANSI.sub("", f) for f in re.split(r"\r\x1b\[2K(?:\x1b\[1A\x1b\[2K)*", out)]
-        assert max(len(re.findall(r"tinyproj-1\.0-\S+ +━", f)) for f in frames) == 2  # -j 2
-        assert re.search(r"6/6 files +━+", ANSI.sub("", out))  # the overall bar, at its end
+        assert max(len(re.findall(r"bigproj-1\.0-\S+ +━", f)) for f in frames) == 2  # -j 2
+        assert any(re.search(r"[0-3]/4 files +━", f) for f in frames)  # the overall bar
+        assert re.search(r"4/4 files +━+ +(\S+)/\1 KiB", ANSI.sub("", out))  # all bytes, at its end
     else:
         assert "\x1b" not in out and "━" not in out
