@@ -10,6 +10,8 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import pty
+import select
 import socket
 import subprocess
 import sys
@@ -354,3 +356,23 @@ def container():
     print(f"\ncontainer engine at {box.engine.host}, image {box.image} ({times})")
     yield box
     box.engine.stop()
+
+
+def run_pty(args: list[str], env: dict[str, str], timeout: float = 60) -> str:
+    """What a user sees of a command on a terminal (stdout and stderr), once it exits 0."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], timeout)
+        try:
+            block = os.read(master, 65536) if ready else b""
+        except OSError:  # EIO: the child closed the terminal
+            block = b""
+        if not block:
+            break
+        out += block
+    os.close(master)
+    assert proc.wait(timeout=timeout) == 0, out.decode(errors="replace")
+    return out.decode()

@@ -11,16 +11,14 @@ import io
 import itertools
 import logging
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from conftest import ROOT, LoopbackServer, clean_env
+from conftest import ROOT, LoopbackServer, clean_env, run_pty
 from numpy_wheels import log, net
 from numpy_wheels.progress import Transfers
 
@@ -167,23 +165,7 @@ def run_child(tmp_path, *, terminal: bool, **env: str) -> str:
             proc = subprocess.run(args, env=full, capture_output=True, text=True, timeout=60)
             assert proc.returncode == 0, proc.stderr
             return proc.stderr
-        master, slave = pty.openpty()
-        proc = subprocess.Popen(args, env=full, stdin=subprocess.DEVNULL, stdout=slave,
-                                stderr=slave)  # fmt: skip
-        os.close(slave)
-        out = b""
-        while True:
-            ready, _, _ = select.select([master], [], [], 30)
-            try:
-                block = os.read(master, 65536) if ready else b""
-            except OSError:  # EIO: the child closed the terminal
-                block = b""
-            if not block:
-                break
-            out += block
-        os.close(master)
-        assert proc.wait(timeout=30) == 0, out.decode(errors="replace")
-        return out.decode()
+        return run_pty(args, full, timeout=30)
 
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -22,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VENV_BIN, clean_env
+from conftest import ROOT, VENV_BIN, clean_env, run_pty
 from numpy_wheels import log
 from numpy_wheels.errors import FatalError
 from numpy_wheels.upload import publish, sources
@@ -753,26 +751,6 @@ def test_one_distribution_listed_under_two_spellings_is_taken_once(capsys, tmp_p
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 DONE = re.compile(r"^downloaded (\S+) \(\d+(?:\.\d)? \w*B in \d+\.\d s\)$")
-
-
-def run_pty(args: list[str], env: dict[str, str]) -> str:
-    """What a user sees of the script on a terminal (stdout and stderr)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-    os.close(slave)
-    out = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
-        try:
-            block = os.read(master, 65536) if ready else b""
-        except OSError:  # EIO: the child closed the terminal
-            block = b""
-        if not block:
-            break
-        out += block
-    os.close(master)
-    assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
-    return out.decode()
 
 
 @pytest.fixture(scope="module")
