@@ -29,8 +29,9 @@ from ..files import (
     printable,
     sanitize_url,
 )
+from ..index import index_url, project_page
 from ..log import log
-from ..net import download, http_session
+from ..net import download
 from .paths import RELEASE_TAG, SDIST_CACHE, SOURCE_MARKER
 
 if TYPE_CHECKING:
@@ -78,10 +79,9 @@ def fetch_sdist(settings: Settings) -> str:
         )
     repo = settings.repo_dir
     _refuse_foreign(repo)
-    endpoint = os.environ.get("NW_INDEX_URL") or os.environ.get("PIP_INDEX_URL")
-    shown = sanitize_url(endpoint or "the default index")
-    pkg = _index_sdist(settings.project, match.group(1))
-    name = check_name(pkg.filename, f"the index {shown}")
+    url = index_url()
+    pkg = _index_sdist(settings.project, match.group(1), url)
+    name = check_name(pkg.filename, f"the index {sanitize_url(url)}")
     sha256 = pkg.digests.get("sha256")
     if not sha256:
         raise FatalError(f"the index publishes no sha256 for {name}; refusing to use it")
@@ -112,34 +112,15 @@ def fetch_sdist(settings: Settings) -> str:
     return described
 
 
-def _index_sdist(project: str, version: str):
-    """The index's entry (pypi-simple DistributionPackage) for PROJECT-VERSION.tar.gz.
-
-    The page is read within the bounds of numpy_wheels.net.http_session; any client error
-    (HTTP, content type, JSON) is one line with credentials masked.
-    """
-    from pypi_simple import NoSuchProjectError, PyPISimple
-
-    endpoint = os.environ.get("NW_INDEX_URL") or os.environ.get("PIP_INDEX_URL")
-    shown = sanitize_url(endpoint or "the default index")
-    session = http_session()
-    client = PyPISimple(endpoint, session=session) if endpoint else PyPISimple(session=session)
-    try:
-        with client:
-            packages = client.get_project_page(project, timeout=60).packages
-    except NoSuchProjectError:
-        raise FatalError(f"{project} is not on {shown}") from None
-    except FatalError:
-        raise
-    except Exception as exc:
-        raise FatalError(
-            f"cannot read {project}'s page on {shown}: {type(exc).__name__}: {error_reason(exc)}"
-        ) from None
+def _index_sdist(project: str, version: str, url: str | None = None):
+    """The index's entry (pypi-simple DistributionPackage) for PROJECT-VERSION.tar.gz."""
+    url = url or index_url()
+    packages = project_page(project, url).packages
     for pkg in packages:
         sdist = pkg.package_type == "sdist" and pkg.filename.endswith(".tar.gz")
         if sdist and pkg.version == version:
             return pkg
-    raise FatalError(f"{project} {version} has no sdist on the index ({shown})")
+    raise FatalError(f"{project} {version} has no sdist on the index ({sanitize_url(url)})")
 
 
 def _refuse_foreign(repo: Path) -> None:

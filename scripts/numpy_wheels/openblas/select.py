@@ -1,57 +1,32 @@
 """The package index: which scipy-openblas wheels exist, and the best one for a target.
 
-The index client (pypi-simple) and packaging are imported where used, so the
-modules that only read the tables run with the standard library alone.
+The index is read through numpy_wheels.index (its URL rule and client); packaging
+is imported where used, so the modules that only read the tables stay light.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from numpy_wheels import index
 from numpy_wheels.errors import ConfigurationError, FatalError, NothingToDoError
 from numpy_wheels.files import (
     atomic_write,
     check_name,
-    error_reason,
     file_hash,
     file_lock,
     printable,
     sanitize_url,
 )
-from numpy_wheels.log import log
-from numpy_wheels.net import download, http_session
+from numpy_wheels.net import download
 
 from .targets import Options, Target, parse_wheel_tag
-
-
-def _index_url(explicit: str | None) -> str:
-    """The simple index: --index-url / NW_OPENBLAS_INDEX_URL, pip's index, or the default."""
-    if explicit:
-        return explicit
-    if os.environ.get("PIP_INDEX_URL"):
-        return os.environ["PIP_INDEX_URL"]
-    import subprocess
-
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(
-            [sys.executable, "-m", "pip", "config", "get", "global.index-url"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    from pypi_simple import PYPI_SIMPLE_ENDPOINT
-
-    return PYPI_SIMPLE_ENDPOINT
 
 
 def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any]]:
@@ -107,10 +82,10 @@ def _without_userinfo(url: str) -> str:
 
 def file_url(url: str, index_url: str | None) -> str:
     """``url`` with the index's credentials when it is on the index's own origin."""
-    index = urlsplit(_index_url(index_url))
+    origin = urlsplit(index.index_url(index_url))
     target = urlsplit(url)
-    userinfo = index.netloc.rsplit("@", 1)[0] if "@" in index.netloc else ""
-    same = (target.scheme, target.netloc) == (index.scheme, index.netloc.rsplit("@", 1)[-1])
+    userinfo = origin.netloc.rsplit("@", 1)[0] if "@" in origin.netloc else ""
+    same = (target.scheme, target.netloc) == (origin.scheme, origin.netloc.rsplit("@", 1)[-1])
     if not userinfo or not same:
         return url
     return urlunsplit(target._replace(netloc=f"{userinfo}@{target.netloc}"))
@@ -118,22 +93,8 @@ def file_url(url: str, index_url: str | None) -> str:
 
 def project_page(project: str, index_url: str | None, timeout: float) -> tuple[Any, str]:
     """(the project's page on the simple index, the index URL as it may be shown)."""
-    from pypi_simple import NoSuchProjectError, PyPISimple
-
-    url = _index_url(index_url)
-    shown = sanitize_url(url)
-    log(f"querying {shown} for {project}", verbose_only=True)
-    try:
-        with PyPISimple(endpoint=url, session=http_session()) as client:
-            return client.get_project_page(project, timeout=timeout), shown
-    except NoSuchProjectError:
-        raise FatalError(f"{project} is not on the index {shown}") from None
-    except FatalError:
-        raise
-    except Exception as exc:  # any client error (content type, JSON, HTTP): one line
-        raise FatalError(
-            f"cannot read the index {shown}: {type(exc).__name__}: {error_reason(exc)}"
-        ) from None
+    url = index.index_url(index_url)
+    return index.project_page(project, url, timeout), sanitize_url(url)
 
 
 def _version_key(text: str) -> Any:
