@@ -280,3 +280,14 @@ def test_steps_take_their_defaults_from_the_table(tmp_path):
         mp.setenv("PYTHON", sys.executable)
         nightly = Settings.from_env(nightly=True)
     assert (nightly.build_commit, nightly.source) == (shown["NIGHTLY_BUILD_COMMIT"], "git")
+
+
+def test_an_empty_build_commit_is_refused_not_defaulted(tmp_path):
+    # GIVEN BUILD_COMMIT set empty on the command line (make help shows it (empty))
+    env = {"NW_WORK_DIR": str(tmp_path / "work"), "NW_QUIET": "1"}
+    proc = numpy_wheels("source", "BUILD_COMMIT=", "SOURCE=git", f"REPO_DIR={tmp_path / 'src'}",
+                        tmp_path=tmp_path, **env)  # fmt: skip
+    # THEN the step refuses it before any fetch, rather than building the default
+    assert proc.returncode == 2
+    assert "BUILD_COMMIT is empty: make source BUILD_COMMIT=<ref>" in proc.stderr
+    assert not (tmp_path / "src").exists()

@@ -40,9 +40,11 @@ class Settings:
 
     @classmethod
     def from_env(cls, nightly: bool = False) -> Settings:
-        """A setting left unset or empty takes its default from the one table."""
+        """A setting unset (or empty, but for the refs) takes its default from the table."""
         nightly = nightly or os.environ.get("BUILD_REASON") == "Schedule"
-        commit = options.value("NIGHTLY_BUILD_COMMIT") if nightly else options.value("BUILD_COMMIT")
+        # an empty ref given (BUILD_COMMIT=) is refused by the source step, as make sees it
+        name = "NIGHTLY_BUILD_COMMIT" if nightly else "BUILD_COMMIT"
+        commit = os.environ.get(name, options.default(name))
         source = "git" if nightly else options.value("SOURCE")
         if source not in CHOICES["SOURCE"]:
             raise ConfigurationError(f"SOURCE={source!r} is not one of auto, git, sdist, local")
