@@ -1,6 +1,6 @@
 # numpy-wheels: thin targets over the shell library (multibuild/) and scripts/.
-# `make help` lists the targets; every setting below can be overridden on the
-# command line (`make wheels BUILD_COMMIT=v2.4.5`) or from the environment.
+# `make help` lists the targets; every setting (scripts/numpy_wheels/data/settings.mk,
+# included below) can be overridden on the command line (`make wheels BUILD_COMMIT=v2.4.5`) or from the environment.
 
 .DEFAULT_GOAL := help
 SHELL := bash
@@ -11,87 +11,9 @@ ifeq ($(filter oneshell,$(.FEATURES)),)
 SHELL := bash -eu -o pipefail
 endif
 
-# interpreter that creates .venv and the build/test venvs
-PYTHON ?= python3
-# the toolkit's own environment (make setup)
-VENV ?= .venv
-# where the source to build lives
-REPO_DIR ?= numpy
-# git repository BUILD_COMMIT is fetched from (SOURCE=git)
-REPO_URL ?= https://github.com/numpy/numpy.git
-# tag, branch or hash to build (pinned release)
-BUILD_COMMIT ?= v2.4.6
-# built instead when BUILD_REASON=Schedule / make nightly
-NIGHTLY_BUILD_COMMIT ?= main
-# auto | git | sdist | local
-SOURCE ?= auto
-# target architecture (x86_64, i686, aarch64, ...)
-PLAT ?= $(shell uname -m)
-# policy: 1, 2010, 2014 or _2_NN (e.g. _2_28); musllinux _1_N; empty: best the build allows
-MB_ML_VER ?=
-# manylinux | musllinux
-MB_ML_LIBC ?= manylinux
-# where passed wheels end up
-WHEEL_SDIR ?= wheelhouse
-# project hooks (pre_build, run_tests, ...)
-CONFIG_PATH ?= config.sh
-# build environment (env_vars32.sh for 32-bit)
-ENV_VARS_PATH ?= env_vars.sh
-# manylinux image the Linux steps run in; empty: natively on this host
-DOCKER_IMAGE ?=
-# image the tests run in; empty: DOCKER_IMAGE
-DOCKER_TEST_IMAGE ?=
-# always | missing | never: when to pull DOCKER_IMAGE / DOCKER_TEST_IMAGE
-DOCKER_PULL ?= missing
-# extra `docker run` arguments (--network host, --platform ..., -v ...)
-DOCKER_RUN_ARGS ?=
-# docker | podman (same CLI); the engine at DOCKER_HOST (podman: CONTAINER_HOST)
-CONTAINER_ENGINE ?= docker
-# Python X.Y to build for; empty: PYTHON's (natively picks pythonX.Y from PATH)
-MB_PYTHON_VERSION ?=
-# numpy.test() label: fast locally, full on CI
-TEST_LABEL ?= fast
-# 1: compile through ccache (auto when ccache is present)
-USE_CCACHE ?=
-# build/test requirements as of: source (its commit or upload date + DEPS_GRACE_DAYS), now, or an ISO date
-DEPS_AS_OF ?= source
-# days added to the source's date for DEPS_AS_OF=source (same-week fixes included)
-DEPS_GRACE_DAYS ?= 14
-# make rebuild-check builds at other paths (a scratch dir) or the first build's same paths
-REBUILD_PATHS ?= other
-
-# -- read by `make stage` and `make set-commit` (from here, the command line or the environment)
-# anaconda.org org to stage to; empty: chosen from BUILD_COMMIT and NIGHTLY
-ANACONDA_ORG ?=
-# anaconda.org token (secret: help shows only whether it is set)
-ANACONDA_TOKEN ?=
-# file holding the anaconda.org token, instead of ANACONDA_TOKEN
-ANACONDA_TOKEN_FILE ?=
-# CI secret: the staging org's token, used when ANACONDA_TOKEN is unset
-NUMPY_STAGING_UPLOAD_TOKEN ?=
-# CI secret: the nightly org's token, used when ANACONDA_TOKEN is unset
-NUMPY_NIGHTLY_UPLOAD_TOKEN ?=
-# a PyPI-compatible index URL to stage to with twine instead of anaconda.org
-STAGE_REPOSITORY_URL ?=
-# 1: replace files already staged (--force instead of --skip-existing)
-STAGE_FORCE ?=
-# project(s) every staged wheel must be of (spaces or commas); empty: numpy for NumPy's orgs
-STAGE_PROJECT ?=
-# private key (ssh or OpenPGP, unencrypted) signing the staged provenance (secret: help shows only whether it is set)
-STAGE_SIGNING_KEY ?=
-# file holding that key, instead of STAGE_SIGNING_KEY
-STAGE_SIGNING_KEY_FILE ?=
-# 1: print the upload commands (token as ***), upload nothing
-DRY_RUN ?=
-# 1: a nightly run (stage to the nightly org), as a scheduled CI run is
-NIGHTLY ?=
-# the ref `make set-commit` writes into every CI file and BUILD_COMMIT's default
-COMMIT ?=
-# -- output of numpy-wheels (make wheels and the steps)
-# 1: only errors and the summary; step output stays in build/logs/
-NW_QUIET ?=
-# 1: say more
-NW_VERBOSE ?=
+# the settings: defaults and meanings, one table shipped in the package too
+SETTINGS_MK := $(dir $(lastword $(MAKEFILE_LIST)))scripts/numpy_wheels/data/settings.mk
+include $(SETTINGS_MK)
 
 export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
        WHEEL_SDIR CONFIG_PATH ENV_VARS_PATH DOCKER_IMAGE TEST_LABEL USE_CCACHE DEPS_AS_OF DEPS_GRACE_DAYS \
@@ -107,10 +29,10 @@ BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
 STEP := $(BIN)/numpy-wheels
 
 MAKEFILE := $(firstword $(MAKEFILE_LIST))
-# every `NAME ?=` setting above, in order, for `make help`
-SETTINGS := $(shell sed -n 's/^\([A-Z_]*\) ?=.*/\1/p' $(MAKEFILE))
+# every `NAME ?=` setting of SETTINGS_MK, in order, for `make help`
+SETTINGS := $(shell sed -n 's/^\([A-Z_]*\) ?=.*/\1/p' $(SETTINGS_MK))
 # a setting's effective value, quoted for the shell; secrets only as (set)
-help_value = '$(if $(filter %TOKEN %PASSWORD %SIGNING_KEY,$(1)),$(if $($(1)),(set)),$(subst ','\'',$($(1))))'
+help_value = '$(if $(filter $(SECRET_SETTINGS),$(1)),$(if $($(1)),(set)),$(subst ','\'',$($(1))))'
 
 .PHONY: help  ## Show this help, with every setting's effective value
 help:
@@ -120,7 +42,7 @@ help:
 	@echo; echo "Settings, as this make sees them (override with VAR=value or the environment):"
 	@env $(foreach v,$(SETTINGS),NW_HELP_$(v)=$(call help_value,$(v))) \
 	  awk '/^# / {doc=substr($$0, 3)} /^[A-Z_]+ \?=/ {v=ENVIRON["NW_HELP_" $$1]; \
-	  printf "  %-20s %-18s %s\n", $$1, (v == "" ? "(empty)" : v), doc; doc=""}' $(MAKEFILE)
+	  printf "  %-20s %-18s %s\n", $$1, (v == "" ? "(empty)" : v), doc; doc=""}' $(SETTINGS_MK)
 
 .PHONY: version  ## Print the toolkit's version
 version:

@@ -24,6 +24,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+# the settings table the Makefile includes and the package ships
+SETTINGS_MK = ROOT / "scripts" / "numpy_wheels" / "data" / "settings.mk"
 # Real wheels and sdists downloaded by tests are kept here between runs.
 CACHE = ROOT / "build" / "test-cache"
 # The interpreter and machine the suite runs on: expected wheel names derive from

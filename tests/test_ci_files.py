@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, clean_env
+from conftest import ROOT, SETTINGS_MK, clean_env
 from github_expressions import GitHubExpression, github_if, github_render, github_str
 from numpy_wheels import set_commit
 from staging_server import make_wheel
@@ -604,7 +604,7 @@ def test_ci_builds_releases_from_git():
     # (sdist for a vX.Y.Z tag) would fail every job; a developer box keeps auto.
     for job in all_jobs():
         assert job.env.get("SOURCE") == "git", f"{job.service} {job.name}"
-    assert re.search(r"^SOURCE \?= auto$", (ROOT / "Makefile").read_text(), re.M)
+    assert re.search(r"^SOURCE \?= auto$", SETTINGS_MK.read_text(), re.M)
 
 
 # ------------------------------------------------- GitHub: what each event runs
@@ -1092,7 +1092,7 @@ def test_shell_run_on_macos_avoids_bash4_features():
 
 
 def makefile_settings() -> set[str]:
-    return set(re.findall(r"^([A-Z][A-Z0-9_]*) \?=", (ROOT / "Makefile").read_text(), re.M))
+    return set(re.findall(r"^([A-Z][A-Z0-9_]*) \?=", SETTINGS_MK.read_text(), re.M))
 
 
 def names_the_toolkit_reads() -> set[str]:
@@ -1244,7 +1244,7 @@ def build_commits() -> dict[str, str]:
 
 def test_build_commit_is_the_same_everywhere():
     commits = build_commits()
-    assert set(commits) == {*CI_FILES.values(), "Makefile"}
+    assert set(commits) == {*CI_FILES.values(), str(SETTINGS_MK.relative_to(ROOT))}
     assert len(set(commits.values())) == 1, commits
     # ... and every reader sees it as the job's BUILD_COMMIT
     (commit,) = set(commits.values())
@@ -1371,7 +1371,7 @@ def test_set_commit_keeps_a_hash_a_string_in_yaml_and_is_idempotent(checkout, ca
     assert load_from(checkout, "appveyor.yml")["environment"]["global"]["BUILD_COMMIT"] == "1234567"
     assert load_from(checkout, ".github/workflows/wheels.yml")["env"]["BUILD_COMMIT"] == "1234567"
     assert "- BUILD_COMMIT=1234567\n" in (checkout / ".travis.yml").read_text()
-    assert "BUILD_COMMIT ?= 1234567\n" in (checkout / "Makefile").read_text()
+    assert "BUILD_COMMIT ?= 1234567\n" in (checkout / SETTINGS_MK.relative_to(ROOT)).read_text()
     capsys.readouterr()
     # a second run changes nothing and says so
     before = snapshot(checkout)

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VENV_BIN, clean_env, make
+from conftest import ROOT, SETTINGS_MK, VENV_BIN, clean_env, make
 from staging_server import make_wheel
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -43,11 +43,11 @@ def test_help_and_make_help_list_the_same_settings_and_values(tmp_path):
     made = make("help", "PLAT=aarch64", tmp_path=tmp_path, env=env)
     ours = numpy_wheels("PLAT=aarch64", "--help", tmp_path=tmp_path, **env)
     assert made.returncode == 0 and ours.returncode == 0, ours.stderr
-    # THEN both list every setting of the Makefile, with the same value and meaning
+    # THEN both list every setting of the one table, with the same value and meaning
     from_make = settings_lines(made.stdout, "Settings, as this make sees them")
     from_cli = settings_lines(ours.stdout, "Settings, as this command sees them")
     assert from_cli == from_make
-    declared = re.findall(r"^([A-Z_]+) \?=", (ROOT / "Makefile").read_text(), re.M)
+    declared = re.findall(r"^([A-Z_]+) \?=", SETTINGS_MK.read_text(), re.M)
     assert [line.split()[0] for line in from_cli] == declared
     assert "  PLAT                 aarch64 " in ours.stdout
     assert "  MB_ML_VER            _2_28 " in ours.stdout
@@ -215,16 +215,79 @@ def test_numpy_tools_runs_on_the_standard_library_alone(tmp_path):
 def test_secrets_are_the_ones_make_help_hides(tmp_path):
     from numpy_wheels import options
 
-    # GIVEN a Makefile whose help hides a new kind of secret
-    makefile = tmp_path / "Makefile"
-    makefile.write_text(
+    # GIVEN a table whose help hides a new kind of secret
+    table = tmp_path / "settings.mk"
+    table.write_text(
+        "override SECRET_SETTINGS := %TOKEN %SIGNING_KEY\n"
         "# a key\nSIGNING_KEY ?=\n# its file\nSIGNING_KEY_FILE ?=\n# an org\nORG ?= x\n"
-        "help_value = '$(if $(filter %TOKEN %SIGNING_KEY,$(1)),$(if $($(1)),(set)),$($(1)))'\n"
     )
-    known = options.table(makefile)
+    known = options.table(table)
     assert [s.name for s in known if s.secret] == ["SIGNING_KEY"]
     # THEN its value is never printed nor taken from a command line
     env = {"SIGNING_KEY": "-----BEGIN KEY-----"}
     assert options.help_lines(known, env)[0].split()[:2] == ["SIGNING_KEY", "(set)"]
     with pytest.raises(options.ConfigurationError, match=r"or SIGNING_KEY_FILE$"):
         options.split_assignments(["SIGNING_KEY=k", "stage"], known)
+
+
+def test_the_table_lives_in_the_package_and_the_makefile_includes_it():
+    from numpy_wheels import options
+
+    # GIVEN the Makefile: it declares no setting of its own, it includes the table
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.findall(r"^[A-Z_]+ *\?=", makefile, re.M) == []
+    assert "\ninclude $(SETTINGS_MK)\n" in makefile
+    # THEN the package reads that same file (importlib.resources, not the checkout)
+    assert options.SETTINGS_MK.read_text() == SETTINGS_MK.read_text()
+    names = [s.name for s in options.table()]
+    assert names == re.findall(r"^([A-Z_]+) \?=", SETTINGS_MK.read_text(), re.M)
+    assert {"PLAT", "MB_PYTHON_VERSION", "ANACONDA_TOKEN", "NW_QUIET"} <= set(names)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_no_command_line_unhides_a_secret(tmp_path):
+    env = {"VENV": str(VENV_BIN.parent), "PYTHON": sys.executable, "ANACONDA_TOKEN": "s3cr3t"}
+    made = make("help", "SECRET_SETTINGS=", tmp_path=tmp_path, env=env)
+    assert made.returncode == 0, made.stderr
+    assert "  ANACONDA_TOKEN       (set) " in made.stdout and "s3cr3t" not in made.stdout
+
+
+def test_steps_take_their_defaults_from_the_table(tmp_path):
+    from numpy_wheels import options
+    from numpy_wheels.build.paths import ROOT as TOOLKIT
+    from numpy_wheels.build.settings import Settings
+
+    # GIVEN no setting in the environment, or one set blank
+    with pytest.MonkeyPatch.context() as mp:
+        for setting in options.table():
+            mp.delenv(setting.name, raising=False)
+        mp.setenv("REPO_URL", " ")
+        mp.setenv("PYTHON", sys.executable)  # an interpreter that is surely there
+        settings = Settings.from_env()
+    # THEN each value is the table's default, as make help shows it
+    made = make("help", f"PYTHON={sys.executable}", tmp_path=tmp_path,
+                env={"VENV": str(VENV_BIN.parent)})  # fmt: skip
+    shown = dict(re.findall(r"^  ([A-Z_]+) +(\S+)", made.stdout.split("Settings,", 1)[1], re.M))
+    assert settings.repo_dir == TOOLKIT / shown["REPO_DIR"]
+    assert settings.repo_url == shown["REPO_URL"] == options.default("REPO_URL")
+    assert settings.build_commit == shown["BUILD_COMMIT"]
+    assert settings.source == shown["SOURCE"]
+    assert settings.plat == shown["PLAT"] == platform.machine()
+    assert settings.wheel_sdir == TOOLKIT / shown["WHEEL_SDIR"]
+    # and nightly builds the table's NIGHTLY_BUILD_COMMIT from git
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("NIGHTLY_BUILD_COMMIT", raising=False)
+        mp.setenv("PYTHON", sys.executable)
+        nightly = Settings.from_env(nightly=True)
+    assert (nightly.build_commit, nightly.source) == (shown["NIGHTLY_BUILD_COMMIT"], "git")
+
+
+def test_an_empty_build_commit_is_refused_not_defaulted(tmp_path):
+    # GIVEN BUILD_COMMIT set empty on the command line (make help shows it (empty))
+    env = {"NW_WORK_DIR": str(tmp_path / "work"), "NW_QUIET": "1"}
+    proc = numpy_wheels("source", "BUILD_COMMIT=", "SOURCE=git", f"REPO_DIR={tmp_path / 'src'}",
+                        tmp_path=tmp_path, **env)  # fmt: skip
+    # THEN the step refuses it before any fetch, rather than building the default
+    assert proc.returncode == 2
+    assert "BUILD_COMMIT is empty: make source BUILD_COMMIT=<ref>" in proc.stderr
+    assert not (tmp_path / "src").exists()

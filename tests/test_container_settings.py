@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make
+from conftest import ROOT, SETTINGS_MK, make
 from numpy_wheels.build import report
 from numpy_wheels.build.settings import ConfigurationError, select_python
 from numpy_wheels.build.venv import make_venv
@@ -128,5 +128,5 @@ def test_makefile_exports_the_container_settings():
     text = (ROOT / "Makefile").read_text()
     names = ["DOCKER_TEST_IMAGE", "DOCKER_PULL", "DOCKER_RUN_ARGS", "CONTAINER_ENGINE"]
     for name in [*names, "MB_PYTHON_VERSION"]:
-        assert f"\n{name} ?=" in text
+        assert f"\n{name} ?=" in SETTINGS_MK.read_text()
         assert name in text.split("export ", 1)[1].split("\n\n")[0]

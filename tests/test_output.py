@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, LoopbackServer, clean_env, make
+from conftest import ROOT, SETTINGS_MK, LoopbackServer, clean_env, make
 from numpy_wheels.build import paths, report, runner
 from numpy_wheels.build import settings as nw_settings
 from numpy_wheels.log import ci_error, colour
@@ -129,9 +129,9 @@ def test_make_help_shows_effective_values_and_every_setting(tmp_path):
     assert "report in out/" in proc.stdout
     assert "$(" not in proc.stdout
     assert values["ANACONDA_TOKEN"] == "(set)" and "s3cr3t" not in proc.stdout
-    # every `?=` setting of the Makefile and every exported one is listed with its meaning
+    # every `?=` setting of the table and every one the Makefile exports is listed
     makefile = (ROOT / "Makefile").read_text()
-    declared = re.findall(r"^([A-Z_]+) \?=", makefile, re.M)
+    declared = re.findall(r"^([A-Z_]+) \?=", SETTINGS_MK.read_text(), re.M)
     exported = re.findall(r"\b([A-Z][A-Z_]+)\b", makefile.split("\nexport ", 1)[1].split("\n\n")[0])
     assert set(exported) <= set(declared) == set(values)
     for name in ("DRY_RUN", "NIGHTLY", "COMMIT", "ANACONDA_ORG", "ANACONDA_TOKEN_FILE",

@@ -19,7 +19,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import CACHE, OFFICIAL_NUMPY, ROOT, VENV_BIN, cached_download, clean_env
+from conftest import (
+    CACHE,
+    OFFICIAL_NUMPY,
+    ROOT,
+    SETTINGS_MK,
+    VENV_BIN,
+    cached_download,
+    clean_env,
+    make,
+)
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -383,6 +392,27 @@ def test_installed_numpy_wheels_help(installed, tmp_path):
     subcommands = ("source", "build", "repair", "check", "test", "stage", "upload", "openblas")
     for sub in (*subcommands, "set-commit"):
         assert re.search(rf"\b{sub}\b", proc.stdout), sub
+    # AND the settings table, from the package's data (no checkout, no Makefile): every
+    # setting with its default and meaning, as the checkout's make help shows them
+    assert "no Makefile" not in proc.stdout + proc.stderr
+    env = {"MB_PYTHON_VERSION": "3.12", "ANACONDA_TOKEN": "s3cr3t", "NW_QUIET": "1"}
+    ours = run_installed(installed, tmp_path, str(command), "PLAT=aarch64", "--help", **env)
+    made = make("help", "PLAT=aarch64", "PYTHON=python3", "VENV=.venv", tmp_path=tmp_path, env=env)
+    assert ours.returncode == 0 and made.returncode == 0, ours.stderr + made.stderr
+
+    def table(out: str) -> list[str]:
+        return [line for line in out.split("\nSettings, as this ", 1)[1].splitlines()
+                if re.match(r"  [A-Z_]+ ", line)]  # fmt: skip
+
+    assert table(ours.stdout) == table(made.stdout)
+    assert len(table(ours.stdout)) == len(
+        re.findall(r"^[A-Z_]+ \?=", SETTINGS_MK.read_text(), re.M)
+    )
+    assert re.search(r"^  PLAT +aarch64 +target architecture ", ours.stdout, re.M)
+    assert re.search(r"^  MB_PYTHON_VERSION +3\.12 +Python X\.Y to build for", ours.stdout, re.M)
+    assert re.search(r"^  ANACONDA_TOKEN +\(set\) +anaconda\.org token", ours.stdout, re.M)
+    assert re.search(r"^  STAGE_SIGNING_KEY +\(empty\) +private key", ours.stdout, re.M)
+    assert "s3cr3t" not in ours.stdout + ours.stderr
 
 
 @pytest.fixture(scope="session")

@@ -43,17 +43,6 @@ EXIT_STATUS = (
 )
 
 
-def _makefile() -> Path:
-    from .build.paths import ROOT  # the checkout whose Makefile holds the table
-
-    return ROOT / "Makefile"
-
-
-def _table() -> list[options.Setting]:
-    makefile = _makefile()
-    return options.table(makefile) if makefile.is_file() else []
-
-
 def usage(known: list[options.Setting], env: dict[str, str]) -> str:
     lines = [
         "usage: numpy-wheels [-h] [--version] [NAME=value ...] COMMAND [ARGS ...]",
@@ -64,16 +53,13 @@ def usage(known: list[options.Setting], env: dict[str, str]) -> str:
         *(f"  {name:<12} {text}" for name, (*_, text) in COMMANDS.items()),
         "",
         f"Settings, as this command sees them (first found: {options.ORDER}):",
+        *options.help_lines(known, env),
     ]
-    if known:
-        lines += options.help_lines(known, env)
-    else:
-        lines.append(f"  (no Makefile at {_makefile()}: set NW_ROOT to the toolkit checkout)")
     return "\n".join([*lines, "", EXIT_STATUS])
 
 
 def dispatch(argv: list[str]) -> int:
-    known = _table()
+    known = options.table()  # the package's settings.mk, installed or not
     given, rest = options.split_assignments(argv, known)
     if not rest or rest[0] in ("-h", "--help"):
         text = usage(known, options.resolve(known, given, dict(os.environ)))

@@ -1,25 +1,30 @@
 """The settings: one table, resolved once.
 
-The table is the Makefile's settings block: each ``NAME ?= default`` line with the
-``# meaning`` comment above it.  `make help` and `numpy-wheels --help` both list it
-from there.  A setting's value, first found wins:
+The table is ``data/settings.mk``, package data the Makefile includes: each
+``NAME ?= default`` line with the ``# meaning`` comment above it.  `make help` and
+`numpy-wheels --help` both list it from there, installed or in a checkout.  A
+setting's value, first found wins:
 
     1. the command line: ``make wheels PLAT=aarch64`` or ``numpy-wheels PLAT=aarch64 build``
     2. the environment: ``PLAT=aarch64 make wheels``
-    3. the default in the Makefile (``$(shell CMD)``: CMD's output)
+    3. the default in settings.mk (``$(shell CMD)``: CMD's output)
 
 `numpy-wheels` puts the resolved values into its environment once, before any step,
-so everything it runs (the steps, the shell library, stage.sh) sees the same values.
+so everything it runs (the steps, the shell library, stage.sh) sees the same values;
+the steps read a setting with `value`, which falls back to the same default.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import subprocess
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from .errors import ConfigurationError
@@ -27,24 +32,25 @@ from .errors import ConfigurationError
 # the lines `make help` reads (its awk: a `# ` comment, then `NAME ?=`)
 _SETTING = re.compile(r"^([A-Z_]+) \?=[ \t]*(.*)$")
 _SHELL = re.compile(r"^\$\(shell (.*)\)$")
-# make help's rule for secrets: `help_value = '$(if $(filter %TOKEN %PASSWORD,$(1)),...`
-_SECRETS = re.compile(r"^help_value = .*?\$\(filter ([^,]+),")
+# the make patterns of the settings help hides (the Makefile's help_value filters them)
+_SECRETS = re.compile(r"^override SECRET_SETTINGS := (.*)$")
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+SETTINGS_MK = resources.files("numpy_wheels") / "data" / "settings.mk"
 ORDER = "the command line (NAME=value), then the environment, then the Makefile's default"
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
-    default: str  # as the Makefile writes it
+    default: str  # as settings.mk writes it
     meaning: str
     secret: bool = False  # shown only as (set); never taken from a command line
 
 
-def table(makefile: Path) -> list[Setting]:
-    """Every setting of ``makefile`` in order, with the comment line above it; the
-    secrets are those make help hides (its ``$(filter %TOKEN ...)`` patterns)."""
-    lines = makefile.read_text(encoding="utf-8").splitlines()
+def table(path: Path | Traversable | None = None) -> list[Setting]:
+    """Every setting of settings.mk (or ``path``, in its syntax) in order, with the
+    comment line above it; the secrets are those matching SECRET_SETTINGS."""
+    lines = (path or SETTINGS_MK).read_text(encoding="utf-8").splitlines()
     patterns = next((m[1].split() for m in map(_SECRETS.match, lines) if m), [])
     secret = re.compile("|".join(re.escape(p).replace("%", ".*") for p in patterns) or "(?!)")
     settings, meaning = [], ""
@@ -59,13 +65,31 @@ def table(makefile: Path) -> list[Setting]:
     return settings
 
 
-def default(setting: Setting) -> str:
+@functools.cache
+def known() -> dict[str, Setting]:
+    """The package's table by name, read once."""
+    return {s.name: s for s in table()}
+
+
+@functools.cache
+def default(setting: Setting | str) -> str:
     """The default's value: ``$(shell CMD)`` runs CMD, as make does."""
+    if isinstance(setting, str):
+        setting = known()[setting]
     shell = _SHELL.match(setting.default)
     if not shell:
         return setting.default
-    proc = subprocess.run(["sh", "-c", shell[1]], capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["sh", "-c", shell[1]], capture_output=True, text=True)
+    except OSError:  # no sh: make could not have run it either
+        return ""
     return proc.stdout.strip()
+
+
+def value(name: str, env: Mapping[str, str] | None = None) -> str:
+    """A setting's value in ``env`` (default os.environ); blank: its default."""
+    given = (os.environ if env is None else env).get(name, "")
+    return given if given.strip() else default(name)
 
 
 def split_assignments(args: list[str], known: list[Setting]) -> tuple[dict[str, str], list[str]]:

@@ -2,9 +2,10 @@
 
 ``make set-commit COMMIT=v2.4.7`` calls ``set_commit.py v2.4.7``: the one
 ``BUILD_COMMIT`` definition in each CI file (Azure Pipelines, GitHub Actions,
-Travis, AppVeyor) and the ``BUILD_COMMIT ?= ...`` default of the Makefile are
-rewritten, and nothing else.  Every file is checked before any is written, so
-a file whose definition is missing or ambiguous leaves all of them untouched.
+Travis, AppVeyor) and the ``BUILD_COMMIT ?= ...`` default of the settings table
+(``scripts/numpy_wheels/data/settings.mk``, which the Makefile includes) are
+rewritten, and nothing else.  Every file is checked before any is written, so a
+file whose definition is missing or ambiguous leaves all of them untouched.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ TARGETS = (
     Target(".github/workflows/wheels.yml", _YAML_KEY, _yaml_value),
     Target(".travis.yml", _SHELL_ITEM, _same),
     Target("appveyor.yml", _YAML_KEY, _yaml_value),
-    Target("Makefile", _MAKE_DEFAULT, _same),
+    Target("scripts/numpy_wheels/data/settings.mk", _MAKE_DEFAULT, _same),
 )
 
 
@@ -134,7 +135,7 @@ def set_commit(root: Path, commit: str) -> list[tuple[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Rewrite BUILD_COMMIT in every CI file and the Makefile's default.",
+        description="Rewrite BUILD_COMMIT in every CI file and its default (settings.mk).",
         epilog="Usually called as: make set-commit COMMIT=vX.Y.Z. Exit status: 0 files "
         "rewritten (or already right), 1 a file could not be rewritten, 2 a bad ref.",
     )

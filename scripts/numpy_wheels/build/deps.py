@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import options
 from ..errors import ConfigurationError
 from ..log import log
 from .paths import RELEASE_TAG, SOURCE_MARKER
@@ -35,7 +36,6 @@ from .source import _index_sdist
 if TYPE_CHECKING:
     from .settings import Settings
 
-DEFAULT_GRACE_DAYS = 14
 # pip's resolver messages naming the requirement it could not satisfy.
 _NO_MATCH = re.compile(
     r"(?:No matching distribution found for|"
@@ -79,7 +79,7 @@ def _parse_moment(text: str, setting: str) -> datetime:
 
 
 def _grace() -> timedelta:
-    text = os.environ.get("DEPS_GRACE_DAYS", "").strip() or str(DEFAULT_GRACE_DAYS)
+    text = options.value("DEPS_GRACE_DAYS").strip()
     if not text.isdigit():
         raise ConfigurationError(f"DEPS_GRACE_DAYS={text!r} is not a whole number of days")
     return timedelta(days=int(text))
@@ -106,7 +106,7 @@ def resolve(source_time: datetime | None, source_basis: str) -> DepsDate:
     the source has none, e.g. a plain local directory), ``source_basis`` says
     what it is.
     """
-    setting = os.environ.get("DEPS_AS_OF", "").strip() or "source"
+    setting = options.value("DEPS_AS_OF").strip()
     if setting == "now":
         return DepsDate(None, "DEPS_AS_OF=now")
     if setting != "source":

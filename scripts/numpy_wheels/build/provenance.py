@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import quote
 
+from .. import options
 from ..errors import FatalError
 from ..files import atomic_write, file_hash, sanitize_url
 from ..log import add_version_option, run_main
@@ -68,9 +69,9 @@ def ci_run() -> tuple[str, str] | None:
     return None
 
 
-def _file_param(setting: str, default: str) -> dict[str, str]:
+def _file_param(setting: str) -> dict[str, str]:
     """A settings file (ENV_VARS_PATH, CONFIG_PATH): its path as given and its sha256."""
-    given = os.environ.get(setting) or default
+    given = options.value(setting)
     path = Path(given) if os.path.isabs(given) else ROOT / given
     found = {"path": given}
     if path.is_file():
@@ -130,7 +131,7 @@ def openblas_prepared() -> Path | None:
     """The OpenBLAS tree the build used: openblas_support.py for PLAT, with the
     interface ENV_VARS_PATH chooses (what config.sh's pre_build asked for)."""
     script = 'source "$1" > /dev/null 2>&1 || true; exec "$2" "$3"'
-    env_vars = os.environ.get("ENV_VARS_PATH") or "env_vars.sh"
+    env_vars = options.value("ENV_VARS_PATH")
     helper = str(ROOT / "scripts" / "openblas_support.py")
     proc = subprocess.run(
         ["bash", "-c", script, "_", env_vars, sys.executable, helper],
@@ -214,12 +215,12 @@ def statement(
                     "SOURCE": marker.get("kind", "local"),
                     "PLAT": report["platform"],
                     "MB_ML_VER": env.get("MB_ML_VER", ""),
-                    "MB_ML_LIBC": env.get("MB_ML_LIBC", "manylinux"),
+                    "MB_ML_LIBC": options.value("MB_ML_LIBC", env),
                     "DOCKER_IMAGE": env.get("DOCKER_IMAGE", ""),
                     "python": report["python"],
-                    "ENV_VARS_PATH": _file_param("ENV_VARS_PATH", "env_vars.sh"),
-                    "CONFIG_PATH": _file_param("CONFIG_PATH", "config.sh"),
-                    "DEPS_AS_OF": env.get("DEPS_AS_OF", "source"),
+                    "ENV_VARS_PATH": _file_param("ENV_VARS_PATH"),
+                    "CONFIG_PATH": _file_param("CONFIG_PATH"),
+                    "DEPS_AS_OF": options.value("DEPS_AS_OF", env),
                 },
                 "internalParameters": {
                     "SOURCE_DATE_EPOCH": source_date_epoch,

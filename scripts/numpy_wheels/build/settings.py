@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import options
 from ..errors import ConfigurationError
 from ..files import sanitize_url
 from ..log import log
@@ -39,26 +40,27 @@ class Settings:
 
     @classmethod
     def from_env(cls, nightly: bool = False) -> Settings:
-        env = os.environ
-        nightly = nightly or env.get("BUILD_REASON") == "Schedule"
-        commit = env.get("NIGHTLY_BUILD_COMMIT", "main") if nightly else env.get("BUILD_COMMIT")
-        source = "git" if nightly else env.get("SOURCE", "auto")
-        if source not in ("auto", "git", "sdist", "local"):
+        """A setting unset (or empty, but for the refs) takes its default from the table."""
+        nightly = nightly or os.environ.get("BUILD_REASON") == "Schedule"
+        # an empty ref given (BUILD_COMMIT=) is refused by the source step, as make sees it
+        name = "NIGHTLY_BUILD_COMMIT" if nightly else "BUILD_COMMIT"
+        commit = os.environ.get(name, options.default(name))
+        source = "git" if nightly else options.value("SOURCE")
+        if source not in CHOICES["SOURCE"]:
             raise ConfigurationError(f"SOURCE={source!r} is not one of auto, git, sdist, local")
-        plat = env.get("PLAT") or platform.machine()
-        image = env.get("DOCKER_IMAGE", "") if sys.platform.startswith("linux") else ""
+        image = options.value("DOCKER_IMAGE") if sys.platform.startswith("linux") else ""
         python, version = select_python(
-            env.get("PYTHON") or "python3", env.get("MB_PYTHON_VERSION", ""), container=bool(image)
+            options.value("PYTHON"), options.value("MB_PYTHON_VERSION"), container=bool(image)
         )
         return cls(
-            repo_dir=_abs(env.get("REPO_DIR") or "numpy"),
-            repo_url=env.get("REPO_URL") or "https://github.com/numpy/numpy.git",
-            build_commit=commit or "",
+            repo_dir=_abs(options.value("REPO_DIR")),
+            repo_url=options.value("REPO_URL"),
+            build_commit=commit,
             source=source,
-            plat=plat,
-            wheel_sdir=_abs(env.get("WHEEL_SDIR") or "wheelhouse"),
+            plat=options.value("PLAT"),
+            wheel_sdir=_abs(options.value("WHEEL_SDIR")),
             python=python,
-            project=env.get("NW_PROJECT", "numpy"),
+            project=os.environ.get("NW_PROJECT", "numpy"),
             docker_image=image,
             python_version=version,
         )
@@ -132,7 +134,7 @@ def validate_settings(env: os._Environ[str] | dict[str, str]) -> None:
     plat, plats = env.get("PLAT", ""), PLATS.get(host)
     if plat and plats and plat not in plats:
         raise ConfigurationError(f"PLAT={plat!r} is not one of: {', '.join(plats)} (on {host})")
-    libc = env.get("MB_ML_LIBC") or "manylinux"
+    libc = options.value("MB_ML_LIBC", env)
     ml_ver = env.get("MB_ML_VER", "")
     if ml_ver and not re.fullmatch(ML_VERS[libc], ml_ver):
         hint = ""
@@ -162,23 +164,23 @@ def banner_lines(settings: Settings) -> list[tuple[str, str]]:
     variables, before any work (no network, no build)."""
     env = os.environ
     image = settings.docker_image
-    engine = env.get("CONTAINER_ENGINE") or "docker"
+    engine = options.value("CONTAINER_ENGINE")
     where = f"container {image} ({engine})" if image else f"native ({platform.machine()} host)"
     kind = source_kind(settings)
     source = {
         "local": f"local directory {settings.repo_dir}",
         "sdist": f"sdist of {settings.project} {settings.build_commit} from the index",
     }.get(kind, f"git {sanitize_url(settings.repo_url)} {settings.build_commit}")
-    libc = env.get("MB_ML_LIBC") or "manylinux"
+    libc = options.value("MB_ML_LIBC")
     ml_ver = env.get("MB_ML_VER", "")
     policy = f"{libc}{ml_ver}" if ml_ver else f"{libc}: the best the build allows"
     python = f"{settings.python} (Python {settings.python_version or '?'})"
     interface = env.get("NW_OPENBLAS_INTERFACE") or (
-        "lp64" if "32" in Path(env.get("ENV_VARS_PATH", "env_vars.sh")).name else "ilp64"
+        "lp64" if "32" in Path(options.value("ENV_VARS_PATH")).name else "ilp64"
     )
-    deps = env.get("DEPS_AS_OF") or "source"
+    deps = options.value("DEPS_AS_OF")
     if deps == "source":
-        deps = f"source (its date + {env.get('DEPS_GRACE_DAYS') or 14} days)"
+        deps = f"source (its date + {options.value('DEPS_GRACE_DAYS')} days)"
     lines = [
         ("build", where),
         ("source", source),
@@ -192,7 +194,7 @@ def banner_lines(settings: Settings) -> list[tuple[str, str]]:
         lines.append(("OpenBLAS", f"scipy-openblas, {interface} (pre_build)"))
     lines += [
         ("deps as of", deps),
-        ("test label", env.get("TEST_LABEL") or "fast"),
+        ("test label", options.value("TEST_LABEL")),
         ("source dir", str(settings.repo_dir)),
         ("work dir", str(BUILD)),
         ("wheelhouse", str(settings.wheel_sdir)),
@@ -203,8 +205,8 @@ def banner_lines(settings: Settings) -> list[tuple[str, str]]:
 def print_banner(settings: Settings, what: str) -> None:
     """The settings this run uses, first, as cibuildwheel prints its options."""
     print(f"numpy-wheels {what}:")
-    for label, value in banner_lines(settings):
-        print(f"  {label:<11} {value}")
+    for label, shown in banner_lines(settings):
+        print(f"  {label:<11} {shown}")
     print(flush=True)
 
 
@@ -214,7 +216,7 @@ def announce_environment(settings: Settings) -> None:
         log(f"native build with {settings.python} (Python {settings.python_version}); "
             "set DOCKER_IMAGE to build in a container")  # fmt: skip
         return
-    engine = os.environ.get("CONTAINER_ENGINE") or "docker"
+    engine = options.value("CONTAINER_ENGINE")
     if engine not in ("docker", "podman"):
         raise ConfigurationError(f"CONTAINER_ENGINE={engine} is not one of: docker podman")
     # podman's client reads CONTAINER_HOST where docker's reads DOCKER_HOST

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import options
 from ..errors import ConfigurationError, FatalError
 from ..files import atomic_write, file_hash, file_lock
 from ..log import log
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 
 def _need_config(settings: Settings) -> None:
-    config = os.environ.get("CONFIG_PATH", "config.sh")
+    config = options.value("CONFIG_PATH")
     if not _abs(config).is_file():
         raise ConfigurationError(f"config file {config!r} not found (CONFIG_PATH)")
     if not settings.repo_dir.is_dir():
@@ -130,7 +131,7 @@ def _build_openblas(settings: Settings) -> tuple[str, str]:
     """(version, interface) of the OpenBLAS the build used: NW_OPENBLAS_INTERFACE after
     $ENV_VARS_PATH is sourced as the build sources it, then openblas_support.py's version
     for that interface.  Either unknown is an error: the check must not guess."""
-    env_vars = os.environ.get("ENV_VARS_PATH") or "env_vars.sh"
+    env_vars = options.value("ENV_VARS_PATH")
     script = 'source "$1" >/dev/null && printf %s "${NW_OPENBLAS_INTERFACE:-}"'
     proc = subprocess.run(["bash", "-c", script, "-", env_vars], cwd=ROOT, capture_output=True,
                           text=True, env=dict(os.environ, PLAT=settings.plat))  # fmt: skip

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from numpy_wheels import options
 from numpy_wheels.errors import ConfigurationError
 
 INTERFACES = ("ilp64", "lp64")
@@ -116,7 +117,7 @@ def parse_target(
 ) -> Target:
     """Resolve PLAT (arch or full tag), --os, MB_ML_VER and MB_ML_LIBC into a Target."""
     plat = (plat or "").strip()
-    libc = (libc or "manylinux").strip()
+    libc = (libc or "").strip() or options.default("MB_ML_LIBC")
     if libc not in LIBCS:
         raise ConfigurationError(f"MB_ML_LIBC={libc!r} is not one of {', '.join(LIBCS)}")
     target = parse_wheel_tag(plat) if plat else None
