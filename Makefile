@@ -12,7 +12,8 @@ SHELL := bash -eu -o pipefail
 endif
 
 # the settings: defaults and meanings, one table shipped in the package too
-SETTINGS_MK := $(dir $(lastword $(MAKEFILE_LIST)))scripts/numpy_wheels/data/settings.mk
+SCRIPTS := $(dir $(lastword $(MAKEFILE_LIST)))scripts
+SETTINGS_MK := $(SCRIPTS)/numpy_wheels/data/settings.mk
 include $(SETTINGS_MK)
 
 export PYTHON REPO_DIR REPO_URL BUILD_COMMIT NIGHTLY_BUILD_COMMIT SOURCE PLAT MB_ML_VER MB_ML_LIBC \
@@ -27,6 +28,9 @@ export NW_ROOT := $(CURDIR)
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
 # the one command every step goes through (numpy_wheels/cli.py)
 STEP := $(BIN)/numpy-wheels
+# make's own small commands (help, version): .venv's Python once made, else python3,
+# never PYTHON (the interpreter to build with may be any version)
+TOOL_PYTHON := PYTHONPATH=$(SCRIPTS) $(firstword $(wildcard $(BIN)/python) python3)
 
 MAKEFILE := $(firstword $(MAKEFILE_LIST))
 # every `NAME ?=` setting of SETTINGS_MK, in order, for `make help`
@@ -37,20 +41,19 @@ help_value = '$(if $(filter $(SECRET_SETTINGS),$(1)),$(if $($(1)),(set)),$(subst
 .PHONY: help  ## Show this help, with every setting's effective value
 help:
 	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE) | sed -E 's/^\.PHONY: ([a-z-]+) +## (.*)/\1\t\2/' \
-	  | NW_HELP_SDIR=$(call help_value,WHEEL_SDIR) awk -F'\t' \
-	    '{gsub(/\$$\(WHEEL_SDIR\)/, ENVIRON["NW_HELP_SDIR"], $$2); printf "  %-12s %s\n", $$1, $$2}'
+	  | NW_HELP_SDIR=$(call help_value,WHEEL_SDIR) awk -F'\t' '{i = index($$2, "$$(WHEEL_SDIR)"); \
+	    if (i) $$2 = substr($$2, 1, i - 1) ENVIRON["NW_HELP_SDIR"] substr($$2, i + 13); \
+	    printf "  %-14s %s\n", $$1, $$2}'
 	@echo; echo "Settings, as this make sees them (override with VAR=value or the environment):"
-	@env $(foreach v,$(SETTINGS),NW_HELP_$(v)=$(call help_value,$(v))) \
-	  awk '/^# / {doc=substr($$0, 3)} /^[A-Z_]+ \?=/ {v=ENVIRON["NW_HELP_" $$1]; \
-	  printf "  %-20s %-18s %s\n", $$1, (v == "" ? "(empty)" : v), doc; doc=""}' $(SETTINGS_MK)
+	@env $(foreach v,$(SETTINGS),$(v)=$(call help_value,$(v))) $(TOOL_PYTHON) -m numpy_wheels.options
 
 .PHONY: version  ## Print the toolkit's version
 version:
-	@$(PYTHON) -c 'import sys; sys.path.insert(0, "scripts"); from numpy_wheels.log import toolkit_version; print("numpy-wheels-toolkit", toolkit_version())'
+	@$(TOOL_PYTHON) -c 'from numpy_wheels.log import toolkit_version; print("numpy-wheels-toolkit", toolkit_version())'
 
 # An unknown target (`make wheel`): name the nearest one.
 .DEFAULT:
-	+@echo "make: no target '$(subst ','\'',$@)'$$($(PYTHON) -c 'import difflib, sys; m = difflib.get_close_matches(sys.argv[1], sys.argv[2:], 1, 0.5); print(f"; did you mean make {m[0]}?" if m else "")' '$(subst ','\'',$@)' $$(sed -nE 's/^\.PHONY: ([a-z-]+) +## .*/\1/p' $(MAKEFILE))) (make help lists them)" >&2; exit 2
+	+@echo "make: no target '$(subst ','\'',$@)'$$($(TOOL_PYTHON) -c 'import difflib, sys; m = difflib.get_close_matches(sys.argv[1], sys.argv[2:], 1, 0.5); print(f"; did you mean make {m[0]}?" if m else "")' '$(subst ','\'',$@)' $$(sed -nE 's/^\.PHONY: ([a-z-]+) +## .*/\1/p' $(MAKEFILE))) (make help lists them)" >&2; exit 2
 
 .PHONY: setup  ## Create .venv with the toolkit's pinned dependencies
 setup: $(VENV)/.installed

@@ -49,9 +49,10 @@ def test_help_and_make_help_list_the_same_settings_and_values(tmp_path):
     assert from_cli == from_make
     declared = re.findall(r"^([A-Z_]+) \?=", SETTINGS_MK.read_text(), re.M)
     assert [line.split()[0] for line in from_cli] == declared
-    assert "  PLAT                 aarch64 " in ours.stdout
-    assert "  MB_ML_VER            _2_28 " in ours.stdout
-    assert "  ANACONDA_TOKEN       (set) " in ours.stdout and "s3cr3t" not in ours.stdout
+    assert re.search(r"^  PLAT +aarch64 ", ours.stdout, re.M)
+    assert re.search(r"^  MB_ML_VER +_2_28 ", ours.stdout, re.M)
+    assert re.search(r"^  ANACONDA_TOKEN +\(set\) ", ours.stdout, re.M)
+    assert "s3cr3t" not in ours.stdout
     # and the order they are resolved in is written down
     assert "the command line (NAME=value), then the environment, then the Makefile's" in (
         ours.stdout
@@ -249,7 +250,42 @@ def test_no_command_line_unhides_a_secret(tmp_path):
     env = {"VENV": str(VENV_BIN.parent), "PYTHON": sys.executable, "ANACONDA_TOKEN": "s3cr3t"}
     made = make("help", "SECRET_SETTINGS=", tmp_path=tmp_path, env=env)
     assert made.returncode == 0, made.stderr
-    assert "  ANACONDA_TOKEN       (set) " in made.stdout and "s3cr3t" not in made.stdout
+    assert re.search(r"^  ANACONDA_TOKEN +\(set\) ", made.stdout, re.M)
+    assert "s3cr3t" not in made.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_help_masks_url_credentials_and_shows_values_as_given(tmp_path):
+    # GIVEN a staging URL with a password, a wheelhouse named with awk's & and \1,
+    # and a PYTHON that does not exist (help must not need the build interpreter)
+    env = {"VENV": str(VENV_BIN.parent), "STAGE_REPOSITORY_URL": "https://u:pw0rd@127.0.0.1:9/"}
+    env |= {"PYTHON": str(tmp_path / "no-such-python")}
+    made = make("help", "WHEEL_SDIR=a&b\\1", tmp_path=tmp_path, env=env)
+    ours = numpy_wheels("WHEEL_SDIR=a&b\\1", "--help", tmp_path=tmp_path, **env)
+    assert made.returncode == 0 and ours.returncode == 0, made.stderr + ours.stderr
+    for out in (made.stdout, ours.stdout):
+        # THEN the password is masked and the value is shown exactly as given
+        assert "pw0rd" not in out
+        assert re.search(r"^  STAGE_REPOSITORY_URL +https://\*+@127\.0\.0\.1:9/ ", out, re.M)
+        assert re.search(r"^  WHEEL_SDIR +a&b\\1 ", out, re.M)
+    assert re.search(r"^  stage +Upload the wheels of a&b\\1/manifest\.sha256 ", made.stdout, re.M)
+    version = make("version", tmp_path=tmp_path, env=env)
+    assert version.returncode == 0 and "\nnumpy-wheels-toolkit " in version.stdout
+
+
+def test_every_documented_setting_is_in_the_table(tmp_path):
+    from numpy_wheels import options
+
+    # GIVEN the settings the README's tables name (`NAME` in the first column)
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)`", readme, re.M))
+    documented |= set(re.findall(r"^\| `[A-Z_]+`, `([A-Z][A-Z0-9_]+)`", readme, re.M))
+    # THEN the table has each one, so help lists it and numpy-wheels takes it
+    names = {s.name for s in options.table()}
+    assert documented and documented - names == set()
+    given, rest = options.split_assignments(["NW_WORK_DIR=/tmp/x", "STAGE_STRICT=1", "build"],
+                                            options.table())  # fmt: skip
+    assert given == {"NW_WORK_DIR": "/tmp/x", "STAGE_STRICT": "1"} and rest == ["build"]
 
 
 def test_steps_take_their_defaults_from_the_table(tmp_path):

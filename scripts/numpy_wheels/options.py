@@ -28,6 +28,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from .errors import ConfigurationError
+from .files import mask_credentials
 
 # the lines `make help` reads (its awk: a `# ` comment, then `NAME ?=`)
 _SETTING = re.compile(r"^([A-Z_]+) \?=[ \t]*(.*)$")
@@ -133,15 +134,22 @@ def resolve(
     return env
 
 
-def shown(setting: Setting, env: MutableMapping[str, str]) -> str:
-    """The effective value as help shows it: a secret only as (set)."""
+def shown(setting: Setting, env: Mapping[str, str]) -> str:
+    """The effective value as help shows it: a secret only as (set), a URL's
+    credentials masked."""
     value = env.get(setting.name, "")
     if setting.secret:
         value = "(set)" if value else ""
-    return value or "(empty)"
+    return mask_credentials(value) or "(empty)"
 
 
-def help_lines(known: list[Setting], env: MutableMapping[str, str] | None = None) -> list[str]:
-    """One line per setting, in `make help`'s format: name, effective value, meaning."""
+def help_lines(known: list[Setting], env: Mapping[str, str] | None = None) -> list[str]:
+    """One line per setting: name, effective value, meaning, in columns as wide as
+    the longest name (a value longer than its column pushes only its own meaning)."""
     env = os.environ if env is None else env
-    return [f"  {s.name:<20} {shown(s, env):<18} {s.meaning}".rstrip() for s in known]
+    width = max((len(s.name) for s in known), default=0)
+    return [f"  {s.name:<{width}}  {shown(s, env):<18}  {s.meaning}".rstrip() for s in known]
+
+
+if __name__ == "__main__":  # make help: the settings with the values make passes in
+    print("\n".join(help_lines(table())))

@@ -56,6 +56,28 @@ DEPS_AS_OF ?= source
 DEPS_GRACE_DAYS ?= 14
 # make rebuild-check builds at other paths (a scratch dir) or the first build's same paths
 REBUILD_PATHS ?= other
+# scratch space of the steps (venvs, meson, logs); empty: build/ of the toolkit checkout
+NW_WORK_DIR ?=
+# simple index the sdist and OpenBLAS come from; empty: pip's index (PIP_INDEX_URL, pip.conf)
+NW_INDEX_URL ?=
+# sdist download cache; empty: ~/.cache/numpy-wheels/sdist
+NW_SDIST_CACHE ?=
+# scipy-openblas version to build with; empty: the one the toolkit pins for BUILD_COMMIT
+OPENBLAS_VERSION ?=
+# OpenBLAS download cache; empty: ~/.cache/numpy-wheels/openblas
+NW_OPENBLAS_CACHE ?=
+# bytes a download with no declared size may reach; empty: 4 GiB
+NW_MAX_DOWNLOAD_BYTES ?=
+# bytes one index or listing page may reach; empty: 32 MiB
+NW_MAX_PAGE_BYTES ?=
+# seconds one request may take however slowly the server sends; empty: 1800
+NW_REQUEST_DEADLINE ?=
+# longest Retry-After wait honoured before a retry (seconds); empty: 120
+NW_MAX_RETRY_AFTER ?=
+# bytes an sdist or OpenBLAS archive may expand to; empty: 512 MiB
+NW_MAX_EXTRACT_BYTES ?=
+# members an sdist or OpenBLAS archive may hold; empty: 100000
+NW_MAX_EXTRACT_MEMBERS ?=
 
 # -- read by `make stage` and `make set-commit` (from here, the command line or the environment)
 # anaconda.org org to stage to; empty: chosen from BUILD_COMMIT and NIGHTLY
@@ -72,6 +94,8 @@ NUMPY_NIGHTLY_UPLOAD_TOKEN ?=
 STAGE_REPOSITORY_URL ?=
 # 1: replace files already staged (--force instead of --skip-existing)
 STAGE_FORCE ?=
+# 1: the audit's warnings stop the stage too (a FAIL always does)
+STAGE_STRICT ?=
 # project(s) every staged wheel must be of (spaces or commas); empty: numpy for NumPy's orgs
 STAGE_PROJECT ?=
 # private key (ssh or OpenPGP, unencrypted) signing the staged provenance (secret: help shows only whether it is set)
