@@ -51,9 +51,15 @@ help:
 version:
 	@$(TOOL_PYTHON) -c 'from numpy_wheels.log import toolkit_version; print("numpy-wheels-toolkit", toolkit_version())'
 
-# An unknown target (`make wheel`): name the nearest one.
+# An unknown target (`make wheel`): name the nearest one.  Next to known goals
+# (`make wheels wheel`) it is refused first, before any of them runs.
+GOALS := $(shell sed -nE 's/^\.PHONY: ([a-z-]+) +## .*/\1/p' $(MAKEFILE))
+UNKNOWN_GOALS := $(filter-out $(GOALS) $(VENV)/.installed,$(MAKECMDGOALS))
+ifneq ($(UNKNOWN_GOALS),)
+$(filter $(GOALS),$(MAKECMDGOALS)): | $(UNKNOWN_GOALS)
+endif
 .DEFAULT:
-	+@echo "make: no target '$(subst ','\'',$@)'$$($(TOOL_PYTHON) -c 'import difflib, sys; m = difflib.get_close_matches(sys.argv[1], sys.argv[2:], 1, 0.5); print(f"; did you mean make {m[0]}?" if m else "")' '$(subst ','\'',$@)' $$(sed -nE 's/^\.PHONY: ([a-z-]+) +## .*/\1/p' $(MAKEFILE))) (make help lists them)" >&2; exit 2
+	+@echo "make: no target '$(subst ','\'',$@)'$$($(TOOL_PYTHON) -c 'import difflib, sys; m = difflib.get_close_matches(sys.argv[1], sys.argv[2:], 1, 0.5); print(f"; did you mean make {m[0]}?" if m else "")' '$(subst ','\'',$@)' $(GOALS)) (make help lists them)" >&2; exit 2
 
 .PHONY: setup  ## Create .venv with the toolkit's pinned dependencies
 setup: $(VENV)/.installed

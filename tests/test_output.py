@@ -163,6 +163,18 @@ def test_unknown_target_names_the_nearest(tmp_path, typed, suggestion):
     assert f"make: no target '{typed}'{suggestion} (make help lists them)" in proc.stderr
 
 
+def test_a_mistyped_second_goal_is_refused_before_the_first_runs(tmp_path):
+    # GIVEN `make clean wheel`, where clean would delete the wheelhouse
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    (wheelhouse / "keep.whl").write_bytes(b"")
+    proc = make("clean", "wheel", f"WHEEL_SDIR={wheelhouse}", tmp_path=tmp_path)
+    # THEN the typo is named and clean never ran
+    assert proc.returncode == 2
+    assert "make: no target 'wheel'; did you mean make wheels?" in proc.stderr
+    assert (wheelhouse / "keep.whl").exists()
+
+
 def test_benchmark_says_first_that_it_builds_numpy(tmp_path):
     proc = make("-n", "benchmark", tmp_path=tmp_path)
     lines = proc.stdout.splitlines()
