@@ -11,8 +11,13 @@ from pathlib import Path
 if __name__ == "__main__":  # from a checkout: the package is beside this file
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from numpy_wheels.audit.cli import PROG, main
-from numpy_wheels.log import run_main
+try:
+    from numpy_wheels.audit.cli import PROG, main
+    from numpy_wheels.log import run_main
+except ModuleNotFoundError as missing:  # a Python without the toolkit's libraries
+    from numpy_wheels.entry import rerun_with_toolkit_python
+
+    rerun_with_toolkit_python(__file__, missing)
 
 if __name__ == "__main__":
     run_main(main, PROG)

@@ -493,3 +493,23 @@ def test_make_setup_says_it_starts_installing(tmp_path):
     ]
     calls = (venv / "bin" / "python.log").read_text().splitlines()
     assert calls[-1].endswith("install --quiet --disable-pip-version-check -e .[test]")
+
+
+def test_checkout_check_wheel_run_by_a_bare_python_uses_the_toolkits(tmp_path):
+    # GIVEN a Python with none of the toolkit's libraries
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    python = str(bare / "bin" / "python")
+    missing = str(tmp_path / "missing.whl")
+    run = [python, str(SCRIPTS / "check_wheel.py"), missing]
+    # WHEN the checkout's script is started with it: it runs again with .venv's Python
+    proc = subprocess.run(run, env=clean_env(tmp_path), capture_output=True, text=True)
+    assert proc.returncode == 3 and f"{missing}: no such file" in proc.stdout, proc.stderr
+    # and when the toolkit's Python is that same bare one: one line, no traceback
+    proc = subprocess.run(run, env=clean_env(tmp_path, NW_PYTHON=python), capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"check_wheel.py: error: {python} lacks the toolkit's libraries (no module "
+        "'packaging'); run `make setup` in the checkout, or install the toolkit"
+    )
