@@ -14,6 +14,12 @@ set -e
 # Our own location on this filesystem (relative when sourced by a relative path).
 MULTIBUILD_DIR=$(dirname "${BASH_SOURCE[0]}")
 
+# Which host this shell is: linux, macos or windows once the host steps
+# (travis_*_steps.sh) are sourced.  Empty in a build or test environment (the
+# wrap scripts, a container), where build_wheel and install_run do the work
+# themselves; on a host they hand it to that environment.
+_NW_HOST=""
+
 # Unicode width, only relevant for Python 2.
 UNICODE_WIDTH=${UNICODE_WIDTH:-32}
 
@@ -545,12 +551,12 @@ function build_wheel {
     # docker_build_wrap.sh run natively) it is build_pip_wheel: the per-arch
     # setup of wrap_wheel_builder (macOS) around build_wheel_cmd, which runs the
     # hooks pre_build, pip_wheel_cmd and repair_wheelhouse.  On the Linux host
-    # (travis_linux_steps.sh sourced) it runs this same call in the build
-    # environment with build_multilinux; $CONFIG_PATH is sourced there, so a
-    # config.sh build_wheel wins, as on macOS and Windows, where config.sh is
-    # sourced after this file.
+    # (_NW_HOST=linux) it runs this same call in the build environment with
+    # build_multilinux; $CONFIG_PATH is sourced there, so a config.sh
+    # build_wheel wins, as on macOS and Windows, where config.sh is sourced
+    # after this file.
     # Parameters: [repo_dir=$REPO_DIR] [plat=${PLAT:-x86_64}] (plat: Linux host)
-    if [ -n "$_NW_LINUX_HOST" ]; then
+    if [ "$_NW_HOST" == linux ]; then
         _nw_build_on_linux_host build_wheel "${1:-$REPO_DIR}" "${2:-}"
         return
     fi
@@ -586,7 +592,7 @@ function build_index_wheel {
     # unless NW_DEFER_REPAIR=1; on the Linux host in the build environment, as
     # build_wheel does.
     # Parameters: spec [pip args...]; on the Linux host: spec [plat=${PLAT:-x86_64}]
-    if [ -n "$_NW_LINUX_HOST" ]; then
+    if [ "$_NW_HOST" == linux ]; then
         _nw_build_on_linux_host build_index_wheel "${1:-}" "${2:-}"
         return
     fi
@@ -797,12 +803,33 @@ function _nw_repair_each {
 }
 
 function install_run {
-    # Install the wheel, then run the project's run_tests in a fresh empty
-    # directory directly under the cwd (so `..` is the cwd, as in multibuild's
-    # ./tmp_for_test), see _nw_run_tests_in_fresh_dir.
-    # Parameters: none (install_wheel's pip args are not passed)
-    # Depends on: run_tests (from $CONFIG_PATH), and what install_wheel reads
-    # Returns run_tests' status.
+    # Install the wheel(s) of $WHEEL_SDIR into a clean environment and run the
+    # project's run_tests there: the test step's one entry point, on every
+    # platform.
+    # In the test environment (docker_test_wrap.sh: a test container, or a
+    # fresh venv) it installs with install_wheel (TEST_DEPENDS, then the
+    # supported wheels) and runs run_tests in a fresh empty directory directly
+    # under the cwd (see _nw_run_tests_in_fresh_dir).  On a host (travis_steps.sh
+    # sourced: _NW_HOST) it makes that environment and runs this same call
+    # there: on Linux in a container of DOCKER_TEST_IMAGE (default DOCKER_IMAGE)
+    # for PLAT (_nw_test_on_linux_host); with DOCKER_IMAGE empty, and on macOS
+    # and Windows, natively in a fresh venv made from PYTHON_EXE and removed
+    # afterwards (_nw_native_test).  $CONFIG_PATH is sourced in the test
+    # environment, so a config.sh install_run wins there, and on the macOS and
+    # Windows hosts, where config.sh is sourced after this file.
+    # Parameters: [plat=${PLAT:-x86_64}] (Linux host; install_wheel's pip args
+    #   are not passed, as in multibuild)
+    # Depends on: run_tests (from $CONFIG_PATH), what install_wheel reads; on a
+    #   host what _nw_test_on_linux_host or _nw_native_test reads
+    # Returns run_tests' status; 125 when the test container could not be
+    # pulled or started (an infrastructure error, not a test failure).
+    if [ "$_NW_HOST" == linux ]; then
+        _nw_test_on_linux_host "${1:-${PLAT:-x86_64}}"
+        return
+    elif [ -n "$_NW_HOST" ]; then
+        _nw_native_test "$MULTIBUILD_DIR/docker_test_wrap.sh"
+        return
+    fi
     if [ -z "$(is_function run_tests)" ]; then
         _nw_err "install_run: run_tests is not defined in ${CONFIG_PATH:-config.sh}"
         return 1
@@ -836,19 +863,80 @@ function _nw_venv_python { # <venv dir>
     fi
 }
 
+function _nw_interpreter_id { # <python>
+    # Print which interpreter PYTHON is, or runs on for a venv's: the real path
+    # of its base executable and its full version; nothing if it does not run.
+    "$1" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)), sys.version)' 2> /dev/null || true
+}
+
+function _nw_make_venv { # <caller> <python> <venv dir> [stamp] [package...]
+    # The one venv maker (make setup's .venv, the build venv, before_install's
+    # work venv, install_run's test venv): make VENV_DIR a virtualenv of PYTHON
+    # (`PYTHON -m venv`, either layout) and print its interpreter (see
+    # _nw_venv_python).  A venv already there is kept when it runs on PYTHON's
+    # interpreter (_nw_interpreter_id) and was made for the same STAMP (e.g. a
+    # requirements date: pip never downgrades what satisfies a requirement);
+    # another venv there is made anew; anything else there is an error.  A venv
+    # it makes gets each PACKAGE upgraded; one it could not make is removed.
+    # CALLER starts each line it writes to stderr.
+    # Returns 2 when PYTHON is not found, 1 on other errors.
+    local caller=$1 python=$2 venv_dir=$3 stamp=${4:-}
+    if [ $# -ge 4 ]; then shift 4; else shift $#; fi
+    local stamp_file="$venv_dir/nw-venv-stamp.txt"
+    if ! command -v "$python" > /dev/null 2>&1; then
+        _nw_err "$caller: Python interpreter '$python' not found (set PYTHON=...)"
+        return 2
+    fi
+    if [ -f "$venv_dir/pyvenv.cfg" ]; then
+        local why="" made_for=""
+        if [ -f "$stamp_file" ]; then made_for=$(cat "$stamp_file"); fi
+        if [ "$(_nw_interpreter_id "$(_nw_venv_python "$venv_dir")")" != "$(_nw_interpreter_id "$python")" ]; then
+            why="it runs on another interpreter"
+        elif [ "$made_for" != "$stamp" ]; then
+            why="it was made for '$made_for', not '$stamp'"
+        else
+            _nw_venv_python "$venv_dir"
+            return
+        fi
+        _nw_err "$caller: making $venv_dir anew with $python ($why)"
+        rm -rf -- "$venv_dir"
+    elif [ -n "$(ls -A "$venv_dir" 2> /dev/null)" ]; then
+        _nw_err "$caller: $venv_dir is not a virtualenv (no pyvenv.cfg); remove it or choose another directory"
+        return 1
+    else
+        _nw_err "$caller: creating $venv_dir with $python"
+    fi
+    local venv_python
+    if "$python" -m venv "$venv_dir" >&2; then
+        venv_python=$(_nw_venv_python "$venv_dir")
+        if [ $# -eq 0 ] || "$venv_python" -m pip install --quiet \
+            --disable-pip-version-check --upgrade "$@" >&2; then
+            if [ -n "$stamp" ]; then echo "$stamp" > "$stamp_file"; fi
+            echo "$venv_python"
+            return
+        fi
+    fi
+    rm -rf -- "$venv_dir"
+    _nw_err "$caller: could not make a venv in $venv_dir with $python"
+    return 1
+}
+
 function _nw_work_venv { # <venv dir, relative to the cwd>
-    # Make and activate a virtualenv VENV_DIR from the caller's interpreter,
-    # in either layout (bin/, or Scripts/ on Windows), and upgrade
+    # before_install's venv on every host: make (_nw_make_venv) and activate a
+    # virtualenv VENV_DIR from the caller's interpreter, and upgrade
     # NW_VENV_PACKAGES in it.  Prints the venv's Python version.
     # Depends on: PYTHON_EXE (optional), MB_PYTHON_VERSION (optional; without
     #   PYTHON_EXE selects pythonX.Y from PATH), NW_VENV_PACKAGES (default
     #   "pip wheel", empty for none)
     # Sets and exports PYTHON_EXE and PIP_CMD.
     local venv_dir=$1
-    local base_python
+    local base_python venv_python
     base_python=$(_nw_base_python) || return 1
-    "$base_python" -m venv "$venv_dir"
-    PYTHON_EXE="$PWD/$(_nw_venv_python "$venv_dir")"
+    venv_python=$(_nw_make_venv before_install "$base_python" "$venv_dir") || return 1
+    case "$venv_python" in
+        /*) PYTHON_EXE=$venv_python ;;
+        *) PYTHON_EXE="$PWD/$venv_python" ;;
+    esac
     # shellcheck disable=SC1091  # made just above
     source "$(dirname "$PYTHON_EXE")/activate"
     PIP_CMD="$PYTHON_EXE -m pip"
@@ -927,12 +1015,8 @@ function _nw_native_test() ( # <wrap script>
     base_python=${PYTHON_EXE:-$(any_python)} || exit 1
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/nw-test-venv.XXXXXXXX") || exit 1
     trap 'rm -rf -- "$tmp"' EXIT
-    if ! "$base_python" -m venv "$tmp/venv"; then
-        _nw_err "install_run: could not make a test venv with $base_python"
-        exit 1
-    fi
+    python=$(_nw_make_venv install_run "$base_python" "$tmp/venv") || exit 1
     _nw_test_env
-    python=$(_nw_venv_python "$tmp/venv")
     env "${_nw_env[@]}" PYTHON_EXE="$python" PIP_CMD="$python -m pip" \
         MB_IO_DIR="$PWD" bash "$wrap"
 )

@@ -15,8 +15,6 @@ fi
 
 _nw_wrap_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "${MB_IO_DIR:-/io}"
-# This is the build environment: build_wheel does the work here (common_utils.sh).
-unset _NW_LINUX_HOST
 
 WHEEL_SDIR=${WHEEL_SDIR:-wheelhouse}
 CONFIG_PATH=${CONFIG_PATH:-config.sh}

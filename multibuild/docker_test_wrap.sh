@@ -2,8 +2,9 @@
 # Test entry point: installs the wheel and runs the project's run_tests, in a
 # plain-distro test container (cwd /io) or natively in $MB_IO_DIR.
 #
-# Sourcing order: common_utils.sh, $CONFIG_PATH, then install_run (the one from
-# common_utils.sh).  $ENV_VARS_PATH is not sourced, as in multibuild.
+# Sourcing order: common_utils.sh, $CONFIG_PATH, then install_run
+# (common_utils.sh's, which here installs and tests, or config.sh's).
+# $ENV_VARS_PATH is not sourced, as in multibuild.
 set -e
 
 if [ -n "$NW_DEBUG" ]; then

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Host-side Linux steps: before_install, build_multilinux and install_run; it
-# also makes common_utils.sh's build_wheel and build_index_wheel hand their
-# work to the build environment (_NW_LINUX_HOST).
+# Host-side Linux steps: before_install and build_multilinux; it also makes
+# common_utils.sh's build_wheel, build_index_wheel and install_run hand their
+# work to the build or test environment (_NW_HOST=linux).
 #
 # With DOCKER_IMAGE set the build runs in that (manylinux) image and the tests
 # in DOCKER_TEST_IMAGE (default: the same image); no engine answering is an
@@ -21,8 +21,9 @@ MB_PYTHON_VERSION=${MB_PYTHON_VERSION:-$TRAVIS_PYTHON_VERSION}
 NW_LINUX_PLATS="x86_64 i686 aarch64 ppc64le s390x"
 
 # This shell is the Linux host: build_wheel and build_index_wheel (common_utils.sh)
-# run themselves in the build environment, a container or docker_build_wrap.sh.
-_NW_LINUX_HOST=1
+# run themselves in the build environment, a container or docker_build_wrap.sh,
+# and install_run in the test environment (_nw_test_on_linux_host).
+_NW_HOST=linux
 
 function before_install {
     # Make and activate a virtualenv `venv` in the cwd to work in (_nw_work_venv).
@@ -303,17 +304,17 @@ function build_multilinux {
     fi
 }
 
-function install_run {
-    # Install the wheel from $WHEEL_SDIR and run the project's run_tests, in a
-    # container of DOCKER_TEST_IMAGE (default: DOCKER_IMAGE) for PLAT, or
-    # natively in a fresh venv when DOCKER_IMAGE is empty.
-    # Parameters: [plat=${PLAT:-x86_64}]
+function _nw_test_on_linux_host { # <plat>
+    # common_utils.sh's install_run on this host: run docker_test_wrap.sh (which
+    # calls install_run there) in a container of DOCKER_TEST_IMAGE (default:
+    # DOCKER_IMAGE) for PLAT, or natively in a fresh venv when DOCKER_IMAGE is
+    # empty (_nw_native_test).
     # Depends on: DOCKER_TEST_IMAGE, DOCKER_IMAGE, DOCKER_PULL, DOCKER_RUN_ARGS,
     #   CONTAINER_ENGINE, NW_MOUNT_DIRS, and what _nw_test_env reads; natively
     #   PYTHON_EXE
     # Returns 125 when the test container could not be pulled or started (an
     # infrastructure error, not a test failure), else run_tests' status.
-    local plat=${1:-${PLAT:-x86_64}}
+    local plat=$1
     local -a _nw_env _nw_args
     local status=0
     _nw_container_engine install_run || status=$?

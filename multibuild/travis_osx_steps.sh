@@ -1,5 +1,6 @@
 #!/bin/bash
-# Host-side macOS steps: the macOS host is the build machine.
+# Host-side macOS steps: the macOS host is the build machine; install_run
+# (common_utils.sh) tests in a fresh venv on this host (_NW_HOST=macos).
 #
 # Sourcing order: common_utils.sh, osx_utils.sh, $ENV_VARS_PATH (if readable),
 # configure_build.sh, $CONFIG_PATH; config.sh may override anything, including
@@ -12,6 +13,8 @@ source "$TRAVIS_OSX_STEPS_DIR/osx_utils.sh"
 
 ENV_VARS_PATH=${ENV_VARS_PATH:-env_vars.sh}
 CONFIG_PATH=${CONFIG_PATH:-config.sh}
+# This shell is the macOS host: install_run tests in a fresh venv here.
+_NW_HOST=macos
 
 function _nw_sdk_major {
     # Print the major version of the active macOS SDK (0 if unknown).
@@ -50,14 +53,18 @@ if [ -z "$MB_PYTHON_OSX_VER" ] && [ -n "$MB_PYTHON_VERSION" ]; then
 fi
 
 function before_install {
-    # Install python.org Python MB_PYTHON_VERSION and activate a virtualenv `venv`.
-    # Depends on: MB_PYTHON_VERSION
+    # Install python.org Python MB_PYTHON_VERSION (compat.sh) and make and
+    # activate a virtualenv `venv` from it to work in, as on Linux and Windows
+    # (_nw_work_venv).
+    # Depends on: MB_PYTHON_VERSION, USE_CCACHE, NW_VENV_PACKAGES
+    # Sets and exports PYTHON_EXE and PIP_CMD.
     export CC=clang
     export CXX=clang++
-    get_macpython_environment "$MB_PYTHON_VERSION" venv
-    # shellcheck disable=SC1091  # made by get_macpython_environment
-    source venv/bin/activate
-    _nw_pip install --upgrade pip wheel
+    if [ "$USE_CCACHE" == "1" ]; then
+        activate_ccache
+    fi
+    install_macpython "$MB_PYTHON_VERSION"
+    _nw_work_venv venv
 }
 
 if [ -r "$ENV_VARS_PATH" ]; then

@@ -2,7 +2,8 @@
 # Host-side Windows steps (Git Bash or MSYS2 bash): the Windows host is the
 # build machine, as on macOS.  before_install makes the work venv; build_wheel
 # and build_index_wheel are the common_utils.sh ones, run natively (repaired
-# with windows_utils.sh's delvewheel); install_run tests in a fresh venv.
+# with windows_utils.sh's delvewheel); so is install_run, which tests in a
+# fresh venv on this host (_NW_HOST=windows).
 #
 # Sourcing order: common_utils.sh, windows_utils.sh, $ENV_VARS_PATH (if
 # readable), configure_build.sh, $CONFIG_PATH; config.sh may override anything,
@@ -15,6 +16,8 @@ source "$TRAVIS_WINDOWS_STEPS_DIR/windows_utils.sh"
 
 ENV_VARS_PATH=${ENV_VARS_PATH:-env_vars.sh}
 CONFIG_PATH=${CONFIG_PATH:-config.sh}
+# This shell is the Windows host: install_run tests in a fresh venv here.
+_NW_HOST=windows
 
 function before_install {
     # Make and activate a virtualenv `venv` (Scripts/ layout) in the cwd from
@@ -22,14 +25,6 @@ function before_install {
     # Depends on: PYTHON_EXE (optional), NW_VENV_PACKAGES
     # Sets and exports PYTHON_EXE (venv/Scripts/python) and PIP_CMD.
     _nw_work_venv venv
-}
-
-function install_run {
-    # Install the wheel from $WHEEL_SDIR and run the project's run_tests with a
-    # fresh venv made from $PYTHON_EXE (docker_test_wrap.sh run natively, as on
-    # Linux without a container engine).
-    # Depends on: PYTHON_EXE, MULTIBUILD_DIR and what _nw_test_env reads
-    _nw_native_test "$MULTIBUILD_DIR/docker_test_wrap.sh"
 }
 
 if [ -r "$ENV_VARS_PATH" ]; then

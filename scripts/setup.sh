@@ -1,22 +1,15 @@
 #!/usr/bin/env bash
 # Create the toolkit's venv with the pinned dependencies of pyproject.toml.
 # Usage: setup.sh PYTHON VENV_DIR
-set -euo pipefail
-python=${1:?usage: setup.sh PYTHON VENV_DIR}
+# The venv is made by the shell library's one venv maker (_nw_make_venv), which
+# needs nothing installed: this runs before the toolkit is.
+set -eo pipefail
+setup_python=${1:?usage: setup.sh PYTHON VENV_DIR}
 venv=${2:?usage: setup.sh PYTHON VENV_DIR}
 
-if ! command -v "$python" >/dev/null 2>&1; then
-    echo "setup: error: Python interpreter '$python' not found (set PYTHON=...)" >&2
-    exit 2
-fi
-venv_python="$venv/bin/python"
-case "$(uname -s)" in
-    MINGW* | MSYS* | CYGWIN*) venv_python="$venv/Scripts/python" ;;  # Git Bash on Windows
-esac
-if [ ! -x "$venv_python" ]; then
-    echo "setup: creating $venv with $python" >&2
-    "$python" -m venv "$venv"
-fi
+# shellcheck source=multibuild/common_utils.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../multibuild/common_utils.sh"
+venv_python=$(_nw_make_venv setup "$setup_python" "$venv") || exit $?
 # pip is quiet here: say what the wait is for
 echo "setup: installing the toolkit and its pinned dependencies into $venv (pip)" >&2
 "$venv_python" -m pip install --quiet --disable-pip-version-check --upgrade pip

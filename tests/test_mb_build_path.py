@@ -1,8 +1,10 @@
 """The short path from `make wheels` to pip (README: Layout): `build_wheel` is
 defined once and handed to the build environment on the Linux host, where a
-config.sh `build_wheel` still wins; compat.sh stays off the build path; NumPy's
-config.sh runs its hooks without the toolkit in the build interpreter; the
-shell finds the toolkit's Python one way (scripts/toolkit_python.sh)."""
+config.sh `build_wheel` still wins; `install_run` likewise, to the test
+environment on every host; compat.sh stays off the build path; NumPy's
+config.sh runs its hooks without the toolkit in the build interpreter; one venv
+maker (_nw_make_venv) for `make setup`, the build venv and the library's venvs;
+the shell finds the toolkit's Python one way (scripts/toolkit_python.sh)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -37,7 +40,7 @@ def compat_names() -> set[str]:
 # ------------------------------------------------------------------ one definition each
 
 
-@pytest.mark.parametrize("name", ["build_wheel", "build_index_wheel"])
+@pytest.mark.parametrize("name", ["build_wheel", "build_index_wheel", "install_run"])
 def test_build_entry_points_are_defined_once(name):
     # THEN only common_utils.sh defines them: not the host steps, not NumPy's config.sh
     assert definitions(name) == ["multibuild/common_utils.sh"]
@@ -57,7 +60,7 @@ def test_compat_holds_the_legacy_api():
 # (before_install installs python.org Python; the python.org SDK picks the
 # default PLAT and MB_PYTHON_OSX_VER) and a PyPy PYTHON_VERSION in the image.
 COMPAT_CALLERS = {
-    "travis_osx_steps.sh": {"get_macpython_environment", "macpython_sdk_for_version"},
+    "travis_osx_steps.sh": {"install_macpython", "macpython_sdk_for_version"},
     "configure_build.sh": {"macpython_arch_for_version"},
     "docker_build_wrap.sh": {"install_pypy"},
 }
@@ -386,3 +389,237 @@ def test_hook_scripts_run_on_the_stdlib_alone(argv, message):
     assert proc.returncode != 0
     assert re.search(message, proc.stderr), proc.stderr
     assert "ModuleNotFoundError" not in proc.stderr
+
+
+# ------------------------------------------------------------------ install_run on every host
+
+# What `uname` prints on each host travis_steps.sh tells apart (Linux: the real one).
+UNAME = {"macos": "Darwin", "windows": "MINGW64_NT-10.0"}
+TESTS = """\
+run_tests() {
+    "$PYTHON_EXE" -c 'import nwpure; print("answer", nwpure.ANSWER)'
+    echo "python $PYTHON_EXE"
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def base_python(tmp_path_factory) -> str:
+    """A throwaway interpreter to make test venvs from: a wheel installed into it
+    by mistake goes nowhere else."""
+    base = tmp_path_factory.mktemp("base") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base)], check=True)
+    return str(base / "bin" / "python")
+
+
+def write_pure_wheel(wheelhouse: Path) -> None:
+    """A minimal pure wheel `nwpure` that pip installs offline."""
+    wheelhouse.mkdir(exist_ok=True)
+    dist = "nwpure-1.0.dist-info"
+    with zipfile.ZipFile(wheelhouse / "nwpure-1.0-py3-none-any.whl", "w") as zf:
+        zf.writestr("nwpure.py", "ANSWER = 42\n")
+        zf.writestr(f"{dist}/METADATA", "Metadata-Version: 2.1\nName: nwpure\nVersion: 1.0\n")
+        zf.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
+                    "Root-Is-Purelib: true\nTag: py3-none-any\n")  # fmt: skip
+        zf.writestr(f"{dist}/RECORD", "")
+
+
+def on_host(bash, work, host: str, body: str, **env: str):
+    """Run BODY after travis_steps.sh in WORK as HOST's bash (a stub `uname`)."""
+    path = f"{VENV_BIN}:/usr/bin:/bin"
+    if host in UNAME:
+        stubs = work.parent / "stubs"
+        stubs.mkdir(exist_ok=True)
+        uname = f'#!/bin/bash\nif [ "$1" = -m ]; then echo x86_64; else echo {UNAME[host]}; fi\n'
+        (stubs / "uname").write_text(uname)
+        (stubs / "uname").chmod(0o755)
+        path = f"{stubs}:{path}"
+    plat = HOST if host == "linux" else "x86_64"
+    script = f"source multibuild/common_utils.sh; source multibuild/travis_steps.sh\n{body}"
+    return bash(script, cwd=work, env={"PATH": path, "PLAT": plat, "PIP_NO_INDEX": "1", **env})
+
+
+@pytest.mark.parametrize("host", ["linux", "macos", "windows"])
+def test_install_run_tests_in_a_fresh_venv_on_every_host(bash, work, tmp_path, base_python,
+                                                         host):  # fmt: skip
+    # GIVEN a wheelhouse with a pure wheel and a config.sh with run_tests
+    write_pure_wheel(work / "wheelhouse")
+    (work / "config.sh").write_text(TESTS)
+    # WHEN the host's install_run runs (no container engine)
+    r = on_host(bash, work, host, "install_run", PYTHON_EXE=base_python)
+    # THEN the wheel went into a venv made fresh from PYTHON_EXE, which ran
+    # run_tests and is gone afterwards; PYTHON_EXE itself got nothing
+    assert r.returncode == 0, r.stderr
+    assert "answer 42" in r.stdout.splitlines()
+    (python_line,) = [line for line in r.stdout.splitlines() if line.startswith("python ")]
+    venv = Path(python_line.split()[1]).parents[1]
+    assert venv.parent.parent == tmp_path and venv.parent.name.startswith("nw-test-venv.")
+    assert f"install_run: creating {venv} with {base_python}" in r.stderr.splitlines()
+    assert not venv.exists()
+    assert not list(work.glob("tmp_for_test*"))
+    assert subprocess.run([base_python, "-c", "import nwpure"], capture_output=True).returncode
+
+
+@pytest.mark.parametrize("host", ["linux", "macos", "windows"])
+def test_config_install_run_still_wins(bash, work, base_python, host):
+    # GIVEN a config.sh written for multibuild that replaces install_run
+    (work / "config.sh").write_text(
+        TESTS + 'install_run() { echo "project install_run $* with $PYTHON_EXE"; }\n'
+    )
+    # WHEN the host's install_run runs
+    r = on_host(bash, work, host, "install_run", PYTHON_EXE=base_python)
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.splitlines()[-1]
+    if host == "linux":
+        # THEN on Linux, where config.sh is not sourced on the host, the project's
+        # one runs in the test environment (with its fresh venv), as in multibuild
+        assert last.startswith("project install_run  with ") and "nw-test-venv." in last
+    else:
+        # THEN on macOS and Windows config.sh is sourced after the library on the
+        # host, so the project's one runs right there
+        assert last == f"project install_run  with {base_python}"
+        assert "creating" not in r.stderr
+
+
+# ------------------------------------------------------------------ one venv maker
+
+
+def make_venv_sh(bash, *args: str, **env: str):
+    quoted = " ".join(f"'{a}'" for a in args)
+    return bash(f"source multibuild/common_utils.sh; _nw_make_venv {quoted}", env=env)
+
+
+def test_venv_maker_makes_keeps_and_remakes(bash, tmp_path, base_python):
+    venv = tmp_path / "v"
+    python = f"{venv}/bin/python"
+    # WHEN it runs for a new directory THEN the venv is made from PYTHON
+    r = make_venv_sh(bash, "t", base_python, str(venv))
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{python}\n", f"t: creating {venv} with "
+                                                  f"{base_python}\n")  # fmt: skip
+    (venv / "kept").write_text("")
+    # WHEN again, same interpreter and stamp THEN kept, silently
+    r = make_venv_sh(bash, "t", base_python, str(venv))
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{python}\n", "")
+    assert (venv / "kept").exists()
+    # WHEN for another stamp THEN made anew, and the stamp recorded
+    r = make_venv_sh(bash, "t", base_python, str(venv), "deps as of 2025-01-01")
+    assert r.stderr == (f"t: making {venv} anew with {base_python} (it was made for '', "
+                        "not 'deps as of 2025-01-01')\n")  # fmt: skip
+    assert not (venv / "kept").exists()
+    assert (venv / "nw-venv-stamp.txt").read_text() == "deps as of 2025-01-01\n"
+    r = make_venv_sh(bash, "t", base_python, str(venv), "deps as of 2025-01-01")
+    assert (r.returncode, r.stderr) == (0, "")
+    # WHEN its interpreter no longer runs (or is another) THEN made anew
+    (venv / "bin" / "python").unlink()
+    r = make_venv_sh(bash, "t", base_python, str(venv), "deps as of 2025-01-01")
+    assert (
+        r.stderr == f"t: making {venv} anew with {base_python} (it runs on another interpreter)\n"
+    )
+    assert subprocess.run([python, "-c", "pass"]).returncode == 0
+
+
+def test_venv_maker_keeps_a_venv_it_did_not_make(bash, tmp_path, base_python):
+    # GIVEN a venv made by `python -m venv` (an older `make setup`'s .venv)
+    venv = tmp_path / ".venv"
+    subprocess.run([base_python, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # THEN it is kept: same interpreter, no stamp
+    r = make_venv_sh(bash, "setup", base_python, str(venv))
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{venv}/bin/python\n", "")
+
+
+def test_venv_maker_leaves_what_is_not_a_venv(bash, tmp_path, base_python):
+    # GIVEN a directory holding something else
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "precious").write_text("keep me")
+    r = make_venv_sh(bash, "t", base_python, str(target))
+    # THEN one line, and it is untouched
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (f"t: {target} is not a virtualenv (no pyvenv.cfg); remove it or choose "
+                        "another directory\n")  # fmt: skip
+    assert [p.name for p in target.iterdir()] == ["precious"]
+
+
+def test_venv_maker_without_the_interpreter(bash, tmp_path):
+    r = make_venv_sh(bash, "setup", "python3.99", str(tmp_path / "v"))
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == "setup: Python interpreter 'python3.99' not found (set PYTHON=...)\n"
+    assert not (tmp_path / "v").exists()
+
+
+def test_venv_maker_leaves_no_half_made_venv(bash, tmp_path, base_python):
+    # GIVEN an interpreter whose venv module fails half-way (as without ensurepip)
+    broken = tmp_path / "broken-python"
+    broken.write_text('#!/bin/sh\nmkdir -p "$3/bin"; touch "$3/pyvenv.cfg"\n'
+                      'echo "Error: ensurepip is not available" >&2; exit 1\n')  # fmt: skip
+    broken.chmod(0o755)
+    r = make_venv_sh(bash, "t", str(broken), str(tmp_path / "v"))
+    # THEN its error, then ours, and nothing left to take for a venv
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-2:] == [
+        "Error: ensurepip is not available",
+        f"t: could not make a venv in {tmp_path / 'v'} with {broken}",
+    ]
+    assert not (tmp_path / "v").exists()
+
+
+def test_venv_maker_upgrades_packages_in_a_venv_it_makes(bash, tmp_path, base_python):
+    wheels = tmp_path / "wheels"
+    write_pure_wheel(wheels)
+    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)}
+    r = make_venv_sh(bash, "t", base_python, str(tmp_path / "v"), "", "nwpure", **offline)
+    assert r.returncode == 0, r.stderr
+    assert subprocess.run([r.stdout.strip(), "-c", "import nwpure"]).returncode == 0
+    # a package it cannot install: no venv left behind
+    r = make_venv_sh(bash, "t", base_python, str(tmp_path / "w"), "", "no-such-pkg", **offline)
+    assert r.returncode == 1
+    assert (
+        r.stderr.splitlines()[-1]
+        == f"t: could not make a venv in {tmp_path / 'w'} with {base_python}"
+    )
+    assert not (tmp_path / "w").exists()
+
+
+def test_build_venv_is_the_same_maker(tmp_path, base_python, monkeypatch):
+    from numpy_wheels.build.venv import make_venv
+    from numpy_wheels.errors import ConfigurationError
+
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip is upgraded to what it is
+    venv = tmp_path / "venv-build"
+    make_venv(base_python, venv, "2025-01-01")
+    assert (venv / "nw-venv-stamp.txt").read_text() == "deps as of 2025-01-01\n"
+    (venv / "kept").write_text("")
+    make_venv(base_python, venv, "2025-01-01")
+    assert (venv / "kept").exists()
+    make_venv(base_python, venv, "")  # requirements of another date: made anew
+    assert not (venv / "kept").exists()
+    with pytest.raises(ConfigurationError, match=r"'python3.99' not found \(set PYTHON=...\)"):
+        make_venv("python3.99", venv)
+
+
+# The code that makes venvs (tests and benchmarks make their own).
+CODE = [*MB.glob("*.sh"), ROOT / "config.sh", ROOT / "Makefile",
+        *(ROOT / "scripts").rglob("*.sh"), ROOT / "scripts" / "wheel-uploader",
+        *(ROOT / "scripts").rglob("*.py")]  # fmt: skip
+
+
+def test_one_venv_maker():
+    makers = {
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in CODE
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"-m venv\b|\"venv\"|\bimport venv\b|EnvBuilder", line)
+        and not line.lstrip().startswith("#")
+    }
+    # THEN `-m venv` runs in one place, and setup.sh and the build venv call it
+    assert len(makers) == 1 and makers.pop().startswith("multibuild/common_utils.sh:")
+    assert "_nw_make_venv setup " in (ROOT / "scripts" / "setup.sh").read_text()
+    assert "_nw_make_venv" in (ROOT / "scripts/numpy_wheels/build/venv.py").read_text()
+
+
+def test_one_toolkit_python_lookup():
+    # THEN no shell file but toolkit_python.sh looks for the toolkit's venv itself
+    shell = [p for p in CODE if p.suffix != ".py" and p.name != "toolkit_python.sh"]
+    for path in shell:
+        text = path.read_text()
+        assert not re.search(r"\.venv/(bin|Scripts)/python", text), path

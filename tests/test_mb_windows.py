@@ -112,14 +112,15 @@ def test_travis_steps_sources_the_windows_files(win):
         "done\n"
         'echo "config=$NW_CONFIG_SOURCED env_vars=$NW_ENV_VARS_SOURCED CFLAGS=[$CFLAGS]"'
     )
-    # THEN repair_wheelhouse is windows_utils.sh's, the steps are the Windows
-    # ones, build_wheel the common native one, and both project files were read
+    # THEN repair_wheelhouse is windows_utils.sh's, before_install the Windows
+    # one, build_wheel and install_run the common ones, and both project files
+    # were read
     assert result.returncode == 0, result.stderr
     where = {line.split()[0]: line.split()[2] for line in result.stdout.splitlines()[:4]}
     assert where == {
         "repair_wheelhouse": "multibuild/windows_utils.sh",
         "before_install": "multibuild/travis_windows_steps.sh",
-        "install_run": "multibuild/travis_windows_steps.sh",
+        "install_run": "multibuild/common_utils.sh",
         "build_wheel": "multibuild/common_utils.sh",
     }
     # configure_build.sh gave MSVC no GNU linker flag

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, FatalError
 from ..log import log
-from .paths import TOOLKIT_BIN
+from .paths import ROOT, TOOLKIT_BIN
 
 
 def venv_bin(venv: Path) -> Path:
@@ -28,26 +27,25 @@ def venv_env(venv: Path, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _interpreter_id(python: str) -> str:
-    """Which interpreter ``python`` is: its real path and full version."""
-    code = "import os, sys; print(os.path.realpath(sys.executable), sys.version)"
-    return subprocess.run([python, "-c", code], capture_output=True, text=True).stdout.strip()
+# The shell library's one venv maker, which `make setup` and the library's own
+# venvs (before_install, install_run's test venv) use too.
+MAKE_VENV = 'source multibuild/common_utils.sh && _nw_make_venv "$@"'
 
 
 def make_venv(python: str, venv: Path, deps_as_of: str = "") -> None:
-    """Make ``venv`` from ``python``; one made by another interpreter, or holding
-    requirements of another date (pip never downgrades what already satisfies a
-    requirement), is made anew."""
-    python_exe = venv_bin(venv) / "python"
-    if shutil.which(python) is None:
+    """Make ``venv`` from ``python`` with pip upgraded; one that runs on another
+    interpreter, or holds requirements of another date (pip never downgrades what
+    already satisfies a requirement), is made anew."""
+    stamp = f"deps as of {deps_as_of}" if deps_as_of else ""
+    proc = subprocess.run(
+        ["bash", "-c", MAKE_VENV, "make_venv", "build", python, str(venv), stamp, "pip"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    lines = proc.stderr.strip().splitlines()
+    if proc.returncode == 2:
         raise ConfigurationError(f"Python interpreter {python!r} not found (set PYTHON=...)")
-    marker = venv / "nw-interpreter.txt"
-    made_by = _interpreter_id(python) + (f"\ndeps as of {deps_as_of}" if deps_as_of else "")
-    if venv.exists() and (not marker.exists() or marker.read_text() != made_by):
-        log(f"making {venv.name} anew for {made_by.split()[0]}")
-        shutil.rmtree(venv)
-    if not (python_exe.exists() or python_exe.with_suffix(".exe").exists()):
-        subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        marker.write_text(made_by)
-        upgrade = [str(python_exe), "-m", "pip", "install", "-q", "--upgrade", "pip"]
-        subprocess.run(upgrade, check=True)
+    if proc.returncode:
+        raise FatalError("\n".join(lines[-10:]) or f"could not make the venv {venv}")
+    for line in lines:
+        if line.startswith("build: "):
+            log(line.removeprefix("build: "))
