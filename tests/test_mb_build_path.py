@@ -14,11 +14,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, VENV_BIN
+from test_mb_windows import write_pure_wheel
 
 MB = ROOT / "multibuild"
 HOST = os.uname().machine
@@ -410,18 +410,6 @@ def base_python(tmp_path_factory) -> str:
     base = tmp_path_factory.mktemp("base") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(base)], check=True)
     return str(base / "bin" / "python")
-
-
-def write_pure_wheel(wheelhouse: Path) -> None:
-    """A minimal pure wheel `nwpure` that pip installs offline."""
-    wheelhouse.mkdir(exist_ok=True)
-    dist = "nwpure-1.0.dist-info"
-    with zipfile.ZipFile(wheelhouse / "nwpure-1.0-py3-none-any.whl", "w") as zf:
-        zf.writestr("nwpure.py", "ANSWER = 42\n")
-        zf.writestr(f"{dist}/METADATA", "Metadata-Version: 2.1\nName: nwpure\nVersion: 1.0\n")
-        zf.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\n"
-                    "Root-Is-Purelib: true\nTag: py3-none-any\n")  # fmt: skip
-        zf.writestr(f"{dist}/RECORD", "")
 
 
 def on_host(bash, work, host: str, body: str, **env: str):
