@@ -28,9 +28,10 @@ export NW_ROOT := $(CURDIR)
 BIN := $(VENV)/$(if $(filter Windows_NT,$(OS)),Scripts,bin)
 # the one command every step goes through (numpy_wheels/cli.py)
 STEP := $(BIN)/numpy-wheels
-# make's own small commands (help, version): .venv's Python once made, else python3,
-# never PYTHON (the interpreter to build with may be any version)
-TOOL_PYTHON := PYTHONPATH=$(SCRIPTS) $(firstword $(wildcard $(BIN)/python) python3)
+# make's own small commands (help, version): the toolkit's Python by the shell's one
+# rule (scripts/toolkit_python.sh), never PYTHON (the one to build with may be any)
+TOOL_PYTHON := PYTHONPATH=$(SCRIPTS) $(shell VENV='$(VENV)' bash -c \
+  'source "$$1" && nw_toolkit_python' - $(SCRIPTS)/toolkit_python.sh)
 
 MAKEFILE := $(firstword $(MAKEFILE_LIST))
 # every `NAME ?=` setting of SETTINGS_MK, in order, for `make help`

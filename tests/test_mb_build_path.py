@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VENV_BIN
+from conftest import ROOT, VENV_BIN, clean_env
 from test_mb_windows import write_pure_wheel
 
 MB = ROOT / "multibuild"
@@ -286,6 +286,26 @@ def test_toolkit_python_order(bash, toolkit, layout):
     # then the venv of `make setup` (a NW_PYTHON that does not run is passed over)
     for nw_python in ("", "/no/such/python"):
         assert lookup(bash, toolkit, NW_PYTHON=nw_python).stdout == f"{venv_python}\n"
+
+
+def test_toolkit_python_honours_venv(bash, toolkit, tmp_path):
+    # GIVEN make setup VENV=elsewhere (absolute) and VENV=tools (under the root)
+    elsewhere = fake_python(tmp_path / "elsewhere" / "bin" / "python")
+    under = fake_python(toolkit / "tools" / "bin" / "python")
+    fake_python(toolkit / ".venv" / "bin" / "python")
+    assert lookup(bash, toolkit, VENV=str(elsewhere.parent.parent)).stdout == f"{elsewhere}\n"
+    assert lookup(bash, toolkit, VENV="tools").stdout == f"{under}\n"
+
+
+def test_makes_own_commands_use_the_one_lookup(tmp_path):
+    # GIVEN a PYTHON that cannot run and NW_PYTHON naming the toolkit's
+    tool = tmp_path / "toolkit-python"
+    tool.symlink_to(sys.executable)
+    env = clean_env(tmp_path, NW_PYTHON=str(tool), PYTHON=str(tmp_path / "none"))
+    plan = subprocess.run(["make", "-s", "-n", "-C", str(ROOT), "version"], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    # THEN make version runs the toolkit's Python (toolkit_python.sh's pick)
+    assert plan.returncode == 0 and f" {tool} -c " in plan.stdout, plan.stderr
 
 
 def test_toolkit_python_by_name_then_python3(bash, toolkit, tmp_path):
