@@ -334,7 +334,7 @@ def test_a_rerun_with_everything_present_reads_the_index_only(tmp_path, staging)
     assert f"{len(TINY_10)} files of tinyproj 1.0" in proc.stderr
     assert len(staging.transfers()) == before
     assert {"pypi_simple", "requests"} <= imported(proc.stderr)
-    assert imported(proc.stderr) & {"rich", "twine", "tarfile"} == set()
+    assert imported(proc.stderr) & {"rich", "twine"} == set()
 
 
 def test_dry_run_touches_nothing(capsys, tmp_path, staging, pypiserver, monkeypatch):
