@@ -7,10 +7,13 @@ connection (a CDN link, not loopback speed).  Each run is `wheel-uploader -n
 --no-check` (download and verify only) into a fresh wheelhouse; then the
 parallel run is repeated with everything present (nothing should transfer).
 Prints times and ratios against the sequential run measured in the same
-invocation; never fails on time.
+invocation (the median of ``--repeat`` runs each); never fails on time.
+``--uploader`` (repeatable) times other checkouts' uploaders in the same
+invocation, turn by turn, to compare before and after a change.
 
     .venv/bin/python benchmarks/bench_uploader.py [--files 40] [--size-mb 4] [--latency 0.05]
-                                                  [--rate-mb 20] [--jobs 4 8]
+                                                  [--rate-mb 20] [--jobs 4 8] [--repeat 1]
+                                                  [--uploader PATH/scripts/wheel_uploader.py]
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,10 +54,11 @@ def bench_wheels(count: int, size_mb: int) -> list[Path]:
     return wheels
 
 
-def timed_run(server: StagingServer, wheelhouse: Path, jobs: int) -> tuple[float, int, float]:
+def timed_run(server: StagingServer, script: Path, wheelhouse: Path,
+              jobs: int) -> tuple[float, int, float]:  # fmt: skip
     """Wall time, files transferred and the uploader's own CPU time (user + system)."""
     before = len(server.transfers())
-    cmd = [sys.executable, str(SCRIPT), "-u", server.simple_url, "--allow-insecure"]
+    cmd = [sys.executable, str(script), "-u", server.simple_url, "--allow-insecure"]
     cmd += ["-w", str(wheelhouse), "-n", "--no-check", "-j", str(jobs), "benchproj", "1.0"]
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -63,6 +69,17 @@ def timed_run(server: StagingServer, wheelhouse: Path, jobs: int) -> tuple[float
     return took, len(server.transfers()) - before, cpu
 
 
+def one_round(server: StagingServer, script: Path, scratch: Path, jobs: list[int]) -> list:
+    """(label, wall, files, CPU) of -j 1, each -j N, then all present (-j jobs[0])."""
+    rows = [("sequential (-j 1):", *timed_run(server, script, scratch / "seq", 1))]
+    for n in jobs:
+        rows.append((f"parallel (-j {n}):", *timed_run(server, script, scratch / f"j{n}", n)))
+    again = timed_run(server, script, scratch / f"j{jobs[-1]}", jobs[0])
+    rows.append((f"all present (-j {jobs[0]}):", *again))
+    shutil.rmtree(scratch)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=40, help="number of wheels (40)")
@@ -71,26 +88,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-mb", type=float, default=20.0,
                         help="MB/s per connection (20; 0: as fast as loopback)")  # fmt: skip
     parser.add_argument("--jobs", type=int, nargs="+", default=[4, 8], help="parallel runs")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; medians are printed (1)")
+    parser.add_argument("--uploader", type=Path, action="append",
+                        help="wheel_uploader.py to time (default: this checkout's); "
+                        "repeatable, to compare checkouts in one run")  # fmt: skip
     args = parser.parse_args(argv)
+    scripts = args.uploader or [SCRIPT]
     wheels = bench_wheels(args.files, args.size_mb)
     print(f"{args.files} wheels of {args.size_mb} MB, {args.latency * 1000:.0f} ms per request, "
-          f"{args.rate_mb:g} MB/s per connection")  # fmt: skip
+          f"{args.rate_mb:g} MB/s per connection, median of {args.repeat} rounds")  # fmt: skip
     rate = args.rate_mb * 1e6
+    rounds: dict[Path, list[list]] = {script: [] for script in scripts}
     with (
         StagingServer(wheels, package="benchproj", latency=args.latency, rate=rate) as server,
         tempfile.TemporaryDirectory(dir=CACHE) as scratch,
     ):
-        base, moved, cpu = timed_run(server, Path(scratch) / "seq", 1)
-        row = "  {:<22} {:6.2f} s  {:2} files transferred  {:5.2f}x  (CPU {:.2f} s)"
-        print(row.format("sequential (-j 1):", base, moved, 1.0, cpu))
-        for jobs in args.jobs:
-            wheelhouse = Path(scratch) / f"j{jobs}"
-            took, moved, cpu = timed_run(server, wheelhouse, jobs)
-            print(row.format(f"parallel (-j {jobs}):", took, moved, base / took, cpu))
-        took, moved, cpu = timed_run(server, wheelhouse, args.jobs[0])
-        print(row.format(f"all present (-j {args.jobs[0]}):", took, moved, base / took, cpu)
-              + "  target: under 0.5 s")  # fmt: skip
-        print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        for r in range(args.repeat):  # turn by turn: a change in load hits every uploader
+            for i, script in enumerate(scripts):
+                rounds[script].append(one_round(server, script, Path(scratch) / f"{r}-{i}",
+                                                args.jobs))  # fmt: skip
+    row = "  {:<22} {:6.2f} s  {:2} files transferred  {:5.2f}x  (CPU {:.2f} s)"
+    for script in scripts:
+        if len(scripts) > 1:
+            print(f"{script}:")
+        runs = rounds[script]
+        median = [[statistics.median(run[k][j] for run in runs) for j in (1, 2, 3)]
+                  for k in range(len(runs[0]))]  # fmt: skip
+        base = median[0][0]
+        for (label, *_), (took, moved, cpu) in zip(runs[0], median, strict=True):
+            line = row.format(label, took, round(moved), base / took, cpu)
+            print(line + ("  target: under 0.5 s" if label.startswith("all present") else ""))
+    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     return 0
 
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 from conftest import ROOT, VENV_BIN, clean_env, make
 from numpy_wheels.files import file_hash
-from numpy_wheels.upload import provenance
+from numpy_wheels.upload import provenance, provenance_records
 from staging_server import make_wheel
 from test_stage_real_tools import AnacondaApi
 from test_upload_provenance import build_record, ssh_key
@@ -141,7 +141,7 @@ def test_the_merged_record_is_staged_beside_the_wheels(tmp_path, wheelhouse, stu
     record = staged_record(wheelhouse)
     assert record.name.startswith("clib_demo-1.0-provenance-")
     assert len(record.read_text().splitlines()) == 2
-    vouched = provenance.vouch(provenance.load([str(record)]), {
+    vouched = provenance.vouch(provenance_records.load([str(record)]), {
         w.name: file_hash(w) for w in [*linux, win]})  # fmt: skip
     assert len(vouched.by_file) == 3 and vouched.missing == []
     # ... uploaded after the wheels, as a file of the clib-demo-provenance package
@@ -196,7 +196,7 @@ def test_ssh_signed_record(tmp_path, wheelhouse, stub, how):
     assert proc.returncode == 0, proc.stderr
     record = staged_record(wheelhouse)
     # THEN the signature checks with the release manager's allowed-signers file
-    (loaded, *_) = provenance.load([str(record)], key=allowed)
+    (loaded, *_) = provenance_records.load([str(record)], key=allowed)
     assert loaded.signed_by == "release@numpy-wheels"
     assert calls(stub[1])[1][-2:] == [str(record), f"{record}.sig"]
     # and the key is nowhere: output, argv, left-over files
@@ -221,7 +221,7 @@ def test_gpg_signed_record(tmp_path, wheelhouse, stub):
                  STAGE_SIGNING_KEY=secret)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     record = staged_record(wheelhouse)
-    (loaded, *_) = provenance.load([str(record)], key=public)
+    (loaded, *_) = provenance_records.load([str(record)], key=public)
     assert loaded.signed_by and calls(stub[1])[1][-1] == f"{record}.asc"
     assert secret.splitlines()[3] not in proc.stdout + proc.stderr
 

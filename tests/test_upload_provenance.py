@@ -15,7 +15,7 @@ import pytest
 from numpy_wheels.build import provenance as build_provenance
 from numpy_wheels.errors import ConfigurationError
 from numpy_wheels.files import file_hash
-from numpy_wheels.upload import provenance
+from numpy_wheels.upload import provenance, provenance_records, provenance_signatures
 from staging_server import StagingServer, make_wheel
 
 T0, T1 = datetime(2026, 6, 1, 12, tzinfo=UTC), datetime(2026, 6, 1, 13, tzinfo=UTC)
@@ -55,7 +55,7 @@ def test_each_file_is_vouched_for_by_the_record_naming_it(tmp_path, wheels):
     # GIVEN one record per CI job
     first, second = build_record(tmp_path, wheels[:1], "a"), build_record(tmp_path, wheels[1:], "b")
     # WHEN both are loaded and the downloaded files checked
-    records = provenance.load([str(first), str(second)])
+    records = provenance_records.load([str(first), str(second)])
     vouched = provenance.vouch(records, digests(wheels))
     # THEN each file maps to its job's record, and nothing is missing
     assert vouched.by_file[wheels[0].name].source == str(first)
@@ -69,8 +69,8 @@ def test_a_swapped_file_is_one_line_with_both_digests(tmp_path, wheels):
     built = file_hash(wheels[0])
     make_wheel(wheels[0].parent, "tinyproj", "1.0", payload=b"evil")  # same name, other bytes
     swapped = file_hash(wheels[0])
-    with pytest.raises(provenance.ProvenanceError) as err:
-        provenance.vouch(provenance.load([str(record)]), digests(wheels))
+    with pytest.raises(provenance_records.ProvenanceError) as err:
+        provenance.vouch(provenance_records.load([str(record)]), digests(wheels))
     assert str(err.value) == (
         f"{wheels[0].name}: sha256 {swapped} downloaded, but {record} says {built}; "
         "not the file that was built, nothing uploaded"
@@ -80,11 +80,13 @@ def test_a_swapped_file_is_one_line_with_both_digests(tmp_path, wheels):
 def test_a_file_no_record_names_is_refused_and_unstaged_subjects_reported(tmp_path, wheels):
     record = build_record(tmp_path, wheels[:1])
     stranger = make_wheel(tmp_path / "other", "tinyproj", "1.0", "cp311-cp311-win_amd64")
-    records = provenance.load([str(record)])
-    with pytest.raises(provenance.ProvenanceError, match=f"^{stranger.name}: no provenance record"):
+    records = provenance_records.load([str(record)])
+    with pytest.raises(
+        provenance_records.ProvenanceError, match=f"^{stranger.name}: no provenance record"
+    ):
         provenance.vouch(records, digests([wheels[0], stranger]))
     # a record naming a wheel that was not staged: reported, not an error
-    both = provenance.load([str(build_record(tmp_path, wheels, "c"))])
+    both = provenance_records.load([str(build_record(tmp_path, wheels, "c"))])
     vouched = provenance.vouch(both, digests(wheels[:1]))
     assert [name for name, _ in vouched.missing] == [wheels[1].name]
 
@@ -97,7 +99,7 @@ def merged(tmp_path: Path, records: list[Path], envelope: bool = False) -> Path:
         statement = json.loads(path.read_text())
         if envelope:
             payload = base64.b64encode(json.dumps(statement).encode()).decode()
-            statement = {"payloadType": provenance.DSSE_PAYLOAD_TYPE, "payload": payload,
+            statement = {"payloadType": provenance_records.DSSE_PAYLOAD_TYPE, "payload": payload,
                          "signatures": []}  # fmt: skip
         lines.append(json.dumps(statement, separators=(",", ":")))
     out = tmp_path / "merged.intoto.jsonl"
@@ -108,7 +110,7 @@ def merged(tmp_path: Path, records: list[Path], envelope: bool = False) -> Path:
 @pytest.mark.parametrize("envelope", [False, True], ids=["statements", "envelopes"])
 def test_a_merged_file_holds_several_statements(tmp_path, wheels, envelope):
     records = [build_record(tmp_path, [w], str(i)) for i, w in enumerate(wheels)]
-    loaded = provenance.load([str(merged(tmp_path, records, envelope))])
+    loaded = provenance_records.load([str(merged(tmp_path, records, envelope))])
     assert [r.index for r in loaded] == [1, 2]
     vouched = provenance.vouch(loaded, digests(wheels))
     assert vouched.by_file[wheels[1].name].label.endswith("merged.intoto.jsonl#2")
@@ -119,9 +121,10 @@ def test_a_merged_file_holds_several_statements(tmp_path, wheels, envelope):
     [
         (b"not json", "neither JSON nor JSON Lines"),
         (b'{"_type": "https://in-toto.io/Statement/v0.1"}', "not an in-toto Statement v1"),
-        (json.dumps({"_type": provenance.STATEMENT_TYPE, "predicateType": "x"}).encode(),
+        (json.dumps({"_type": provenance_records.STATEMENT_TYPE, "predicateType": "x"}).encode(),
          "predicateType is 'x'"),
-        (json.dumps({"_type": provenance.STATEMENT_TYPE, "predicateType": provenance.PREDICATE_TYPE,
+        (json.dumps({"_type": provenance_records.STATEMENT_TYPE,
+                     "predicateType": provenance_records.PREDICATE_TYPE,
                      "subject": [{"name": "a.whl", "digest": {"sha256": "AB"}}]}).encode(),
          "a subject without a name and a sha256"),
         (b"\xff\xfe", "not UTF-8 text"),
@@ -131,10 +134,10 @@ def test_a_merged_file_holds_several_statements(tmp_path, wheels, envelope):
 def test_bad_records_are_one_line(tmp_path, content, message):
     path = tmp_path / "bad.intoto.json"
     path.write_bytes(content)
-    with pytest.raises(provenance.ProvenanceError, match=f"^{path}: .*{message}"):
-        provenance.load([str(path)])
-    with pytest.raises(provenance.ProvenanceError, match="cannot read: No such file"):
-        provenance.load([str(tmp_path / "absent.json")])
+    with pytest.raises(provenance_records.ProvenanceError, match=f"^{path}: .*{message}"):
+        provenance_records.load([str(path)])
+    with pytest.raises(provenance_records.ProvenanceError, match="cannot read: No such file"):
+        provenance_records.load([str(tmp_path / "absent.json")])
 
 
 # ------------------------------------------------------------------ signatures
@@ -151,7 +154,7 @@ def ssh_key(tmp_path: Path, principal: str = "release@numpy-wheels") -> tuple[Pa
     return key, allowed
 
 
-def ssh_sign(record: Path, key: Path, namespace: str = provenance.NAMESPACE) -> Path:
+def ssh_sign(record: Path, key: Path, namespace: str = provenance_signatures.NAMESPACE) -> Path:
     subprocess.run(["ssh-keygen", "-q", "-Y", "sign", "-f", str(key), "-n", namespace,
                     str(record)], check=True, capture_output=True)  # fmt: skip
     return Path(f"{record}.sig")
@@ -161,7 +164,7 @@ def test_ssh_signed_record_is_checked(tmp_path, wheels):
     record = build_record(tmp_path, wheels)
     key, allowed = ssh_key(tmp_path)
     ssh_sign(record, key)
-    (got,) = provenance.load([str(record)], key=allowed)
+    (got,) = provenance_records.load([str(record)], key=allowed)
     assert got.signed_by == "release@numpy-wheels"
     assert "signed by release@numpy-wheels" in got.describe()
 
@@ -171,23 +174,23 @@ def test_ssh_signature_breaks(tmp_path, wheels):
     key, allowed = ssh_key(tmp_path)
     other, _ = ssh_key(tmp_path, "mallory@example")
     # unsigned, with a key given
-    with pytest.raises(provenance.ProvenanceError, match="no signature beside it"):
-        provenance.load([str(record)], key=allowed)
+    with pytest.raises(provenance_records.ProvenanceError, match="no signature beside it"):
+        provenance_records.load([str(record)], key=allowed)
     # signed by a key the allowed-signers file does not hold
     ssh_sign(record, other)
-    with pytest.raises(provenance.ProvenanceError, match="by no key of --provenance-key"):
-        provenance.load([str(record)], key=allowed)
+    with pytest.raises(provenance_records.ProvenanceError, match="by no key of --provenance-key"):
+        provenance_records.load([str(record)], key=allowed)
     # signed for another namespace (a git commit signature reused)
     Path(f"{record}.sig").unlink()
     ssh_sign(record, key, "git")
-    with pytest.raises(provenance.ProvenanceError, match="bad signature"):
-        provenance.load([str(record)], key=allowed)
+    with pytest.raises(provenance_records.ProvenanceError, match="bad signature"):
+        provenance_records.load([str(record)], key=allowed)
     # the record edited after signing
     Path(f"{record}.sig").unlink()
     ssh_sign(record, key)
     record.write_text(record.read_text().replace("tinyproj", "tinyprox"))
-    with pytest.raises(provenance.ProvenanceError, match="bad signature"):
-        provenance.load([str(record)], key=allowed)
+    with pytest.raises(provenance_records.ProvenanceError, match="bad signature"):
+        provenance_records.load([str(record)], key=allowed)
 
 
 @pytest.fixture
@@ -216,15 +219,15 @@ def test_gpg_signed_record_is_checked_against_the_public_key(tmp_path, wheels, g
                    check=True, capture_output=True)  # fmt: skip
     public = tmp_path / "release.pub.asc"
     subprocess.run([*gpg, "--armor", "--export", "--output", str(public), fpr], check=True)
-    (got,) = provenance.load([str(record)], key=public)
+    (got,) = provenance_records.load([str(record)], key=public)
     assert got.signed_by == fpr
     # an ssh allowed-signers file does not check a GPG signature
     _, allowed = ssh_key(tmp_path)
-    with pytest.raises(provenance.ProvenanceError, match="signed with gpg, but"):
-        provenance.load([str(record)], key=allowed)
+    with pytest.raises(provenance_records.ProvenanceError, match="signed with gpg, but"):
+        provenance_records.load([str(record)], key=allowed)
     record.write_text(record.read_text() + " ")
-    with pytest.raises(provenance.ProvenanceError, match="bad signature"):
-        provenance.load([str(record)], key=public)
+    with pytest.raises(provenance_records.ProvenanceError, match="bad signature"):
+        provenance_records.load([str(record)], key=public)
 
 
 def test_a_private_key_given_as_the_check_key_is_refused(tmp_path, wheels):
@@ -232,7 +235,7 @@ def test_a_private_key_given_as_the_check_key_is_refused(tmp_path, wheels):
     record = build_record(tmp_path, wheels)
     ssh_sign(record, key)
     with pytest.raises(ConfigurationError, match="a private key; give the public side"):
-        provenance.load([str(record)], key=key)
+        provenance_records.load([str(record)], key=key)
 
 
 # ---------------------------------------------------------------------- URLs
@@ -249,9 +252,9 @@ def test_records_and_signatures_by_url(tmp_path, wheels):
     with StagingServer(served) as server:
         url = f"{server.listing_url}tinyproj-1.0-provenance.intoto.json"
         with pytest.raises(ConfigurationError, match="refusing http://"):
-            provenance.load([url])
-        (got,) = provenance.load([url], key=allowed, allow_insecure=True)
+            provenance_records.load([url])
+        (got,) = provenance_records.load([url], key=allowed, allow_insecure=True)
         assert got.source == url and got.signed_by == "release@numpy-wheels"
         assert provenance.vouch([got], digests(wheels)).by_file.keys() == set(digests(wheels))
-        with pytest.raises(provenance.ProvenanceError, match="HTTP 404"):
-            provenance.load([f"{server.listing_url}absent.json"], allow_insecure=True)
+        with pytest.raises(provenance_records.ProvenanceError, match="HTTP 404"):
+            provenance_records.load([f"{server.listing_url}absent.json"], allow_insecure=True)

@@ -254,6 +254,89 @@ def test_cached_files_are_verified_not_refetched_and_clobber_refetches(capsys, t
     assert len(staging.transfers()) == 3
 
 
+DIGEST_XATTR = "user.numpy_wheels.sha256"
+
+
+def test_a_file_read_once_keeps_its_digest_and_a_change_is_still_caught(capsys, tmp_path, staging):
+    # GIVEN a wheelhouse the uploader filled
+    args = ["-u", staging.simple_url, "--allow-insecure", "-w", tmp_path, "-n", "-t", "win"]
+    assert run(capsys, *args, "tinyproj", "1.0")[0] == 0
+    wheel = tmp_path / "tinyproj-1.0-cp311-cp311-win_amd64.whl"
+    good, st = wheel.read_bytes(), wheel.stat()
+    # THEN the file carries the sha256 of its bytes, with the size and mtime they had
+    kept = os.getxattr(wheel, DIGEST_XATTR).decode().split()
+    assert kept == [staging.digest(wheel.name), str(st.st_size), str(st.st_mtime_ns)]
+    assert names(tmp_path) == [wheel.name]  # kept on the file: nothing added beside it
+    # WHEN the file is rewritten in place, same size (its mtime moves on)
+    with wheel.open("r+b") as fobj:
+        fobj.seek(len(good) // 2)
+        fobj.write(bytes([good[len(good) // 2] ^ 0xFF]))
+    code, _, err = run(capsys, *args, "tinyproj", "1.0")
+    # THEN the kept digest is not believed: the file is read, fails and is fetched again
+    assert code == 0
+    assert "fails verification (sha256 differs" in err
+    assert wheel.read_bytes() == good and len(staging.transfers()) == 2
+
+
+def test_a_kept_digest_is_not_believed_on_whole_second_timestamps(capsys, tmp_path, staging):
+    # GIVEN a damaged copy (same size) whose kept digest claims the staged sha256, on a
+    # filesystem that keeps whole seconds only (a rewrite within that second is unseen)
+    name = "tinyproj-1.0-cp311-cp311-win_amd64.whl"
+    good = staging.data(name)
+    wheel = tmp_path / name
+    wheel.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))
+    os.utime(wheel, ns=(1_700_000_000 * 10**9, 1_700_000_000 * 10**9))
+    claim = f"{staging.digest(name)} {len(good)} {1_700_000_000 * 10**9}"
+    os.setxattr(wheel, DIGEST_XATTR, claim.encode())
+    # WHEN the uploader finds it present
+    args = ["-u", staging.simple_url, "--allow-insecure", "-w", tmp_path, "-n", "-t", "win"]
+    code, _, err = run(capsys, *args, "tinyproj", "1.0")
+    # THEN it reads the bytes, not the claim, and fetches the file again
+    assert code == 0
+    assert "fails verification" in err
+    assert wheel.read_bytes() == good and len(staging.transfers()) == 1
+
+
+def imported(stderr: str) -> set[str]:
+    """The top-level packages a ``python -X importtime`` run imported (by any module:
+    a thread may end before its own package's line)."""
+    return {ln.rsplit("|", 1)[1].strip().split(".")[0] for ln in stderr.splitlines()
+            if ln.startswith("import time:") and ln.count("|") == 2}  # fmt: skip
+
+
+HEAVY = {"requests", "urllib3", "pypi_simple", "bs4", "soupsieve", "pydantic", "rich", "twine"}
+
+
+def test_help_and_version_import_no_network_or_index_library(tmp_path):
+    for flag in ("--help", "--version"):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", str(SCRIPT), flag], capture_output=True,
+            text=True, env=clean_env(tmp_path), timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "numpy_wheels" in imported(proc.stderr)
+        assert imported(proc.stderr) & HEAVY == set(), flag
+
+
+def test_a_rerun_with_everything_present_reads_the_index_only(tmp_path, staging):
+    # GIVEN a wheelhouse holding every file already
+    args = ["-u", staging.simple_url, "--allow-insecure", "-w", tmp_path / "wh", "-n",
+            "--no-check", "tinyproj", "1.0"]  # fmt: skip
+    assert run_cli(tmp_path, *args).returncode == 0
+    before = len(staging.transfers())
+    # WHEN it runs again
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(SCRIPT), *map(str, args)], capture_output=True,
+        text=True, env=clean_env(tmp_path, TWINE_REPOSITORY_URL=NOWHERE), timeout=300,
+    )  # fmt: skip
+    # THEN nothing is transferred, and neither twine nor the progress display is loaded
+    assert proc.returncode == 0, proc.stderr
+    assert f"{len(TINY_10)} files of tinyproj 1.0" in proc.stderr
+    assert len(staging.transfers()) == before
+    assert {"pypi_simple", "requests"} <= imported(proc.stderr)
+    assert imported(proc.stderr) & {"rich", "twine"} == set()
+
+
 def test_dry_run_touches_nothing(capsys, tmp_path, staging, pypiserver, monkeypatch):
     monkeypatch.setenv("TWINE_PASSWORD", pypiserver.password)
     wheelhouse = tmp_path / "never"

@@ -24,12 +24,9 @@ from ..files import file_hash, file_lock, sanitize_url
 from ..log import add_verbosity_options, add_version_option, ci_error, log, set_verbosity
 from . import attestations, provenance
 from .download import download_all
-from .publish import UploadError, upload_exactly_once
 from .select import identity, normalize_version, select_files
-from .signing import gpg_sign, write_hashes
 from .sources import SOURCE_KINDS, list_source, page_session
 from .summary import FAILED, NOT_RUN, Entry, print_summary
-from .target import resolve_target
 from .verify import audit, verify_dist
 
 PROG = "wheel-uploader"
@@ -194,6 +191,8 @@ def _ready(entries: list[Entry]) -> bool:
 
 
 def _write_hashes(entries: list[Entry], opts: argparse.Namespace) -> None:
+    from .signing import gpg_sign, write_hashes
+
     hashes = Path(opts.hashes).expanduser()
     try:
         write_hashes(hashes, [e.path for e in entries])
@@ -204,6 +203,9 @@ def _write_hashes(entries: list[Entry], opts: argparse.Namespace) -> None:
 
 
 def _upload(entries: list[Entry], opts: argparse.Namespace) -> None:
+    from .publish import UploadError, upload_exactly_once  # twine's side: only when uploading
+    from .target import resolve_target
+
     target = resolve_target(repository=opts.repository, repository_url=opts.repository_url,
                             index_url=opts.index_url, config_file=opts.config_file)  # fmt: skip
     by_path = {e.path: e for e in entries}

@@ -12,6 +12,7 @@ retries 429, 5xx and broken reads itself (urllib3 ``Retry``, honouring
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -235,6 +236,21 @@ def parse_simple(page: Page, project: str = "") -> list[RemoteFile]:
     return [_remote(p.filename, p.url, p.digests, p.size) for p in parsed.packages]
 
 
+def preload_simple() -> None:
+    """Import pypi-simple (with beautifulsoup4 and pydantic, about 0.15 s of CPU) in a
+    background thread while a simple page is on its way: :func:`parse_simple`'s own
+    import then finds it loaded, or waits on the import lock until it is.  Called once
+    requests is imported, so the two threads never wait on each other's modules."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # parse_simple's own import says what failed
+            importlib.import_module("pypi_simple")
+
+    threading.Thread(target=load, name="preload-pypi-simple", daemon=True).start()
+
+
 def parse_api(page_url: str, data: object) -> list[RemoteFile]:
     """Files of an anaconda.org files/package/release API answer (conda files ignored
     by name: only wheel and sdist names are kept later)."""
@@ -331,6 +347,8 @@ def list_source(
     found: dict[str, RemoteFile] = {}
     seen: set[str] = set()
     detected, page_url = kind, url
+    if kind == "simple" or (kind == "auto" and "simple" in urlsplit(url).path):
+        preload_simple()
     for number in range(MAX_PAGES):
         seen.add(page_url)
         page = fetch_page(session, page_url, timeout=timeout)

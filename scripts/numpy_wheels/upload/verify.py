@@ -8,7 +8,6 @@ already in the wheelhouse); :func:`audit` is the one call into the wheel audit
 from __future__ import annotations
 
 import email.parser
-import tarfile
 import zipfile
 from pathlib import Path
 
@@ -62,6 +61,8 @@ def _wheel_metadata(path: Path, name: str, deep: bool) -> bytes:
 
 
 def _sdist_metadata(path: Path, name: str) -> bytes:
+    import tarfile  # sdists only: most runs never need it
+
     top = name[: -len(".tar.gz")]
     try:
         with tarfile.open(path, "r:gz") as tar:
