@@ -2,16 +2,13 @@
 its own kept-alive connection, resumable (``.part``), verified, then renamed.
 
 A file already in the wheelhouse is checked by size and hash against the
-listing, never fetched again (``-c`` re-fetches).  The hash of a file this tool
-read before is recalled from the file's own xattr while its size and mtime are
-those it had then (:func:`recalled`), so a re-run reads no file again.
+listing, never fetched again (``-c`` re-fetches).  Its bytes are hashed on every
+run: nothing on disk vouches for a file but its own bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 import queue
 import threading
 from pathlib import Path
@@ -25,42 +22,13 @@ from .sources import RemoteFile, page_session
 from .summary import Entry
 from .verify import verify_dist
 
-# where a verified file keeps its sha256, size and mtime (see remember_digest)
-DIGEST_XATTR = "user.numpy_wheels.sha256"
-
-
-def remember_digest(path: Path, sha256: str, st: os.stat_result | None = None) -> None:
-    """Keep the sha256 of a file's bytes on the file itself (a Linux user xattr), with
-    the size and mtime they had (``st``, taken before they were read), so that a re-run
-    need not read them again (:func:`recalled`).  Where xattrs are not supported
-    nothing is kept, and every run hashes."""
-    with contextlib.suppress(AttributeError, OSError):  # no os.setxattr, or not here
-        st = st or path.stat()
-        os.setxattr(path, DIGEST_XATTR, f"{sha256} {st.st_size} {st.st_mtime_ns}".encode())
-
-
-def recalled(path: Path, st: os.stat_result) -> str | None:
-    """The sha256 :func:`remember_digest` kept, if the file is still the one it read:
-    same inode (an xattr stays with its inode), size and mtime.  Not on a filesystem
-    with whole-second timestamps, where a rewrite within that second would go unseen."""
-    if not st.st_mtime_ns % 1_000_000_000:
-        return None
-    try:
-        sha256, size, mtime_ns = os.getxattr(path, DIGEST_XATTR).decode("ascii").split()
-    except (AttributeError, OSError, ValueError):  # none kept, or not readable as kept
-        return None
-    return sha256 if (size, mtime_ns) == (str(st.st_size), str(st.st_mtime_ns)) else None
-
 
 def check_local(path: Path, rf: RemoteFile) -> str:
     """Verify a file already in the wheelhouse against the listing; return its sha256."""
     st = path.stat()
     if rf.size is not None and st.st_size != rf.size:
         raise DownloadError(f"size {st.st_size} != {rf.size}")
-    digest = recalled(path, st)
-    if digest is None:
-        digest = file_hash(path)
-        remember_digest(path, digest, st)
+    digest = file_hash(path)
     if rf.sha256 and digest != rf.sha256:
         raise DownloadError("sha256 differs from the staging location's")
     if rf.md5 and not rf.sha256 and file_hash(path, "md5") != rf.md5:
@@ -124,7 +92,6 @@ def fetch(entry: Entry, *, timeout: float, retries: int, progress: Transfers | b
         entry.download, entry.verified, entry.error = "failed", "no", str(exc)
         return entry
     entry.sha256 = rf.sha256 or file_hash(entry.path)  # rf.sha256 was just checked
-    remember_digest(entry.path, entry.sha256)
     entry.download, entry.verified = "downloaded", "ok"
     return entry
 
