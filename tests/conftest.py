@@ -360,8 +360,9 @@ def container():
     box.engine.stop()
 
 
-def run_pty(args: list[str], env: dict[str, str], timeout: float = 60) -> str:
-    """What a user sees of a command on a terminal (stdout and stderr), once it exits 0."""
+def run_pty(args: list[str], env: dict[str, str], timeout: float = 60, status: int = 0) -> str:
+    """What a user sees of a command on a terminal (stdout and stderr), once it exits
+    with ``status``."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     os.close(slave)
@@ -376,5 +377,5 @@ def run_pty(args: list[str], env: dict[str, str], timeout: float = 60) -> str:
             break
         out += block
     os.close(master)
-    assert proc.wait(timeout=timeout) == 0, out.decode(errors="replace")
+    assert proc.wait(timeout=timeout) == status, out.decode(errors="replace")
     return out.decode()
