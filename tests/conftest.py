@@ -7,15 +7,18 @@ venv, so the tests see exactly what `make` sees.
 
 from __future__ import annotations
 
+import fcntl
 import http.server
 import json
 import os
 import pty
 import select
 import socket
+import struct
 import subprocess
 import sys
 import sysconfig
+import termios
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -364,6 +367,8 @@ def run_pty(args: list[str], env: dict[str, str], timeout: float = 60, status: i
     """What a user sees of a command on a terminal (stdout and stderr), once it exits
     with ``status``."""
     master, slave = pty.openpty()
+    # a terminal has a size (a new pty's is 0x0, where tqdm draws nothing)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 150, 0, 0))
     proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     os.close(slave)
     out = b""

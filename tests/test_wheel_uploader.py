@@ -905,3 +905,27 @@ def test_upload_failures_through_the_bar_read_as_they_do_off_a_terminal(
     out = run_pty([*args[:4], pypiserver.url, *args[5:]], env)
     assert pypiserver.files() == {n: sha256(tiny[n]) for n in (first, second)}
     assert "2 of 2 files ended well: 1 uploaded, 1 already there, 0 failed" in ANSI.sub("", out)
+
+
+@pytest.mark.parametrize("case", ["twine behind a shell script", "-q"])
+def test_upload_on_a_terminal_without_a_bar(tmp_path, tiny, pypiserver, case):
+    # GIVEN a terminal, and a twine whose #! is no Python to hook (a wrapper), or -q
+    name = "tinyproj-1.0-py3-none-any.whl"
+    env = terminal_env(tmp_path, **pypiserver.twine_env())
+    extra = ["-q"] if case == "-q" else []
+    if case != "-q":
+        wrapper = tmp_path / "twine-wrapper"
+        wrapper.write_text(f'#!/bin/sh\nexec "{VENV_BIN / "twine"}" "$@"\n')
+        wrapper.chmod(0o755)
+        env["NW_TWINE"] = str(wrapper)
+    with UploadProxy(pypiserver.url, rate=8_000) as proxy:
+        args = [sys.executable, str(SCRIPT), *extra, "--files", "--repository-url",
+                proxy.url + "/", str(tiny[name])]  # fmt: skip
+        # WHEN a file is uploaded
+        out = run_pty(args, env)
+    # THEN it is uploaded as ever, with no bar drawn
+    assert pypiserver.files() == {name: sha256(tiny[name])}
+    assert "━" not in out
+    plain = ANSI.sub("", out).replace("\r", "\n").splitlines()
+    assert "1 of 1 files ended well: 1 uploaded, 0 already there, 0 failed" in plain
+    assert len([ln for ln in plain if ln.startswith("+ ")]) == (case != "-q")
