@@ -197,6 +197,8 @@ _nw_stage_upload() { # <org> <token> <command> <arg>...
     # BINSTAR_API_TOKEN, if set, would win over ANACONDA_API_TOKEN in anaconda-client
     (
         unset BINSTAR_API_TOKEN
+        # its tqdm bar only where progress.py draws bars: a terminal, no NO_COLOR/CI/-q
+        if [ ! -t 2 ] || [ -n "${NO_COLOR:-}${CI:-}${NW_QUIET:-}" ]; then export TQDM_DISABLE=1; fi
         ANACONDA_API_TOKEN="$token" "$@"
     ) || status=$?
     if [ "$status" -ne 0 ]; then

@@ -7,15 +7,18 @@ venv, so the tests see exactly what `make` sees.
 
 from __future__ import annotations
 
+import fcntl
 import http.server
 import json
 import os
 import pty
 import select
 import socket
+import struct
 import subprocess
 import sys
 import sysconfig
+import termios
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -360,9 +363,12 @@ def container():
     box.engine.stop()
 
 
-def run_pty(args: list[str], env: dict[str, str], timeout: float = 60) -> str:
-    """What a user sees of a command on a terminal (stdout and stderr), once it exits 0."""
+def run_pty(args: list[str], env: dict[str, str], timeout: float = 60, status: int = 0) -> str:
+    """What a user sees of a command on a terminal (stdout and stderr), once it exits
+    with ``status``."""
     master, slave = pty.openpty()
+    # a terminal has a size (a new pty's is 0x0, where tqdm draws nothing)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 150, 0, 0))
     proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     os.close(slave)
     out = b""
@@ -376,5 +382,5 @@ def run_pty(args: list[str], env: dict[str, str], timeout: float = 60) -> str:
             break
         out += block
     os.close(master)
-    assert proc.wait(timeout=timeout) == 0, out.decode(errors="replace")
+    assert proc.wait(timeout=timeout) == status, out.decode(errors="replace")
     return out.decode()

@@ -457,15 +457,23 @@ def make_wheel(
 class UploadProxy(_Base):
     """Forwards every request to ``target``; the POSTs numbered in ``drop`` (1-based)
     are cut off with no answer, those in ``refuse`` get that status instead; ``bodies``
-    keeps every POST body as sent (what the index was asked to store)."""
+    keeps every POST body as sent (what the index was asked to store); ``rate`` (bytes
+    a second) paces the reading of each POST body (a slow uplink)."""
 
-    def __init__(self, target: str, *, drop=(), refuse: dict[int, int] | None = None) -> None:
+    def __init__(self, target: str, *, drop=(), refuse: dict[int, int] | None = None,
+                 rate: float = 0.0) -> None:  # fmt: skip
         self.target = target.rstrip("/")
-        self.drop, self.refuse = set(drop), dict(refuse or {})
+        self.drop, self.refuse, self.rate = set(drop), dict(refuse or {}), rate
         self.posts = 0
         self.bodies: list[bytes] = []
         self.handler = _ProxyHandler
         self._lock = threading.Lock()
+
+    def start(self):
+        super().start()
+        if self.rate:  # a small fixed window: a sender cannot park megabytes in our buffers
+            self._httpd.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 15)
+        return self
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -480,7 +488,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._forward(None)
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = self._paced_body(int(self.headers.get("Content-Length", 0)), self.app.rate)
         with self.app._lock:
             self.app.posts += 1
             self.app.bodies.append(body)
@@ -496,6 +504,18 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         self._forward(body)
+
+    def _paced_body(self, length: int, rate: float) -> bytes:
+        if not rate:
+            return self.rfile.read(length)
+        began, body = time.monotonic(), b""
+        while len(body) < length:
+            time.sleep(max(0.0, began + len(body) / rate - time.monotonic()))
+            chunk = self.rfile.read(min(CHUNK, length - len(body)))
+            if not chunk:
+                break
+            body += chunk
+        return body
 
     def _forward(self, body: bytes | None) -> None:
         import requests

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
+import socket
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VENV_BIN, clean_env
+from conftest import ROOT, VENV_BIN, clean_env, run_pty
 from staging_server import make_wheel
 
 TOKEN = "tok-5e1f-secret"
@@ -40,6 +43,7 @@ class AnacondaApi:
                 auth = self.headers.get("Authorization", "")
                 token = auth[len("token ") :] if auth.startswith("token ") else None
                 api.calls.append((self.command, self.path, token))
+                api.receive(self.path, self.rfile, int(self.headers.get("Content-Length") or 0))
                 status, body = api.respond(self.command, self.path, token)
                 data = json.dumps(body).encode()
                 self.send_response(status)
@@ -69,6 +73,9 @@ class AnacondaApi:
                 return 200, {"basename": basename, "owner": self.org}
             return 404, {"error": f"file {basename} not found"}
         return 500, {"error": "not served by this stand-in"}
+
+    def receive(self, path: str, body, length: int) -> None:
+        body.read(length)
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -180,3 +187,88 @@ def test_make_stage_exit_status_follows_anaconda(tmp_path, wheelhouse, anaconda_
     assert proc.returncode == 2  # make's status for a failed recipe
     assert "stage: error: anaconda upload to multibuild-wheels-staging failed" in proc.stderr
     assert TOKEN not in proc.stdout + proc.stderr
+
+
+class UploadsApi(AnacondaApi):
+    """Also takes uploads as anaconda.org does: the package and its release exist,
+    ``POST /stage/ORG/PKG/VERSION/FILE`` answers where to post the file (its storage:
+    ``/s3/`` here, answering 201), ``POST /commit/...`` records it. The file's body is
+    read at ``rate`` bytes a second through a small fixed window."""
+
+    def __init__(self, org: str, token: str, rate: float) -> None:
+        super().__init__(org, token, set())
+        self.rate = rate
+        self.stored: list[int] = []  # the size of each form posted to the storage
+        self.httpd.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 15)
+
+    def receive(self, path: str, body, length: int) -> None:
+        if path != "/s3/":
+            return super().receive(path, body, length)
+        began, got = time.monotonic(), 0
+        while got < length:
+            time.sleep(max(0.0, began + got / self.rate - time.monotonic()))
+            chunk = body.read(min(1 << 16, length - got))
+            if not chunk:
+                break
+            got += len(chunk)
+        self.stored.append(got)
+
+    def respond(self, method: str, path: str, token: str | None) -> tuple[int, dict]:
+        org = f"/{self.org}/"
+        if path == "/s3/" and method == "POST":
+            return 201, {}
+        if token == self.token and method == "GET" and path.startswith("/package" + org):
+            return 200, {"name": path.rsplit("/", 1)[-1], "package_types": ["pypi"]}
+        if token == self.token and method == "GET" and path.startswith("/release" + org):
+            return 200, {"version": path.rsplit("/", 1)[-1], "distributions": []}
+        if token == self.token and method == "POST" and path.startswith("/stage" + org):
+            return 200, {"post_url": f"{self.url}s3/", "form_data": {}, "dist_id": "d1"}
+        if token == self.token and method == "POST" and path.startswith("/commit" + org):
+            return 200, {"url": f"{self.url}{self.org}"}
+        return super().respond(method, path, token)
+
+
+@pytest.mark.parametrize("mode", ["terminal", "pipe", "NO_COLOR", "CI"])
+def test_anaconda_upload_shows_its_bar_on_a_terminal_only(
+    tmp_path, wheelhouse, anaconda_on_path, mode
+):
+    # GIVEN an anaconda.org that stores files at 8 MB/s, and NumPy's 16 MB wheel
+    api = UploadsApi("multibuild-wheels-staging", TOKEN, rate=8_000_000)
+    config = tmp_path / "home" / ".continuum" / "anaconda-client" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"url: {api.url}\n")
+    env = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=str(VENV_BIN / "python"),
+                    STAGE_PROJECT="numpy,tinyproj", ANACONDA_TOKEN=TOKEN,
+                    BUILD_COMMIT="v2.4.6", TERM="xterm-256color", COLUMNS="150")  # fmt: skip
+    env["PATH"] = f"{anaconda_on_path}:{env['PATH']}"
+    if mode != "NO_COLOR":
+        env.pop("NO_COLOR")
+    if mode == "CI":
+        env["CI"] = "true"
+    args = ["bash", str(ROOT / "scripts" / "stage.sh")]
+    try:
+        # WHEN `make stage` uploads both wheels on a terminal or into a pipe
+        if mode == "pipe":
+            proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            out = proc.stdout + proc.stderr
+        else:
+            out = run_pty(args, env, timeout=120)
+    finally:
+        api.close()
+    # THEN both went up whole; a terminal saw tqdm's bar part way, the rest one line a file
+    sizes = sorted(w.stat().st_size for w in wheelhouse.glob("*.whl"))
+    got = sorted(api.stored)  # each file in its form, to the storage without the token
+    assert [c for c in api.calls if c[1] == "/s3/"] == [("POST", "/s3/", None)] * 2
+    assert len(got) == 2 and all(0 < g - size < 4096 for g, size in zip(got, sizes, strict=True))
+    text = out.replace("\r", "\n")
+    for wheel in wheelhouse.glob("*.whl"):
+        line = rf'^Uploading file "[^"]+/{re.escape(wheel.name)}"$'
+        assert len(re.findall(line, text, re.M)) == 1
+    bars = re.findall(r"^ *(\d+)%\|", text, re.M)
+    if mode == "terminal":
+        assert any(0 < int(p) < 90 for p in bars), bars  # part way
+        assert max(map(int, bars)) >= 90  # (at the end tqdm shows the form's bytes, no %)
+    else:
+        assert bars == [] and "%|" not in text
+    assert TOKEN not in out

@@ -849,3 +849,141 @@ def test_parallel_downloads_show_bars_on_a_terminal_and_a_line_per_file_otherwis
         assert re.search(r"4/4 files +━+ +(\S+)/\1 KiB", ANSI.sub("", out))  # all bytes, at its end
     else:
         assert "\x1b" not in out and "━" not in out
+
+
+# ----------------------------------------------------------------- upload progress
+
+
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory) -> Path:
+    """A 10 MB wheel: more than a loopback socket's send buffer (~4 MiB) takes at once."""
+    dest = tmp_path_factory.mktemp("huge")
+    return make_wheel(dest, "hugeproj", "1.0", payload=os.urandom(10_000_000))
+
+
+UPLOADED = re.compile(r"^uploaded (\S+) \(([\d.]+) MiB in [\d.]+ s\)$")
+
+
+def terminal_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = clean_env(tmp_path, TWINE_REPOSITORY_URL=NOWHERE, TERM="xterm-256color",
+                    COLUMNS="150", LINES="40", **extra)  # fmt: skip
+    env.pop("NO_COLOR")
+    return env
+
+
+@pytest.mark.parametrize("mode", ["terminal", "pipe", "NO_COLOR", "CI"])
+def test_upload_draws_a_bar_of_bytes_sent_on_a_terminal_and_a_line_otherwise(
+    tmp_path, huge, pypiserver, mode
+):
+    # GIVEN a 10 MB wheel and an index that reads uploads at 4 MB/s (~2.5 s)
+    env = terminal_env(tmp_path, **pypiserver.twine_env())
+    if mode in ("NO_COLOR", "CI"):
+        env[mode] = "1"
+    with UploadProxy(pypiserver.url, rate=4_000_000) as proxy:
+        args = [sys.executable, str(SCRIPT), "--files", "--repository-url", proxy.url + "/",
+                str(huge)]  # fmt: skip
+        # WHEN it is uploaded on a terminal (with or without NO_COLOR/CI) or into a pipe
+        if mode == "pipe":
+            proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr
+            out = proc.stderr + proc.stdout
+        else:
+            out = run_pty(args, env)
+    # THEN it is on the index once, byte for byte, and the summary counts it
+    assert pypiserver.files() == {huge.name: sha256(huge)}
+    assert len(proxy.bodies) == 1
+    plain = ANSI.sub("", out).replace("\r", "\n").splitlines()
+    assert "1 of 1 files ended well: 1 uploaded, 0 already there, 0 failed" in plain
+    assert [ln for ln in plain if ln.startswith("+ ")] == [  # the one line per file, as ever
+        f"+ {VENV_BIN / 'twine'} --no-color upload --non-interactive --repository-url "
+        f"{proxy.url}/ --disable-progress-bar {huge}"
+    ]
+    assert pypiserver.password not in out
+    done = [m for ln in plain if (m := UPLOADED.match(ln))]
+    if mode == "terminal":
+        # a bar of the bytes sent, drawn while they were on their way, and at the end all
+        bar = rf"{re.escape(huge.name)} +[━╸╺]+ +([\d.]+)/([\d.]+) MiB"  # rich's, part drawn
+        bars = re.findall(bar, ANSI.sub("", out))
+        sent = [(float(a), float(b)) for a, b in bars]
+        total = sent[-1][1]
+        assert abs(total - huge.stat().st_size / 2**20) < 0.1  # the file and its form
+        assert any(0 < a < total for a, _ in sent), sent  # mid-transfer
+        assert sent[-1] == (total, total)
+        assert [(m[1], float(m[2])) for m in done] == [(huge.name, total)]
+    else:
+        assert "━" not in out and "\x1b[" not in out
+        assert done == []  # the "+ twine" line is the line of the file
+
+
+UPLOAD_FAULTS = {  # fault -> (proxy settings, the error after "upload of FILE failed: ")
+    "refused": ({"refuse": {2: 400}}, "HTTPError: 400 Bad Request from {proxy}/"),
+    "wrong password": ({}, "HTTPError: 403 Forbidden from {proxy}/; the index refused the login "
+                       "given (check TWINE_USERNAME/TWINE_PASSWORD or the .pypirc section named "
+                       "with -r)"),
+    "cut off": ({"drop": {2}}, "requests.exceptions.ConnectionError: ('Connection aborted.', "
+                "RemoteDisconnected('Remote end closed connection without response'))"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", list(UPLOAD_FAULTS))
+def test_upload_failures_through_the_bar_read_as_they_do_off_a_terminal(
+    tmp_path, tiny, pypiserver, fault
+):
+    # GIVEN two wheels and an index that refuses the second, a wrong password, or a
+    # connection cut during the second upload
+    first, second = "tinyproj-1.0-cp311-cp311-win_amd64.whl", "tinyproj-1.0-py3-none-any.whl"
+    password = "not-the-password-" + pypiserver.password
+    if fault != "wrong password":
+        password = pypiserver.password
+    env = terminal_env(tmp_path, TWINE_USERNAME=pypiserver.username, TWINE_PASSWORD=password)
+    settings, why = UPLOAD_FAULTS[fault]
+    # (each 2 KiB form read in ~0.25 s: time for rich to draw its bar, 10 times a second)
+    with UploadProxy(pypiserver.url, rate=8_000, **settings) as proxy:
+        args = [sys.executable, str(SCRIPT), "--files", "--repository-url", proxy.url + "/",
+                str(tiny[second]), str(tiny[first])]  # fmt: skip
+        # WHEN they are uploaded on a terminal, where each upload draws its bar
+        out = run_pty(args, env, status=1)
+    plain = ANSI.sub("", out).replace("\r", "\n").splitlines()
+    for name in (first,) if fault == "wrong password" else (first, second):
+        assert re.search(rf"^{re.escape(name)} +━+ +[\d.]+/[\d.]+ KiB", "\n".join(plain), re.M)
+    # THEN the error is twine's, classified as off a terminal; the counts are exact
+    failed = first if fault == "wrong password" else second
+    error = f"wheel-uploader: error: upload of {failed} failed: {why.format(proxy=proxy.url)}"
+    assert [ln for ln in plain if ln.startswith("wheel-uploader: error:")] == [error]
+    if fault == "wrong password":
+        assert pypiserver.files() == {}
+        assert "0 of 2 files ended well: 0 uploaded, 0 already there, 1 failed, 1 not run" in plain
+        assert password not in out and pypiserver.password not in out
+        return
+    assert pypiserver.files() == {first: sha256(tiny[first])}
+    assert [m[1] for ln in plain if (m := re.match(r"uploaded (\S+) \(", ln))] == [first]
+    assert "1 of 2 files ended well: 1 uploaded, 0 already there, 1 failed" in plain
+    assert pypiserver.password not in out
+    # AND a second run uploads only what is missing, each file once
+    out = run_pty([*args[:4], pypiserver.url, *args[5:]], env)
+    assert pypiserver.files() == {n: sha256(tiny[n]) for n in (first, second)}
+    assert "2 of 2 files ended well: 1 uploaded, 1 already there, 0 failed" in ANSI.sub("", out)
+
+
+@pytest.mark.parametrize("case", ["twine behind a shell script", "-q"])
+def test_upload_on_a_terminal_without_a_bar(tmp_path, tiny, pypiserver, case):
+    # GIVEN a terminal, and a twine whose #! is no Python to hook (a wrapper), or -q
+    name = "tinyproj-1.0-py3-none-any.whl"
+    env = terminal_env(tmp_path, **pypiserver.twine_env())
+    extra = ["-q"] if case == "-q" else []
+    if case != "-q":
+        wrapper = tmp_path / "twine-wrapper"
+        wrapper.write_text(f'#!/bin/sh\nexec "{VENV_BIN / "twine"}" "$@"\n')
+        wrapper.chmod(0o755)
+        env["NW_TWINE"] = str(wrapper)
+    with UploadProxy(pypiserver.url, rate=8_000) as proxy:
+        args = [sys.executable, str(SCRIPT), *extra, "--files", "--repository-url",
+                proxy.url + "/", str(tiny[name])]  # fmt: skip
+        # WHEN a file is uploaded
+        out = run_pty(args, env)
+    # THEN it is uploaded as ever, with no bar drawn
+    assert pypiserver.files() == {name: sha256(tiny[name])}
+    assert "━" not in out
+    plain = ANSI.sub("", out).replace("\r", "\n").splitlines()
+    assert "1 of 1 files ended well: 1 uploaded, 0 already there, 0 failed" in plain
+    assert len([ln for ln in plain if ln.startswith("+ ")]) == (case != "-q")

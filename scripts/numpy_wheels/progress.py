@@ -37,15 +37,17 @@ class Transfers:
 
     ``files`` and ``total_bytes`` (None: not known) size the overall bar, shown
     when there is more than one file; ``enabled=False`` shows nothing at all,
-    ``lines=False`` no plain lines (bars on a terminal only).
+    ``lines=False`` no plain lines (bars on a terminal only); ``verb`` starts the
+    line of a finished file.
     """
 
     # The live display of this process, if any: rich draws one at a time.
     _active: Transfers | None = None
 
     def __init__(self, files: int = 1, total_bytes: int | None = None, *,
-                 enabled: bool = True, lines: bool = True) -> None:  # fmt: skip
-        self.files, self.total_bytes = files, total_bytes
+                 enabled: bool = True, lines: bool = True,
+                 verb: str = "downloaded") -> None:  # fmt: skip
+        self.files, self.total_bytes, self.verb = files, total_bytes, verb
         self.done_files = 0
         self.quiet = is_quiet() or not enabled
         self.plain = self.quiet or plain_output() or Transfers._active is not None
@@ -105,7 +107,7 @@ class Transfers:
                 self._rich.update(self._overall, description=self._overall_text())
         if ok and self.lines and not self.quiet:
             secs = time.monotonic() - bar.started
-            log(f"downloaded {bar.name} ({human_size(bar.done)} in {secs:.1f} s)")
+            log(f"{self.verb} {bar.name} ({human_size(bar.done)} in {secs:.1f} s)")
 
 
 class FileBar:

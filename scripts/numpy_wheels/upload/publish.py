@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..errors import ConfigurationError, FatalError
 from ..files import error_reason, file_hash, mask_credentials, printable, sanitize_url
 from ..log import log
 from ..net import limit, read_body
+from ..progress import FileBar, Transfers
 from . import attestations
 from .select import dist_key, identity, plain_name, upload_order
 from .sources import HTTPPageError, RemoteFile, fetch_page, page_session, parse_simple, unreachable
@@ -112,6 +114,97 @@ def _twine_command(target: Target, *, sign: bool, identity_: str | None, dry_run
     return base
 
 
+# Run as twine's own console script does, after making its upload body (a
+# requests_toolbelt MultipartEncoderMonitor) also report "bytes-read total" per read
+# on the descriptor NW_UPLOAD_PROGRESS_FD: the bytes sent, counted where twine's own
+# bar counts them.  Output, exit status and errors stay twine's.
+_TWINE_COUNTING_BYTES = """
+import os, sys
+if sys.path and sys.path[0] == "":
+    del sys.path[0]  # -c puts the working directory first; a console script does not
+fd = int(os.environ.pop("NW_UPLOAD_PROGRESS_FD"))
+os.set_inheritable(fd, False)  # not for gpg or keyring helpers
+try:
+    from requests_toolbelt import MultipartEncoderMonitor as Monitor
+    plain_read = Monitor.read
+    def read(self, *args, **kwargs):
+        chunk = plain_read(self, *args, **kwargs)
+        try:
+            os.write(fd, b"%d %d\\n" % (self.bytes_read, self.len))
+        except OSError:
+            pass  # nobody is watching any more: the upload goes on
+        return chunk
+    Monitor.read = read
+except Exception:
+    pass  # another twine: no bar, the upload as usual
+sys.argv[0] = "twine"
+from twine.__main__ import main
+sys.exit(main())
+"""
+
+
+def _python_of(script: str) -> str | None:
+    """The interpreter on the #! line of a console script, when that is a Python."""
+    try:
+        with open(script, "rb") as fh:
+            first = fh.readline(512)
+    except OSError:
+        return None
+    words = first[2:].split() if first.startswith(b"#!") else []
+    found = os.fsdecode(words[0]) if words else ""
+    return found if Path(found).name.startswith("python") and os.access(found, os.X_OK) else None
+
+
+def _follow(feed: Any, bar: FileBar) -> None:
+    """Draw the "bytes-read total" lines of an upload on its bar (a reader thread)."""
+    sent = -1
+    for line in feed:
+        try:
+            done, total = map(int, line.split())
+        except ValueError:
+            continue
+        if done < sent:  # twine posts again (a redirect or a 5xx retry): a new attempt
+            sent = -1
+        if sent < 0:
+            bar.start(total, done)
+        else:
+            bar.advance(done - sent)
+        sent = done
+
+
+def _run_twine(cmd: list[str], env: dict[str, str], name: str) -> subprocess.CompletedProcess:
+    """twine's run, output captured; on a terminal (progress.py's rule) a bar of the
+    bytes sent is drawn meanwhile, when twine runs on a Python this can hook."""
+    with Transfers(lines=False, verb="uploaded") as shown:
+        python = None if shown.plain else _python_of(cmd[0])
+        if python is None:
+            return subprocess.run(cmd, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+        bar = shown.file(name)
+        read_end, write_end = os.pipe()
+        with os.fdopen(read_end, "rb") as feed:
+            try:
+                proc = subprocess.Popen(
+                    [python, "-c", _TWINE_COUNTING_BYTES, *cmd[1:]],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True, env={**env, "NW_UPLOAD_PROGRESS_FD": str(write_end)},
+                    pass_fds=(write_end,),
+                )  # fmt: skip
+            finally:
+                os.close(write_end)  # the reader sees the end when twine exits
+            reader = threading.Thread(target=_follow, args=(feed, bar), daemon=True)
+            reader.start()
+            try:
+                out, err = proc.communicate()
+            except BaseException:  # as subprocess.run does: no twine left running
+                proc.kill()
+                proc.wait()
+                raise
+            reader.join(timeout=5)
+        bar.finish(proc.returncode == 0)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def upload_exactly_once(
     paths: Iterable[Path],
     target: Target,
@@ -155,8 +248,7 @@ def upload_exactly_once(
                 Path(f"{path}.asc").unlink(missing_ok=True)  # twine's gpg will not overwrite
             log(f"+ {shown}")
             env = {**os.environ, "COLUMNS": "400", **dict(target.twine_env)}  # no wrapped errors
-            proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                  env=env)  # fmt: skip
+            proc = _run_twine(cmd, env, path.name)
             if verbose or proc.returncode:
                 for line in (proc.stdout + proc.stderr).splitlines():
                     log(f"  twine: {line}", verbose_only=not proc.returncode and verbose)
