@@ -50,7 +50,7 @@ def existing_files(session: Any, target: Target, project: str,
         page = fetch_page(session, url, timeout=timeout, auth=target.auth_for(url))
     except HTTPPageError as exc:
         if exc.status in (401, 403):
-            raise FatalError(f"{exc}; {target.login_hint()}") from None
+            raise HTTPPageError(f"{exc}; {target.login_hint()}", exc.status) from None
         raise
     if page is None:
         return {}
@@ -140,7 +140,15 @@ def upload_exactly_once(
         for path in upload_order(paths):
             cmd = [*base, *attestations.twine_inputs(path)]
             shown = shlex.join(sanitize_url(a) for a in cmd)
-            status = _already_there(session, path, hashes, listings, target, timeout)
+            try:
+                status = _already_there(session, path, hashes, listings, target, timeout)
+            except HTTPPageError as exc:  # no login to read the target: show what would run
+                if not (dry_run and exc.status in (401, 403) and not target.auth):
+                    raise
+                log(f"cannot query {target.shown} without a login (HTTP {exc.status}); a real "
+                    "run uploads only the files not there yet")  # fmt: skip
+                listings[identity(path.name)[0]] = {}  # type: ignore[index]
+                status = None
             if status:
                 if dry_run:
                     print(f"already there: {path.name}")
