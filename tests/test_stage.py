@@ -4,11 +4,13 @@ organisation and token rules, and twine uploads to a real pypiserver."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def stub_anaconda(tmp_path) -> tuple[Path, Path]:
         "#!/bin/bash\n"
         f'printf "%q " "$@" >> "{log}"; echo >> "{log}"\n'
         f'printf "%s\\n" "${{ANACONDA_API_TOKEN:-}}" >> "{log}.env"\n'
-        'file=${!#}; file=${file##*/}\n'
+        "file=${!#}; file=${file##*/}\n"
         'case " ${STUB_FAIL:-} " in *" $file "*) echo "[ERROR] 500 refused" >&2; exit 1 ;; esac\n'
         'case " ${STUB_STAGED:-} " in *" $file "*)\n'
         '  echo "Distribution already exists. Skipping upload."; exit 0 ;; esac\n'
@@ -71,14 +73,15 @@ def calls(stub: tuple[Path, Path]) -> list[list[str]]:
     return [shlex.split(line) for line in stub[1].read_text().splitlines()]
 
 
-def stage(tmp_path: Path, wheelhouse: Path, stub: tuple[Path, Path] | None = None, **env: str):
+def stage(tmp_path: Path, wheelhouse: Path, stub: tuple[Path, Path] | None = None,
+          args: tuple[str, ...] | list[str] = (), **env: str):  # fmt: skip
     """Run scripts/stage.sh as the make recipe does, in a clean CI-like environment."""
     env = {"STAGE_PROJECT": "numpy,tinyproj", **env}  # the fixture's two projects
     full = clean_env(tmp_path, WHEEL_SDIR=str(wheelhouse), NW_PYTHON=".venv/bin/python", **env)
     if stub is not None:
         full["PATH"] = f"{stub[0]}:{full['PATH']}"
     return subprocess.run(
-        ["bash", "scripts/stage.sh"], cwd=ROOT, env=full, capture_output=True, text=True
+        ["bash", "scripts/stage.sh", *args], cwd=ROOT, env=full, capture_output=True, text=True
     )
 
 
@@ -318,3 +321,58 @@ def test_twine_dry_run_masks_url_credentials(tmp_path, wheelhouse, pypiserver):
     ]
     assert pypiserver.password not in proc.stdout + proc.stderr
     assert pypiserver.files() == {}
+
+
+def test_dry_run_to_an_index_that_needs_a_login_to_read(tmp_path, wheelhouse):
+    # GIVEN a real pypiserver that wants a login to list or download, and no login
+    from conftest import PypiServer
+
+    server = PypiServer(tmp_path / "private", authenticate="list,download,update")
+    try:
+        proc = stage(tmp_path, wheelhouse, STAGE_REPOSITORY_URL=server.url, DRY_RUN="1")
+    finally:
+        server.stop()
+    # THEN the commands a real run would start are still printed, and it says why
+    # it could not tell which files are already there
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    twine = [ln for ln in proc.stdout.splitlines() if ln.startswith("+ twine")]
+    assert twine == [
+        f"+ twine --no-color upload --non-interactive --repository-url {server.url} "
+        f"--disable-progress-bar {w}"
+        for w in wheels(wheelhouse)
+    ]
+    assert re.search(r"cannot query \S+ without a login \(HTTP 401\)", proc.stderr), proc.stderr
+    assert "2 would be uploaded, 0 already there, 0 failed" in proc.stdout
+    assert server.files() == {}
+
+
+def test_arguments_version_and_verbosity(tmp_path, wheelhouse, stub_anaconda):
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    run = functools.partial(stage, tmp_path, wheelhouse, stub_anaconda, ANACONDA_TOKEN=TOKEN)
+    # --version and an unknown argument never stage anything
+    shown = run(args=["--version"])
+    assert (shown.returncode, shown.stdout) == (0, f"stage.sh (numpy-wheels-toolkit) {version}\n")
+    typo = run(args=["--dry-run"])
+    assert (typo.returncode, typo.stdout) == (2, "")
+    assert typo.stderr.splitlines() == [
+        "stage.sh: error: unknown argument --dry-run",
+        "usage: stage.sh [-h] [--version] [-q | -v]   (settings come from the environment: "
+        "see its header)",
+    ]
+    assert not stub_anaconda[1].exists()
+    # -q / NW_QUIET: the commands (the results of a dry run) and nothing else;
+    # -v / NW_VERBOSE: each wheel the manifest gave, with what the default prints
+    normal = run(DRY_RUN="1")
+    commands = [ln for ln in normal.stdout.splitlines() if ln.startswith("+ ANACONDA_API_TOKEN=")]
+    assert len(commands) == 2 and "stage: to multibuild-wheels-staging" in normal.stdout
+    assert "scripts/check_wheel.py" in normal.stdout
+    for quiet in (run(args=["-q"], DRY_RUN="1"), run(DRY_RUN="1", NW_QUIET="1")):
+        assert quiet.returncode == 0, quiet.stderr
+        assert quiet.stdout.splitlines() == commands
+    for verbose in (run(args=["-v"], DRY_RUN="1"), run(DRY_RUN="1", NW_VERBOSE="1")):
+        assert verbose.returncode == 0, verbose.stderr
+        assert verbose.stdout == normal.stdout
+        for w in wheels(wheelhouse):
+            assert f"stage: {w} (sha256 as listed)" in verbose.stderr.splitlines()
+            assert w not in normal.stderr
+    assert not stub_anaconda[1].exists()
