@@ -168,8 +168,12 @@ _nw_stage_main() {
     _nw_stage_done=""
     _nw_stage_args "$@"
     if [ -n "$_nw_stage_done" ]; then return "$_nw_stage_done"; fi
-    local wheels=() listed wheel
-    listed=$("$_nw_stage_python" -m numpy_wheels.stage plan) || return $?
+    local wheels=() listed wheel status=0
+    listed=$("$_nw_stage_python" -m numpy_wheels.stage plan) || status=$?
+    if [ "$status" -ne 0 ]; then # its output is then the CI's annotation, if any
+        if [ -n "$listed" ]; then printf '%s\n' "$listed"; fi
+        return "$status"
+    fi
     while IFS= read -r wheel; do wheels+=("$wheel"); done <<< "$listed"
     # The gate is FAIL only; STAGE_STRICT=1 makes warnings stop the upload too.
     # Warnings are printed with the audit's report either way (-q: on failure only).

@@ -244,6 +244,14 @@ def test_a_bad_boolean_is_refused_before_anything_runs(
     assert not stub_anaconda[1].exists()
 
 
+def test_a_bad_setting_is_an_azure_annotation(tmp_path, wheelhouse, stub_anaconda):
+    proc = stage(tmp_path, wheelhouse, stub_anaconda, DRY_RUN="yes", TF_BUILD="True")
+    assert (proc.returncode, proc.stdout) == (
+        2,
+        "##vso[task.logissue type=error]DRY_RUN='yes' is not one of: 0, 1\n",
+    )
+
+
 def test_make_stage_and_make_wheels_refuse_nightly_alike(tmp_path, wheelhouse, stub_anaconda):
     env = {"WHEEL_SDIR": str(wheelhouse), "ANACONDA_TOKEN": TOKEN}
     env["PATH"] = f"{stub_anaconda[0]}:{clean_env(tmp_path)['PATH']}"
@@ -281,6 +289,12 @@ def test_audit_failure_uploads_nothing(tmp_path, wheelhouse, stub_anaconda):
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == "stage: error: check_wheel.py failed; nothing uploaded"
     assert not stub_anaconda[1].exists()
+    # on GitHub Actions the shell's own errors are annotations too
+    github = stage(tmp_path, wheelhouse, stub_anaconda, ANACONDA_TOKEN=TOKEN, GITHUB_ACTIONS="true")
+    assert github.returncode == 1
+    assert github.stdout.splitlines()[-1] == (
+        "::error title=stage::check_wheel.py failed; nothing uploaded"
+    )
 
 
 def test_no_wheels(tmp_path):
