@@ -13,6 +13,7 @@ file, the token in anaconda-client's environment only (never argv, never output)
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -211,6 +212,7 @@ def anaconda(env: Mapping[str, str], wheels: list[Path], provenance: list[Path])
                        f"{'a real run would skip' if dry else 'skipping'} the upload")  # fmt: skip
         if not dry:
             return 0
+    secret = value or ""
     cmds = anaconda_commands(env, wheels, provenance)
     if dry:
         for _, cmd in cmds:
@@ -223,22 +225,23 @@ def anaconda(env: Mapping[str, str], wheels: list[Path], provenance: list[Path])
     entries = [Entry(path.name, path, upload=NOT_RUN, sha256=file_hash(path)) for path, _ in cmds]
     for entry, (_, cmd) in zip(entries, cmds, strict=True):
         print(f"+ ANACONDA_API_TOKEN={MASK} {shlex.join(cmd)}", flush=True)
-        proc = subprocess.run([exe, *cmd[1:]], env=_anaconda_env(value or ""), text=True,
+        proc = subprocess.run([exe, *cmd[1:]], env=_anaconda_env(secret), text=True,
                               stdin=subprocess.DEVNULL, capture_output=True)  # fmt: skip
-        output = (proc.stdout + proc.stderr).replace(value or "\0", MASK)
-        if proc.returncode or logger.isEnabledFor(10):  # its own words: on failure or -v
+        output = (proc.stdout + proc.stderr).replace(secret, MASK)
+        if proc.returncode or logger.isEnabledFor(logging.DEBUG):  # its words: on failure, -v
             sys.stderr.write(output)
         if proc.returncode:
             entry.upload = FAILED
             entry.error = (f"anaconda upload to {org_} failed (exit {proc.returncode}) "
                            f"for {entry.name}; its message is above")  # fmt: skip
             break
-        entry.upload = PRESENT if "already exists" in output else UPLOADED
+        # --skip-existing's line (--force says "already exists. Removing." and uploads)
+        entry.upload = PRESENT if "already exists. Skipping upload" in output else UPLOADED
         log(f"stage: {entry.name}: {entry.upload}", verbose_only=True)
     print_summary(entries)
     failed = next((e for e in entries if e.error), None)
     if failed:
-        raise FatalError(f"{failed.error}")
+        raise FatalError(failed.error)
     return 0
 
 
