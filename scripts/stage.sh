@@ -193,8 +193,11 @@ _nw_stage_main() {
     # The build records must name every wheel with its sha256 (else nothing is
     # uploaded); their merge is the staged record.
     local record provenance=() sig
-    record=$("$_nw_stage_python" -m numpy_wheels.upload.provenance stage \
-        "$wheel_dir/provenance" "$wheel_dir" "${wheels[@]}") || return 1
+    if ! record=$("$_nw_stage_python" -m numpy_wheels.upload.provenance stage \
+        "$wheel_dir/provenance" "$wheel_dir" "${wheels[@]}"); then
+        printf '%s\n' "$record" # the CI's annotation, if any
+        return 1
+    fi
     if [ -n "$record" ]; then
         _nw_stage_quiet _nw_stage_sign "$record" || return 1
         provenance=(--provenance "$record")

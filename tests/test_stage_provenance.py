@@ -172,6 +172,10 @@ def test_a_wheel_changed_after_its_build_is_not_staged(tmp_path, wheelhouse, stu
         "nothing uploaded"
     )
     assert calls(stub[1]) == []
+    # on GitHub Actions, an annotation too
+    github = stage(tmp_path, wheelhouse, stub[0], ANACONDA_TOKEN=TOKEN, STAGE_PROJECT="clib_demo",
+                   GITHUB_ACTIONS="true")  # fmt: skip
+    assert github.stdout.splitlines()[-1].startswith(f"::error title=stage::{wheel.name}: sha256 ")
 
 
 def test_wheels_without_a_record_are_staged_with_a_warning(tmp_path, wheelhouse, stub):

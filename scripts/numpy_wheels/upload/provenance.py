@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, FatalError, HTTPStatusError
 from ..files import atomic_write, file_hash, printable, sanitize_url
-from ..log import log
+from ..log import ci_error, log
 from ..net import download
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -477,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         out = merge_for_stage(args.wheel_dir, args.wheels, args.out_dir)
     except FatalError as exc:
         print(f"stage: error: {exc}", file=sys.stderr)
+        ci_error(str(exc), "stage")
         return exc.return_code
     if out is None:
         print(
