@@ -4,6 +4,9 @@
 # The venv is made by the shell library's one venv maker (_nw_make_venv), which
 # needs nothing installed: this runs before the toolkit is.
 set -eo pipefail
+if [ "${1:-}" = --version ]; then # the toolkit's one version (numpy_wheels/log.py)
+    exec "${PYTHON:-python3}" -c 'import sys; sys.path.insert(0, sys.argv[1]); from numpy_wheels.log import toolkit_version; print("setup.sh (numpy-wheels-toolkit)", toolkit_version())' "$(dirname "${BASH_SOURCE[0]}")"
+fi
 setup_python=${1:?usage: setup.sh PYTHON VENV_DIR}
 venv=${2:?usage: setup.sh PYTHON VENV_DIR}
 

@@ -391,6 +391,21 @@ def test_every_script_has_the_one_version(args, prog, tmp_path):
         assert re.search(r"[Ee]xit", helped.stdout), prog
 
 
+@pytest.mark.parametrize(
+    ("script", "prog"),
+    [("scripts/stage.sh", "stage.sh"), ("scripts/wheel-uploader", "wheel-uploader"),
+     ("scripts/setup.sh", "setup.sh")],
+)  # fmt: skip
+def test_every_shell_script_has_the_one_version(script, prog, tmp_path):
+    env = clean_env(tmp_path, NW_PYTHON=sys.executable, PYTHON=sys.executable)
+    proc = subprocess.run(["bash", script, "--version"], cwd=ROOT, env=env, capture_output=True,
+                          text=True)  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (0, f"{prog} (numpy-wheels-toolkit) {VERSION}\n")
+    if prog == "stage.sh":  # as numpy-wheels runs it
+        ours = numpy_wheels("stage", "--version", tmp_path=tmp_path)
+        assert (ours.returncode, ours.stdout) == (0, proc.stdout)
+
+
 def test_make_version(tmp_path):
     proc = make("version", tmp_path=tmp_path)
     assert f"\nnumpy-wheels-toolkit {VERSION}\n" in proc.stdout  # between make's own lines

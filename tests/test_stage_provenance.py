@@ -115,11 +115,10 @@ def test_dry_run_without_a_token_prints_both_commands(tmp_path, wheelhouse, stub
     proc = make("stage", "DRY_RUN=1", tmp_path=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     record = staged_record(wheelhouse)
-    wheels = " ".join(str(w) for w in sorted(wheelhouse.glob("*.whl")))
+    upload = f"+ ANACONDA_API_TOKEN=******** anaconda upload --skip-existing -u {ORG}"
     assert [ln for ln in proc.stdout.splitlines() if ln.startswith("+ ANACONDA")] == [
-        f"+ ANACONDA_API_TOKEN=******** anaconda upload --skip-existing -u {ORG} {wheels}",
-        f"+ ANACONDA_API_TOKEN=******** anaconda upload --skip-existing -u {ORG} -t file "
-        f"-p clib-demo-provenance -v 1.0 {record}",
+        *(f"{upload} {w}" for w in sorted(wheelhouse.glob("*.whl"))),
+        f"{upload} -t file -p clib-demo-provenance -v 1.0 {record}",
     ]
     assert "a real run would skip the upload" in proc.stderr
     assert calls(stub[1]) == []
@@ -145,11 +144,13 @@ def test_the_merged_record_is_staged_beside_the_wheels(tmp_path, wheelhouse, stu
         w.name: file_hash(w) for w in [*linux, win]})  # fmt: skip
     assert len(vouched.by_file) == 3 and vouched.missing == []
     # ... uploaded after the wheels, as a file of the clib-demo-provenance package
-    wheels_call, files_call = calls(stub[1])
-    assert wheels_call == ["upload", "--skip-existing", "-u", ORG, *map(str, sorted([*linux, win]))]
-    assert files_call == ["upload", "--skip-existing", "-u", ORG, "-t", "file",
-                          "-p", "clib-demo-provenance", "-v", "1.0", str(record)]  # fmt: skip
-    assert Path(f"{stub[1]}.env").read_text() == f"token:{TOKEN}\n" * 2
+    *wheels_calls, files_call = calls(stub[1])
+    upload = ["upload", "--skip-existing", "-u", ORG]
+    assert wheels_calls == [[*upload, str(w)] for w in sorted([*linux, win])]  # one a file
+    assert files_call == [*upload, "-t", "file", "-p", "clib-demo-provenance", "-v", "1.0",
+                          str(record)]  # fmt: skip
+    assert Path(f"{stub[1]}.env").read_text() == f"token:{TOKEN}\n" * 4
+    assert "4 of 4 files ended well: 4 uploaded, 0 already there, 0 failed" in proc.stdout
     # the same records again: the same name (a re-stage skips it, never a stale one)
     again = stage(tmp_path, wheelhouse, stub[0], ANACONDA_TOKEN=TOKEN, STAGE_PROJECT="clib_demo")
     assert again.returncode == 0 and staged_record(wheelhouse) == record
@@ -171,6 +172,10 @@ def test_a_wheel_changed_after_its_build_is_not_staged(tmp_path, wheelhouse, stu
         "nothing uploaded"
     )
     assert calls(stub[1]) == []
+    # on GitHub Actions, an annotation too
+    github = stage(tmp_path, wheelhouse, stub[0], ANACONDA_TOKEN=TOKEN, STAGE_PROJECT="clib_demo",
+                   GITHUB_ACTIONS="true")  # fmt: skip
+    assert github.stdout.splitlines()[-1].startswith(f"::error title=stage::{wheel.name}: sha256 ")
 
 
 def test_wheels_without_a_record_are_staged_with_a_warning(tmp_path, wheelhouse, stub):
@@ -178,7 +183,7 @@ def test_wheels_without_a_record_are_staged_with_a_warning(tmp_path, wheelhouse,
     proc = stage(tmp_path, wheelhouse, stub[0], ANACONDA_TOKEN=TOKEN, STAGE_PROJECT="clib_demo")
     assert proc.returncode == 0, proc.stderr
     assert "staged without a provenance record" in proc.stderr
-    assert len(calls(stub[1])) == 1
+    assert len(calls(stub[1])) == 2  # the two wheels
 
 
 # ----------------------------------------------------------------------- signing
@@ -198,7 +203,7 @@ def test_ssh_signed_record(tmp_path, wheelhouse, stub, how):
     # THEN the signature checks with the release manager's allowed-signers file
     (loaded, *_) = provenance_records.load([str(record)], key=allowed)
     assert loaded.signed_by == "release@numpy-wheels"
-    assert calls(stub[1])[1][-2:] == [str(record), f"{record}.sig"]
+    assert [call[-1] for call in calls(stub[1])[-2:]] == [str(record), f"{record}.sig"]
     # and the key is nowhere: output, argv, left-over files
     body = secret.split("\n")[1]
     assert body not in proc.stdout + proc.stderr
@@ -222,7 +227,7 @@ def test_gpg_signed_record(tmp_path, wheelhouse, stub):
     assert proc.returncode == 0, proc.stderr
     record = staged_record(wheelhouse)
     (loaded, *_) = provenance_records.load([str(record)], key=public)
-    assert loaded.signed_by and calls(stub[1])[1][-1] == f"{record}.asc"
+    assert loaded.signed_by and calls(stub[1])[-1][-1] == f"{record}.asc"
     assert secret.splitlines()[3] not in proc.stdout + proc.stderr
 
 
@@ -272,7 +277,7 @@ def test_the_real_anaconda_client_takes_the_provenance_command(tmp_path, wheelho
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     record = staged_record(wheelhouse).name
     assert ("GET", f"/dist/{ORG}/clib-demo-provenance/1.0/{record}", TOKEN) in api.calls
-    assert (proc.stdout + proc.stderr).count("Distribution already exists. Skipping upload.") == 3
+    assert "3 of 3 files ended well: 0 uploaded, 3 already there, 0 failed" in proc.stdout
 
 
 def test_twine_target_keeps_the_record_as_an_artifact(tmp_path, wheelhouse, pypiserver):

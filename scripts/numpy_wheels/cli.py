@@ -107,19 +107,15 @@ def stage(args: list[str]) -> int:
     script = ROOT / "scripts" / "stage.sh"
     if args[:1] in (["-h"], ["--help"]):  # stage.sh's own header says what it does
         header = script.read_text(encoding="utf-8").split("\nset -", 1)[0].splitlines()[1:]
-        print("usage: numpy-wheels [NAME=value ...] stage\n")
+        print("usage: numpy-wheels [NAME=value ...] stage [-q | -v] [--version]\n")
         print("\n".join(line[2:] for line in header if line.startswith("#")))
         print(f"\n{EXIT_STATUS}")
         return 0
-    if args:  # stage.sh takes none: never upload on a mistyped option
-        raise ConfigurationError(
-            f"stage takes no arguments ({args[0]!r}); its settings are NAME=value "
-            "(numpy-wheels --help lists them)"
-        )
     bindir = str(Path(sys.executable).absolute().parent)
     env = dict(os.environ, NW_PYTHON=sys.executable)
     env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
-    return subprocess.run(["bash", str(script)], cwd=ROOT, env=env).returncode
+    # stage.sh takes -q, -v, --version and refuses anything else before any upload
+    return subprocess.run(["bash", str(script), *args], cwd=ROOT, env=env).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

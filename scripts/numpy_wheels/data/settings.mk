@@ -102,7 +102,7 @@ STAGE_PROJECT ?=
 STAGE_SIGNING_KEY ?=
 # file holding that key, instead of STAGE_SIGNING_KEY
 STAGE_SIGNING_KEY_FILE ?=
-# 1: print the upload commands (token as ***), upload nothing
+# 1: print the upload commands (secrets as ********), upload nothing
 DRY_RUN ?=
 # 1: a nightly run (stage to the nightly org), as a scheduled CI run is
 NIGHTLY ?=

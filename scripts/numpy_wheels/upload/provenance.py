@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import ConfigurationError, FatalError
 from ..files import atomic_write, file_hash
-from ..log import log
+from ..log import ci_error, log
 from .provenance_records import ProvenanceError, Record, load, parse_statements
 
 # ---------------------------------------------------------------------- vouching
@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         out = merge_for_stage(args.wheel_dir, args.wheels, args.out_dir)
     except FatalError as exc:
         print(f"stage: error: {exc}", file=sys.stderr)
+        ci_error(str(exc), "stage")
         return exc.return_code
     if out is None:
         print(

@@ -52,7 +52,7 @@ def existing_files(session: Any, target: Target, project: str,
         page = fetch_page(session, url, timeout=timeout, auth=target.auth_for(url))
     except HTTPPageError as exc:
         if exc.status in (401, 403):
-            raise FatalError(f"{exc}; {target.login_hint()}") from None
+            raise HTTPPageError(f"{exc}; {target.login_hint()}", exc.status) from None
         raise
     if page is None:
         return {}
@@ -233,7 +233,7 @@ def upload_exactly_once(
         for path in upload_order(paths):
             cmd = [*base, *attestations.twine_inputs(path)]
             shown = shlex.join(sanitize_url(a) for a in cmd)
-            status = _already_there(session, path, hashes, listings, target, timeout)
+            status = _already_there(session, path, hashes, listings, target, timeout, dry_run)
             if status:
                 if dry_run:
                     print(f"already there: {path.name}")
@@ -260,15 +260,29 @@ def upload_exactly_once(
         session.close()
 
 
-def _already_there(session: Any, path: Path, hashes: Mapping[Path, str | None],
-                   listings: dict, target: Target, timeout: float) -> str | None:  # fmt: skip
+def _already_there(
+    session: Any,
+    path: Path,
+    hashes: Mapping[Path, str | None],
+    listings: dict,
+    target: Target,
+    timeout: float,
+    dry_run: bool = False,
+) -> str | None:
     """PRESENT when the target holds this distribution with the same bytes, None when
     it does not hold it; UploadError when it holds other bytes under that name."""
     ident = identity(path.name)
     if ident is None:
         raise ConfigurationError(f"{path}: not a wheel or sdist file name")
     if ident[0] not in listings:
-        listings[ident[0]] = existing_files(session, target, ident[0], timeout)
+        try:
+            listings[ident[0]] = existing_files(session, target, ident[0], timeout)
+        except HTTPPageError as exc:  # --dry-run with no login to read: show what would run
+            if not (dry_run and exc.status in (401, 403) and not target.auth):
+                raise
+            log(f"cannot query {target.shown} without a login (HTTP {exc.status}); a real run "
+                "uploads only the files not there yet")  # fmt: skip
+            listings[ident[0]] = {}
     there = listings[ident[0]].get(dist_key(path.name))
     if there is None:
         return None
