@@ -264,9 +264,12 @@ def test_anaconda_upload_shows_its_bar_on_a_terminal_only(
     assert [c for c in api.calls if c[1] == "/s3/"] == [("POST", "/s3/", None)] * 2
     assert len(got) == 2 and all(0 < g - size < 4096 for g, size in zip(got, sizes, strict=True))
     text = out.replace("\r", "\n")
-    for wheel in wheelhouse.glob("*.whl"):
-        line = rf'^Uploading file "[^"]+/{re.escape(wheel.name)}"$'
+    for wheel in wheelhouse.glob("*.whl"):  # one line a file: its command
+        line = rf"^\+ ANACONDA_API_TOKEN=\*+ anaconda upload .*/{re.escape(wheel.name)}$"
         assert len(re.findall(line, text, re.M)) == 1
+        # and on a terminal anaconda-client's own words with its bar
+        line = rf'^Uploading file "[^"]+/{re.escape(wheel.name)}"$'
+        assert len(re.findall(line, text, re.M)) == (mode == "terminal")
     bars = re.findall(r"^ *(\d+)%\|", text, re.M)
     if mode == "terminal":
         assert any(0 < int(p) < 90 for p in bars), bars  # part way
