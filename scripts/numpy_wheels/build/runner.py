@@ -4,7 +4,6 @@ error with the log lines that explain it; the record of each step's outcome."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from ..errors import ConfigurationError, FatalError
 from ..files import atomic_write
 from ..log import log
 from .deps import dated_env, git_commit_time, source_time
-from .paths import BUILD, LOGS, ROOT, SDIST_CACHE, SOURCE_MARKER, STEP_RECORD, TAIL_LINES
+from .paths import BUILD, LOGS, MESON_DIR, ROOT, SDIST_CACHE, SOURCE_MARKER, STEP_RECORD, TAIL_LINES
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -236,7 +235,9 @@ def shell_path(settings: Settings, path: Path) -> str:
 
 
 def meson_build_dir(repo_dir: Path) -> Path:
-    """A stable build directory per source tree: the same one on every rebuild
-    (ccache hits), never one configured for another source (meson refuses)."""
-    tag = hashlib.sha256(str(repo_dir).encode()).hexdigest()[:8]
-    return BUILD / "meson" / f"{repo_dir.name}-{tag}"
+    """The meson build directory: inside the source, kept from build to build (ccache
+    and ninja reuse it), at the same place relative to the source in every checkout,
+    since the compiler sees the sources by relative paths (``../../numpy/...``) and
+    some stay in the binaries (``__FILE__``); meson resolves symlinks, so it cannot
+    be reached through NW_BUILD_ROOT."""
+    return repo_dir / MESON_DIR

@@ -32,7 +32,7 @@ from ..files import (
 from ..index import index_url, project_page
 from ..log import log
 from ..net import download
-from .paths import RELEASE_TAG, SDIST_CACHE, SOURCE_MARKER
+from .paths import MESON_DIR, RELEASE_TAG, SDIST_CACHE, SOURCE_MARKER
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -155,7 +155,9 @@ def _fingerprint(tree: Path) -> dict[str, list[int]]:
     found = {}
     for path in sorted(tree.rglob("*")):
         rel = path.relative_to(tree).as_posix()
-        if rel == SOURCE_MARKER or "__pycache__" in path.parts or not path.is_file():
+        if rel == SOURCE_MARKER or rel.startswith(f"{MESON_DIR}/") or "__pycache__" in path.parts:
+            continue
+        if not path.is_file():
             continue
         info = path.stat()
         found[rel] = [info.st_size, info.st_mtime_ns]
@@ -241,8 +243,9 @@ def _remote_commit(repo: Path, ref: str, url: str) -> str | None:
 
 
 def _dirty(repo: Path, *exclude: str) -> list[str]:
-    """Uncommitted changes and untracked files in a checkout (``git status`` paths)."""
-    spec = ["--", ".", *(f":(exclude){e}" for e in exclude)]
+    """Uncommitted changes and untracked files in a checkout (``git status`` paths);
+    our meson build directory is not one."""
+    spec = ["--", ".", *(f":(exclude){e}" for e in (*exclude, MESON_DIR))]
     proc = _git("status", "--porcelain", "--untracked-files=all", *spec, cwd=repo)
     return [line[3:] for line in proc.stdout.splitlines() if line.strip()]
 

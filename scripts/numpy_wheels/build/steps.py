@@ -30,6 +30,7 @@ from ..errors import ConfigurationError, FatalError
 from ..files import atomic_write, file_hash, file_lock
 from ..log import log
 from . import runner
+from .buildroot import build_root, canonical
 from .deps import deps_date, explain_pip
 from .paths import BUILD_VENV, CHECKED, MANIFEST, RAW, REPAIRED, ROOT, _abs
 from .report import _ccache_mark, _tools_file
@@ -69,6 +70,7 @@ def step_build(settings: Settings) -> str:
     CHECKED.unlink(missing_ok=True)
     RAW.mkdir(parents=True)
     if not settings.docker_image:  # the container brings its own interpreter
+        build_root()  # a root we may not use is refused before any work
         make_venv(settings.python, BUILD_VENV, deps_date(settings).pip_value)
     use_ccache = os.environ.get("USE_CCACHE", "")
     if use_ccache == "1" and not shutil.which("ccache"):
@@ -83,12 +85,15 @@ def step_build(settings: Settings) -> str:
             "NW_TOOLS_FILE": str(_tools_file("build")),
         },
     )
-    if not settings.docker_image:
-        env = venv_env(BUILD_VENV, env)
     if use_ccache == "0":
         env["CCACHE_DISABLE"] = "1"  # meson would otherwise use ccache whenever present
-    python = env.get("PYTHON_EXE", settings.python)  # in a container: the host's, for X.Y
-    run_logged("build", cmd, env, explain=explain_pip(settings, python))
+    if settings.docker_image:  # the image's own paths: the same in every checkout
+        python = env.get("PYTHON_EXE", settings.python)  # the host's, for X.Y
+        run_logged("build", cmd, env, explain=explain_pip(settings, python))
+    else:
+        with canonical(BUILD_VENV, env) as (venv, env):
+            env = venv_env(venv, env)
+            run_logged("build", cmd, env, explain=explain_pip(settings, env["PYTHON_EXE"]))
     wheels = _wheels(RAW)
     if not wheels:
         raise FatalError(f"the build produced no wheel in {RAW}")

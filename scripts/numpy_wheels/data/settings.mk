@@ -54,8 +54,8 @@ USE_CCACHE ?=
 DEPS_AS_OF ?= source
 # days added to the source's date for DEPS_AS_OF=source (same-week fixes included)
 DEPS_GRACE_DAYS ?= 14
-# make rebuild-check builds at other paths (a scratch dir) or the first build's same paths
-REBUILD_PATHS ?= other
+# fixed place (yours alone) through which every checkout's build sees its build venv and OpenBLAS
+NW_BUILD_ROOT ?= /tmp/numpy-wheels-build
 # scratch space of the steps (venvs, meson, logs); empty: build/ of the toolkit checkout
 NW_WORK_DIR ?=
 # simple index the sdist and OpenBLAS come from; empty: pip's index (PIP_INDEX_URL, pip.conf)
