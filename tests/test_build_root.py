@@ -50,9 +50,9 @@ def test_python_and_pkg_config_report_the_root_paths(tmp_path, monkeypatch):
     venv.create(build_venv, with_pip=False)
     prepared = prepared_openblas(tmp_path)
     # WHEN the build step runs through the root
-    with canonical(build_venv, {"NW_OPENBLAS_DIR": str(prepared)}) as (seen, env):
+    with canonical({"NW_OPENBLAS_DIR": str(prepared)}, build_venv) as env:
         code = "import sys; print(sys.executable); print(sys.prefix)"
-        proc = subprocess.run([seen / "bin" / "python", "-c", code], capture_output=True, text=True)
+        proc = subprocess.run([env["PYTHON_EXE"], "-c", code], capture_output=True, text=True)
         pc_env = {**os.environ, "PKG_CONFIG_PATH": f"{env['NW_OPENBLAS_DIR']}/lib/pkgconfig"}
         asked = [["--variable=pcfiledir"], ["--variable=includedir"], ["--libs"]]
         pkg = [pkg_config(q, pc_env) for q in asked]
@@ -73,8 +73,8 @@ HOLD = """
 import sys
 from pathlib import Path
 from numpy_wheels.build.buildroot import canonical
-with canonical(Path(sys.argv[1]), {}) as (seen, env):
-    print("held", seen.resolve(), flush=True)
+with canonical({"PATH": ""}, Path(sys.argv[1])) as env:
+    print("held", Path(env["VIRTUAL_ENV"]).resolve(), flush=True)
     sys.stdin.read()
 """
 
@@ -195,3 +195,14 @@ def test_the_meson_build_directory_is_not_an_edit_of_the_source(tmp_path):
     (tree / "setup.py").write_text("")
     (tree / "build" / "numpy-wheels" / "build.ninja").write_text("")
     assert list(source._fingerprint(tree)) == ["setup.py"]
+
+
+def test_a_container_build_gets_the_root_mounted_and_no_venv(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    monkeypatch.setenv("NW_BUILD_ROOT", str(root))
+    prepared = prepared_openblas(tmp_path)
+    given = {"NW_OPENBLAS_DIR": str(prepared), "NW_MOUNT_DIRS": f"/w:{prepared}"}
+    with canonical(given, None) as env:
+        assert env["NW_MOUNT_DIRS"] == f"/w:{prepared}:{root}"
+        assert env["NW_OPENBLAS_DIR"] == f"{root}/openblas"
+        assert "PYTHON_EXE" not in env and not (root / "venv").exists()

@@ -1,5 +1,5 @@
 """The canonical build root (NW_BUILD_ROOT): the fixed paths through which the
-native build step sees its build venv and the prepared OpenBLAS, so that a
+build step sees its build venv (natively) and the prepared OpenBLAS, so that a
 project recording them (NumPy's ``numpy/__config__.py``: the build Python and
 the OpenBLAS pkg-config paths) records the same text in every checkout.
 
@@ -7,6 +7,7 @@ the OpenBLAS pkg-config paths) records the same text in every checkout.
     $NW_BUILD_ROOT/venv        symlink to this checkout's build venv
     $NW_BUILD_ROOT/openblas/   the prepared OpenBLAS: include/ and lib/*
                                symlinked, lib/pkgconfig/*.pc rewritten to here
+                               (a container build mounts the root at its own path)
 
 A symlink serves for the venv because Python keeps ``sys.executable`` as
 invoked, and pkg-config reports the directory it was given; it would not for
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from ..errors import ConfigurationError
 from ..files import file_lock
+from .venv import venv_env
 
 DEFAULT_ROOT = "/tmp/numpy-wheels-build"
 
@@ -75,20 +77,24 @@ def _check_parent(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def canonical(venv: Path, env: dict[str, str]) -> Iterator[tuple[Path, dict[str, str]]]:
-    """Hold the build root and point it at ``venv`` and ``env``'s NW_OPENBLAS_DIR;
-    yield the venv's and the OpenBLAS's paths as the build should use them
-    (unchanged without a root: Windows)."""
+def canonical(env: dict[str, str], venv: Path | None) -> Iterator[dict[str, str]]:
+    """Hold the build root, point it at ``venv`` (None in a container: the image's
+    Python) and ``env``'s NW_OPENBLAS_DIR, and yield ``env`` naming them through
+    it; a container (NW_MOUNT_DIRS set) gets the root mounted at its own path."""
     root = build_root()
-    if root is None:
-        yield venv, env
+    if root is None:  # Windows: the checkout's own paths
+        yield venv_env(venv, env) if venv else env
         return
     with file_lock(root / "lock", f"the build root {root} (NW_BUILD_ROOT)"):
-        _link(root / "venv", venv)
         env = dict(env)
+        if venv:
+            _link(root / "venv", venv)
+            env = venv_env(root / "venv", env)
         if env.get("NW_OPENBLAS_DIR"):
             env["NW_OPENBLAS_DIR"] = str(_mirror_openblas(Path(env["NW_OPENBLAS_DIR"]), root))
-        yield root / "venv", env
+        if "NW_MOUNT_DIRS" in env:
+            env["NW_MOUNT_DIRS"] += os.pathsep + str(root)
+        yield env
 
 
 def _link(link: Path, target: Path) -> None:

@@ -69,8 +69,8 @@ def step_build(settings: Settings) -> str:
         _tools_file(step).unlink(missing_ok=True)
     CHECKED.unlink(missing_ok=True)
     RAW.mkdir(parents=True)
+    build_root()  # a root we may not use is refused before any work
     if not settings.docker_image:  # the container brings its own interpreter
-        build_root()  # a root we may not use is refused before any work
         make_venv(settings.python, BUILD_VENV, deps_date(settings).pip_value)
     use_ccache = os.environ.get("USE_CCACHE", "")
     if use_ccache == "1" and not shutil.which("ccache"):
@@ -87,13 +87,10 @@ def step_build(settings: Settings) -> str:
     )
     if use_ccache == "0":
         env["CCACHE_DISABLE"] = "1"  # meson would otherwise use ccache whenever present
-    if settings.docker_image:  # the image's own paths: the same in every checkout
-        python = env.get("PYTHON_EXE", settings.python)  # the host's, for X.Y
+    # The venv and OpenBLAS seen through NW_BUILD_ROOT: the same paths from any checkout.
+    with canonical(env, None if settings.docker_image else BUILD_VENV) as env:
+        python = env.get("PYTHON_EXE", settings.python)  # in a container: the host's, for X.Y
         run_logged("build", cmd, env, explain=explain_pip(settings, python))
-    else:
-        with canonical(BUILD_VENV, env) as (venv, env):
-            env = venv_env(venv, env)
-            run_logged("build", cmd, env, explain=explain_pip(settings, env["PYTHON_EXE"]))
     wheels = _wheels(RAW)
     if not wheels:
         raise FatalError(f"the build produced no wheel in {RAW}")
