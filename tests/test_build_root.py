@@ -206,3 +206,14 @@ def test_a_container_build_gets_the_root_mounted_and_no_venv(tmp_path, monkeypat
         assert env["NW_MOUNT_DIRS"] == f"/w:{prepared}:{root}"
         assert env["NW_OPENBLAS_DIR"] == f"{root}/openblas"
         assert "PYTHON_EXE" not in env and not (root / "venv").exists()
+
+
+@as_root
+def test_an_ancestor_symlinked_into_another_users_directory_is_refused(tmp_path, monkeypatch):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 4242, 4242)
+    (tmp_path / "link").symlink_to(theirs)
+    message = refused(monkeypatch, tmp_path / "link" / "root")
+    assert message == f"NW_BUILD_ROOT: {theirs} is owned by another user (uid 4242); refused"
+    assert not (theirs / "root").exists()

@@ -44,7 +44,8 @@ def build_root() -> Path | None:
     root = Path(given)
     if not root.is_absolute():
         raise ConfigurationError(f"NW_BUILD_ROOT={given!r} is not an absolute path")
-    for parent in reversed(root.parents):
+    real = Path(os.path.realpath(root.parent))  # and where a symlinked ancestor leads
+    for parent in dict.fromkeys([*reversed(root.parents), *reversed(real.parents), real]):
         _check_parent(parent)
     with contextlib.suppress(FileExistsError):
         os.mkdir(root, 0o755)
