@@ -33,13 +33,39 @@ class Recorder(LoopbackServer):
 
 # ------------------------------------------------------------ early validation
 
+HOST = platform.machine()
+# MB_ML_VER's valid values on this host as the message starts listing them
+ML_VALID = (
+    "1, 2010, 2014, _2_5, _2_12, _2_17, _2_24" if HOST in ("x86_64", "i686") else "2014, _2_17"
+)
+ML_TAIL = f" for manylinux on {HOST} (auditwheel's policies)"
+OTHER_ARCH = "aarch64" if HOST != "aarch64" else "x86_64"
+NATIVE = f"is not buildable natively on this {HOST} host"
+
 BAD_SETTINGS = [
     ("PLAT", "sparc",
      "PLAT='sparc' is not one of: x86_64, i686, aarch64, ppc64le, s390x (on linux)"),
-    ("MB_ML_VER", "2_28", "MB_ML_VER='2_28' is not one of: 1, 2010, 2014, _2_NN (e.g. _2_28) "
-     "for manylinux; did you mean MB_ML_VER=_2_28?"),
-    ("MB_ML_VER", "manylinux2014", "MB_ML_VER='manylinux2014' is not one of: 1, 2010, 2014, "
-     "_2_NN (e.g. _2_28) for manylinux; did you mean MB_ML_VER=2014?"),
+    # natively only the host's arch builds (the shell library's _nw_check_plat)
+    *[("PLAT", plat, f"PLAT='{plat}' {NATIVE} (valid: {HOST}); set DOCKER_IMAGE to a "
+       f"manylinux image for {plat} to build in a container")
+      for plat in {OTHER_ARCH, "i686" if HOST != "i686" else "x86_64"}],
+    ("MB_ML_VER", "2_28", f"MB_ML_VER='2_28' is not one of: {ML_VALID}, "),
+    ("MB_ML_VER", "manylinux2014", f"MB_ML_VER='manylinux2014' is not one of: {ML_VALID}, "),
+    # well-shaped, but no policy auditwheel knows: refused before the build, not at repair
+    ("MB_ML_VER", "_2_280", f"MB_ML_VER='_2_280' is not one of: {ML_VALID}, "),
+    ("MB_ML_VER", "_2_99", f"MB_ML_VER='_2_99' is not one of: {ML_VALID}, "),
+    ("MB_ML_VER", "_2_3", f"MB_ML_VER='_2_3' is not one of: {ML_VALID}, "),
+    ("PYTHON", "/nonexistent/python3.12", "PYTHON='/nonexistent/python3.12' is not a Python "
+     "interpreter that runs here (not found); set PYTHON=python3.X or a path to one, or "
+     "MB_PYTHON_VERSION=X.Y"),
+    ("PYTHON", "/bin/false", "PYTHON='/bin/false' is not a Python interpreter that runs here "
+     "(it does not run)"),
+    ("SOURCE_DATE_EPOCH", "abc", "SOURCE_DATE_EPOCH='abc' is not a Unix time (whole seconds "
+     "since 1970, e.g. 1700000000)"),
+    ("CONFIG_PATH", "/nonexistent.sh", "CONFIG_PATH='/nonexistent.sh': no such file (the "
+     "project's build_wheel/run_tests hooks)"),
+    ("ENV_VARS_PATH", "/nonexistent.sh", "ENV_VARS_PATH='/nonexistent.sh': no such file (the "
+     "build's environment variables)"),
     ("MB_ML_LIBC", "glibc", "MB_ML_LIBC='glibc' is not one of: manylinux, musllinux"),
     ("SOURCE", "svn", "SOURCE='svn' is not one of: auto, git, sdist, local"),
     ("DOCKER_PULL", "sometimes", "DOCKER_PULL='sometimes' is not one of: always, missing, never"),
@@ -52,6 +78,16 @@ BAD_SETTINGS = [
     ("DEPS_AS_OF", "yesterday", "DEPS_AS_OF='yesterday' is not source, now or an ISO date"),
     ("DEPS_GRACE_DAYS", "two", "DEPS_GRACE_DAYS='two' is not a whole number of days"),
 ]  # fmt: skip
+if platform.libc_ver()[0] == "glibc":
+    BAD_SETTINGS.append(
+        (
+            "MB_ML_LIBC",
+            "musllinux",
+            "MB_ML_LIBC='musllinux' is not buildable "
+            "natively on this glibc host (valid: manylinux); set DOCKER_IMAGE to a "
+            "musllinux image to build in a container",
+        )
+    )
 
 
 def _network_env(server: Recorder, tmp_path: Path) -> dict[str, str]:
@@ -102,10 +138,52 @@ def test_make_refuses_a_bad_setting_before_any_step(tmp_path):
     assert "==>" not in proc.stdout and server.hits == {}
 
 
+def test_a_bad_ml_ver_names_every_policy_and_the_likely_spelling(tmp_path):
+    with Recorder() as server:
+        env = {**_network_env(server, tmp_path), "MB_ML_VER": "2_28"}
+        proc = numpy_wheels("wheels", tmp_path=tmp_path, **env)
+    assert proc.returncode == 2 and server.hits == {}
+    assert proc.stderr.rstrip().endswith(f"{ML_TAIL}; did you mean MB_ML_VER=_2_28?")
+    assert ", _2_28, " in proc.stderr and ", _2_280" not in proc.stderr
+
+
+@pytest.mark.parametrize("plat", ["x86_64", "i686", "aarch64", "ppc64le", "s390x"])
+def test_ml_ver_accepts_exactly_auditwheels_policies_for_the_arch(plat):
+    from auditwheel.architecture import Architecture
+    from auditwheel.libc import Libc
+    from auditwheel.policy import WheelPolicies
+
+    # auditwheel's own API (what `auditwheel repair --plat` accepts for the arch) ...
+    policies = WheelPolicies(libc=Libc.GLIBC, arch=Architecture(plat))
+    plats = {n for p in policies if p != policies.linux for n in (p.name, *p.aliases)}
+    expected = {n.removeprefix("manylinux").removesuffix(f"_{plat}") for n in plats}
+    # ... spelled as multibuild joins them: manylinux${MB_ML_VER}_${PLAT}
+    assert set(nw_settings.ml_vers("manylinux", plat)) == expected
+    assert {"2014", "_2_17", "_2_28"} <= expected and "_2_280" not in expected
+    docker = {"DOCKER_IMAGE": "manylinux_2_28", "PLAT": plat}
+    for ml_ver in expected:
+        nw_settings.validate_settings({**docker, "MB_ML_VER": ml_ver})
+    for ml_ver in ("_2_99", "_2_3", "2_28", "_1_2"):
+        with pytest.raises(nw_settings.ConfigurationError, match=f"MB_ML_VER='{ml_ver}' is not"):
+            nw_settings.validate_settings({**docker, "MB_ML_VER": ml_ver})
+
+
 @pytest.mark.parametrize("ml_ver", ["1", "2010", "2014", "_2_24", "_2_28", "_2_34"])
 def test_multibuild_policies_are_accepted(ml_ver):
     nw_settings.validate_settings({"MB_ML_VER": ml_ver})
-    nw_settings.validate_settings({"MB_ML_VER": "_1_2", "MB_ML_LIBC": "musllinux"})
+    musl = {"MB_ML_VER": "_1_2", "MB_ML_LIBC": "musllinux", "DOCKER_IMAGE": "musllinux_1_2"}
+    nw_settings.validate_settings(musl)
+    with pytest.raises(nw_settings.ConfigurationError, match="MB_ML_VER='2014' is not one of: "
+                       "_1_1, _1_2 for musllinux"):  # fmt: skip
+        nw_settings.validate_settings({**musl, "MB_ML_VER": "2014"})
+
+
+def test_in_a_container_the_image_decides_the_arch(tmp_path):
+    # PLAT and MB_ML_LIBC a native build refuses pass validation with DOCKER_IMAGE
+    for plat in ("x86_64", "i686", "aarch64", "ppc64le", "s390x"):
+        nw_settings.validate_settings({"PLAT": plat, "DOCKER_IMAGE": "manylinux2014"})
+    nw_settings.validate_settings({"MB_ML_LIBC": "musllinux", "DOCKER_IMAGE": "musllinux_1_2"})
+    nw_settings.validate_settings({"PLAT": HOST})  # and natively, the host's own arch
 
 
 # ------------------------------------------------------------------- make help
