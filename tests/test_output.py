@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
 import re
 import subprocess
@@ -394,6 +395,68 @@ def test_a_failed_run_keeps_the_wheelhouse_report_and_annotates(run_on_github, t
     failed = json.loads((tmp_path / "work" / "build-report.json").read_text())
     assert failed["steps"][-1]["status"] == "failed" and failed["wheels"] == []
     assert f"report: {tmp_path / 'work' / 'build-report.json'}" in proc.stdout
+
+
+def test_a_failed_source_is_reported_as_asked_with_no_stale_figures(tmp_path):
+    # GIVEN an index that has nothing, a private ccache that counted a miss, and the
+    # counters an earlier build step left in the work dir
+    ccache_dir = tmp_path / "ccache"
+    (tmp_path / "other.c").write_text("int other(void) { return 1; }\n")
+    subprocess.run(
+        ["ccache", "gcc", "-c", "other.c", "-o", "other.o"], cwd=tmp_path,
+        env=clean_env(tmp_path, CCACHE_DIR=str(ccache_dir)), check=True,
+    )  # fmt: skip
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "ccache-before.json").write_text('{"hits": 0, "misses": 0}')
+    with Recorder() as server:
+        env = {**_network_env(server, tmp_path), "CCACHE_DIR": str(ccache_dir)}
+        # WHEN `make wheels` fails at the source step
+        proc = numpy_wheels("wheels", tmp_path=tmp_path, **env)
+    assert proc.returncode == 1 and server.hits, proc.stderr
+    report = json.loads((tmp_path / "work" / "build-report.json").read_text())
+    # THEN the report describes the source asked for, as the banner did, and nothing fetched
+    assert "  source      sdist of numpy v2.4.6 from the index\n" in proc.stdout
+    assert report["source"] == "sdist of numpy v2.4.6 from the index (not fetched)"
+    assert "build_commit" not in report and "sdist" not in report
+    assert report["deps_as_of"] is None
+    assert "has no date" not in proc.stdout + proc.stderr  # never "local directory numpy"
+    # no build step ran: no ccache figures, though the cache and an old mark are there
+    assert [s["step"] for s in report["steps"]] == ["source"]
+    assert report["ccache"] == {}
+    assert "ccache:" not in proc.stdout
+
+
+def test_ccache_figures_are_only_this_build_steps(tmp_path):
+    # GIVEN a cache that counted a miss, the counters an earlier build left, and a build
+    # step that fails before it compiles anything (its index has no OpenBLAS)
+    project = fixture_copy(tmp_path)
+    ccache_dir = tmp_path / "ccache"
+    (tmp_path / "other.c").write_text("int other(void) { return 1; }\n")
+    subprocess.run(
+        ["ccache", "gcc", "-c", "other.c", "-o", "other.o"], cwd=tmp_path,
+        env=clean_env(tmp_path, CCACHE_DIR=str(ccache_dir)), check=True,
+    )  # fmt: skip
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "ccache-before.json").write_text('{"hits": 0, "misses": 0}')
+    with Recorder() as server:
+        pip = {
+            "PIP_INDEX_URL": f"{server.base}/simple/",
+            "PIP_FIND_LINKS": "",
+            "PIP_EXTRA_INDEX_URL": "",
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_RETRIES": "0",
+        }
+        env = settings(tmp_path, project, CCACHE_DIR=str(ccache_dir), USE_CCACHE="1", **pip)
+        proc = numpy_wheels("wheels", tmp_path=tmp_path, **env)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads((tmp_path / "work" / "build-report.json").read_text())
+    assert [(s["step"], s["status"]) for s in report["steps"]] == [
+        ("source", "passed"),
+        ("build", "failed"),
+    ]
+    # THEN the miss counted before this build is not reported as this build's
+    assert report["ccache"] == {"hits": 0, "misses": 0} and "ccache:" not in proc.stdout
+    assert _ccache_misses({"CCACHE_DIR": str(ccache_dir)}, tmp_path) == 1
 
 
 # ------------------------------------------------------------ pieces of output

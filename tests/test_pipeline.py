@@ -95,7 +95,8 @@ def test_wheels_report_matches_the_files(pipeline):
 
     assert entry["sha256"] == file_hash(wheel)
     assert report["tools"]["auditwheel"] == "auditwheel 6.8.2"
-    assert (report["project"], report["project_version"]) == ("clib_demo", "1.0.0")
+    # clib_demo-1.0.0-…whl: the project as packaging reads it from the file name
+    assert (report["project"], report["project_version"]) == ("clib-demo", "1.0.0")
     assert report["openblas"] is None
     assert f"sha256 {entry['sha256']}" in proc.stdout  # the table printed at the end
 
