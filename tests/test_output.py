@@ -397,9 +397,9 @@ def test_a_failed_run_keeps_the_wheelhouse_report_and_annotates(run_on_github, t
     assert f"report: {tmp_path / 'work' / 'build-report.json'}" in proc.stdout
 
 
-def test_a_failed_source_is_reported_as_asked_with_no_stale_figures(tmp_path):
-    # GIVEN an index that has nothing, a private ccache that counted a miss, and the
-    # counters an earlier build step left in the work dir
+def _ccache_with_a_miss(tmp_path: Path) -> Path:
+    """A private CCACHE_DIR that counted one miss, and the counters an earlier build
+    step left in the work dir (tmp_path/work) before it."""
     ccache_dir = tmp_path / "ccache"
     (tmp_path / "other.c").write_text("int other(void) { return 1; }\n")
     subprocess.run(
@@ -408,6 +408,13 @@ def test_a_failed_source_is_reported_as_asked_with_no_stale_figures(tmp_path):
     )  # fmt: skip
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "ccache-before.json").write_text('{"hits": 0, "misses": 0}')
+    return ccache_dir
+
+
+def test_a_failed_source_is_reported_as_asked_with_no_stale_figures(tmp_path):
+    # GIVEN an index that has nothing, a private ccache that counted a miss, and the
+    # counters an earlier build step left in the work dir
+    ccache_dir = _ccache_with_a_miss(tmp_path)
     with Recorder() as server:
         env = {**_network_env(server, tmp_path), "CCACHE_DIR": str(ccache_dir)}
         # WHEN `make wheels` fails at the source step
@@ -430,14 +437,7 @@ def test_ccache_figures_are_only_this_build_steps(tmp_path):
     # GIVEN a cache that counted a miss, the counters an earlier build left, and a build
     # step that fails before it compiles anything (its index has no OpenBLAS)
     project = fixture_copy(tmp_path)
-    ccache_dir = tmp_path / "ccache"
-    (tmp_path / "other.c").write_text("int other(void) { return 1; }\n")
-    subprocess.run(
-        ["ccache", "gcc", "-c", "other.c", "-o", "other.o"], cwd=tmp_path,
-        env=clean_env(tmp_path, CCACHE_DIR=str(ccache_dir)), check=True,
-    )  # fmt: skip
-    (tmp_path / "work").mkdir()
-    (tmp_path / "work" / "ccache-before.json").write_text('{"hits": 0, "misses": 0}')
+    ccache_dir = _ccache_with_a_miss(tmp_path)
     with Recorder() as server:
         pip = {
             "PIP_INDEX_URL": f"{server.base}/simple/",
