@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
 import re
 import subprocess
@@ -33,13 +34,39 @@ class Recorder(LoopbackServer):
 
 # ------------------------------------------------------------ early validation
 
+HOST = platform.machine()
+# MB_ML_VER's valid values on this host as the message starts listing them
+ML_VALID = (
+    "1, 2010, 2014, _2_5, _2_12, _2_17, _2_24" if HOST in ("x86_64", "i686") else "2014, _2_17"
+)
+ML_TAIL = f" for manylinux on {HOST} (auditwheel's policies)"
+OTHER_ARCH = "aarch64" if HOST != "aarch64" else "x86_64"
+NATIVE = f"is not buildable natively on this {HOST} host"
+
 BAD_SETTINGS = [
     ("PLAT", "sparc",
      "PLAT='sparc' is not one of: x86_64, i686, aarch64, ppc64le, s390x (on linux)"),
-    ("MB_ML_VER", "2_28", "MB_ML_VER='2_28' is not one of: 1, 2010, 2014, _2_NN (e.g. _2_28) "
-     "for manylinux; did you mean MB_ML_VER=_2_28?"),
-    ("MB_ML_VER", "manylinux2014", "MB_ML_VER='manylinux2014' is not one of: 1, 2010, 2014, "
-     "_2_NN (e.g. _2_28) for manylinux; did you mean MB_ML_VER=2014?"),
+    # natively only the host's arch builds (the shell library's _nw_check_plat)
+    *[("PLAT", plat, f"PLAT='{plat}' {NATIVE} (valid: {HOST}); set DOCKER_IMAGE to a "
+       f"manylinux image for {plat} to build in a container")
+      for plat in {OTHER_ARCH, "i686" if HOST != "i686" else "x86_64"}],
+    ("MB_ML_VER", "2_28", f"MB_ML_VER='2_28' is not one of: {ML_VALID}, "),
+    ("MB_ML_VER", "manylinux2014", f"MB_ML_VER='manylinux2014' is not one of: {ML_VALID}, "),
+    # well-shaped, but no policy auditwheel knows: refused before the build, not at repair
+    ("MB_ML_VER", "_2_280", f"MB_ML_VER='_2_280' is not one of: {ML_VALID}, "),
+    ("MB_ML_VER", "_2_99", f"MB_ML_VER='_2_99' is not one of: {ML_VALID}, "),
+    ("MB_ML_VER", "_2_3", f"MB_ML_VER='_2_3' is not one of: {ML_VALID}, "),
+    ("PYTHON", "/nonexistent/python3.12", "PYTHON='/nonexistent/python3.12' is not a Python "
+     "interpreter that runs here (not found); set PYTHON=python3.X or a path to one, or "
+     "MB_PYTHON_VERSION=X.Y"),
+    ("PYTHON", "/bin/false", "PYTHON='/bin/false' is not a Python interpreter that runs here "
+     "(it does not run)"),
+    ("SOURCE_DATE_EPOCH", "abc", "SOURCE_DATE_EPOCH='abc' is not a Unix time (whole seconds "
+     "since 1970, e.g. 1700000000)"),
+    ("CONFIG_PATH", "/nonexistent.sh", "CONFIG_PATH='/nonexistent.sh': no such file (the "
+     "project's build_wheel/run_tests hooks)"),
+    ("ENV_VARS_PATH", "/nonexistent.sh", "ENV_VARS_PATH='/nonexistent.sh': no such file (the "
+     "build's environment variables)"),
     ("MB_ML_LIBC", "glibc", "MB_ML_LIBC='glibc' is not one of: manylinux, musllinux"),
     ("SOURCE", "svn", "SOURCE='svn' is not one of: auto, git, sdist, local"),
     ("DOCKER_PULL", "sometimes", "DOCKER_PULL='sometimes' is not one of: always, missing, never"),
@@ -52,6 +79,16 @@ BAD_SETTINGS = [
     ("DEPS_AS_OF", "yesterday", "DEPS_AS_OF='yesterday' is not source, now or an ISO date"),
     ("DEPS_GRACE_DAYS", "two", "DEPS_GRACE_DAYS='two' is not a whole number of days"),
 ]  # fmt: skip
+if platform.libc_ver()[0] == "glibc":
+    BAD_SETTINGS.append(
+        (
+            "MB_ML_LIBC",
+            "musllinux",
+            "MB_ML_LIBC='musllinux' is not buildable "
+            "natively on this glibc host (valid: manylinux); set DOCKER_IMAGE to a "
+            "musllinux image to build in a container",
+        )
+    )
 
 
 def _network_env(server: Recorder, tmp_path: Path) -> dict[str, str]:
@@ -102,10 +139,52 @@ def test_make_refuses_a_bad_setting_before_any_step(tmp_path):
     assert "==>" not in proc.stdout and server.hits == {}
 
 
+def test_a_bad_ml_ver_names_every_policy_and_the_likely_spelling(tmp_path):
+    with Recorder() as server:
+        env = {**_network_env(server, tmp_path), "MB_ML_VER": "2_28"}
+        proc = numpy_wheels("wheels", tmp_path=tmp_path, **env)
+    assert proc.returncode == 2 and server.hits == {}
+    assert proc.stderr.rstrip().endswith(f"{ML_TAIL}; did you mean MB_ML_VER=_2_28?")
+    assert ", _2_28, " in proc.stderr and ", _2_280" not in proc.stderr
+
+
+@pytest.mark.parametrize("plat", ["x86_64", "i686", "aarch64", "ppc64le", "s390x"])
+def test_ml_ver_accepts_exactly_auditwheels_policies_for_the_arch(plat):
+    from auditwheel.architecture import Architecture
+    from auditwheel.libc import Libc
+    from auditwheel.policy import WheelPolicies
+
+    # auditwheel's own API (what `auditwheel repair --plat` accepts for the arch) ...
+    policies = WheelPolicies(libc=Libc.GLIBC, arch=Architecture(plat))
+    plats = {n for p in policies if p != policies.linux for n in (p.name, *p.aliases)}
+    expected = {n.removeprefix("manylinux").removesuffix(f"_{plat}") for n in plats}
+    # ... spelled as multibuild joins them: manylinux${MB_ML_VER}_${PLAT}
+    assert set(nw_settings.ml_vers("manylinux", plat)) == expected
+    assert {"2014", "_2_17", "_2_28"} <= expected and "_2_280" not in expected
+    docker = {"DOCKER_IMAGE": "manylinux_2_28", "PLAT": plat}
+    for ml_ver in expected:
+        nw_settings.validate_settings({**docker, "MB_ML_VER": ml_ver})
+    for ml_ver in ("_2_99", "_2_3", "2_28", "_1_2"):
+        with pytest.raises(nw_settings.ConfigurationError, match=f"MB_ML_VER='{ml_ver}' is not"):
+            nw_settings.validate_settings({**docker, "MB_ML_VER": ml_ver})
+
+
 @pytest.mark.parametrize("ml_ver", ["1", "2010", "2014", "_2_24", "_2_28", "_2_34"])
 def test_multibuild_policies_are_accepted(ml_ver):
     nw_settings.validate_settings({"MB_ML_VER": ml_ver})
-    nw_settings.validate_settings({"MB_ML_VER": "_1_2", "MB_ML_LIBC": "musllinux"})
+    musl = {"MB_ML_VER": "_1_2", "MB_ML_LIBC": "musllinux", "DOCKER_IMAGE": "musllinux_1_2"}
+    nw_settings.validate_settings(musl)
+    with pytest.raises(nw_settings.ConfigurationError, match="MB_ML_VER='2014' is not one of: "
+                       "_1_1, _1_2 for musllinux"):  # fmt: skip
+        nw_settings.validate_settings({**musl, "MB_ML_VER": "2014"})
+
+
+def test_in_a_container_the_image_decides_the_arch(tmp_path):
+    # PLAT and MB_ML_LIBC a native build refuses pass validation with DOCKER_IMAGE
+    for plat in ("x86_64", "i686", "aarch64", "ppc64le", "s390x"):
+        nw_settings.validate_settings({"PLAT": plat, "DOCKER_IMAGE": "manylinux2014"})
+    nw_settings.validate_settings({"MB_ML_LIBC": "musllinux", "DOCKER_IMAGE": "musllinux_1_2"})
+    nw_settings.validate_settings({"PLAT": HOST})  # and natively, the host's own arch
 
 
 # ------------------------------------------------------------------- make help
@@ -316,6 +395,68 @@ def test_a_failed_run_keeps_the_wheelhouse_report_and_annotates(run_on_github, t
     failed = json.loads((tmp_path / "work" / "build-report.json").read_text())
     assert failed["steps"][-1]["status"] == "failed" and failed["wheels"] == []
     assert f"report: {tmp_path / 'work' / 'build-report.json'}" in proc.stdout
+
+
+def _ccache_with_a_miss(tmp_path: Path) -> Path:
+    """A private CCACHE_DIR that counted one miss, and the counters an earlier build
+    step left in the work dir (tmp_path/work) before it."""
+    ccache_dir = tmp_path / "ccache"
+    (tmp_path / "other.c").write_text("int other(void) { return 1; }\n")
+    subprocess.run(
+        ["ccache", "gcc", "-c", "other.c", "-o", "other.o"], cwd=tmp_path,
+        env=clean_env(tmp_path, CCACHE_DIR=str(ccache_dir)), check=True,
+    )  # fmt: skip
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "ccache-before.json").write_text('{"hits": 0, "misses": 0}')
+    return ccache_dir
+
+
+def test_a_failed_source_is_reported_as_asked_with_no_stale_figures(tmp_path):
+    # GIVEN an index that has nothing, a private ccache that counted a miss, and the
+    # counters an earlier build step left in the work dir
+    ccache_dir = _ccache_with_a_miss(tmp_path)
+    with Recorder() as server:
+        env = {**_network_env(server, tmp_path), "CCACHE_DIR": str(ccache_dir)}
+        # WHEN `make wheels` fails at the source step
+        proc = numpy_wheels("wheels", tmp_path=tmp_path, **env)
+    assert proc.returncode == 1 and server.hits, proc.stderr
+    report = json.loads((tmp_path / "work" / "build-report.json").read_text())
+    # THEN the report describes the source asked for, as the banner did, and nothing fetched
+    assert "  source      sdist of numpy v2.4.6 from the index\n" in proc.stdout
+    assert report["source"] == "sdist of numpy v2.4.6 from the index (not fetched)"
+    assert "build_commit" not in report and "sdist" not in report
+    assert report["deps_as_of"] is None
+    assert "has no date" not in proc.stdout + proc.stderr  # never "local directory numpy"
+    # no build step ran: no ccache figures, though the cache and an old mark are there
+    assert [s["step"] for s in report["steps"]] == ["source"]
+    assert report["ccache"] == {}
+    assert "ccache:" not in proc.stdout
+
+
+def test_ccache_figures_are_only_this_build_steps(tmp_path):
+    # GIVEN a cache that counted a miss, the counters an earlier build left, and a build
+    # step that fails before it compiles anything (its index has no OpenBLAS)
+    project = fixture_copy(tmp_path)
+    ccache_dir = _ccache_with_a_miss(tmp_path)
+    with Recorder() as server:
+        pip = {
+            "PIP_INDEX_URL": f"{server.base}/simple/",
+            "PIP_FIND_LINKS": "",
+            "PIP_EXTRA_INDEX_URL": "",
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_RETRIES": "0",
+        }
+        env = settings(tmp_path, project, CCACHE_DIR=str(ccache_dir), USE_CCACHE="1", **pip)
+        proc = numpy_wheels("wheels", tmp_path=tmp_path, **env)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads((tmp_path / "work" / "build-report.json").read_text())
+    assert [(s["step"], s["status"]) for s in report["steps"]] == [
+        ("source", "passed"),
+        ("build", "failed"),
+    ]
+    # THEN the miss counted before this build is not reported as this build's
+    assert report["ccache"] == {"hits": 0, "misses": 0} and "ccache:" not in proc.stdout
+    assert _ccache_misses({"CCACHE_DIR": str(ccache_dir)}, tmp_path) == 1
 
 
 # ------------------------------------------------------------ pieces of output

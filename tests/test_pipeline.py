@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 from importlib import resources
@@ -94,7 +95,8 @@ def test_wheels_report_matches_the_files(pipeline):
 
     assert entry["sha256"] == file_hash(wheel)
     assert report["tools"]["auditwheel"] == "auditwheel 6.8.2"
-    assert (report["project"], report["project_version"]) == ("clib_demo", "1.0.0")
+    # clib_demo-1.0.0-…whl: the project as packaging reads it from the file name
+    assert (report["project"], report["project_version"]) == ("clib-demo", "1.0.0")
     assert report["openblas"] is None
     assert f"sha256 {entry['sha256']}" in proc.stdout  # the table printed at the end
 
@@ -164,7 +166,9 @@ def test_missing_config(tmp_path):
     env = settings(tmp_path, project, CONFIG_PATH=str(tmp_path / "nope.sh"))
     proc = make("build", tmp_path=tmp_path, env=env)
     assert proc.returncode != 0  # make reports 2 for any failed recipe
-    assert f"numpy-wheels: error: config file '{tmp_path / 'nope.sh'}' not found" in proc.stderr
+    assert (f"numpy-wheels: error: CONFIG_PATH='{tmp_path / 'nope.sh'}': no such file (the "
+            "project's build_wheel/run_tests hooks)") in proc.stderr  # fmt: skip
+    assert not (tmp_path / "work").exists()  # refused before any step
 
 
 def test_unknown_plat(tmp_path):
@@ -180,7 +184,10 @@ def test_foreign_plat_without_container_engine(tmp_path):
     other = "aarch64" if HOST_ARCH != "aarch64" else "x86_64"
     proc = make("build", tmp_path=tmp_path, env=settings(tmp_path, project, PLAT=other))
     assert proc.returncode != 0
-    assert f"PLAT={other} needs a container engine (host is {HOST_ARCH})" in proc.stderr
+    assert (f"numpy-wheels: error: PLAT='{other}' is not buildable natively on this {HOST_ARCH} "
+            f"host (valid: {HOST_ARCH}); set DOCKER_IMAGE to a manylinux image for {other} to "
+            "build in a container") in proc.stderr  # fmt: skip
+    assert not (tmp_path / "work").exists()  # refused before any step
 
 
 def test_no_supported_wheel(tmp_path):
@@ -198,7 +205,12 @@ def test_no_supported_wheel(tmp_path):
     (tmp_path / "work" / "checked.json").write_text(json.dumps(checked))
     proc = make("test-wheel", tmp_path=tmp_path, env=settings(tmp_path, project))
     assert proc.returncode != 0
-    assert "no supported wheels found" in proc.stdout + proc.stderr
+    # one line naming the wheel, its tags and the interpreter, before any venv is made
+    assert (f"numpy-wheels: error: {foreign.name} ({PY_TAG}-{PY_TAG}-manylinux_2_17_{other}) "
+            f"does not install on {sys.executable} ({PY_TAG})") in proc.stderr  # fmt: skip
+    assert "no supported wheels found" not in proc.stdout + proc.stderr
+    # it failed no test: it stays where it was, and nothing is in failed/
+    assert foreign.is_file() and not (tmp_path / "wheelhouse" / "failed").exists()
     assert list((tmp_path / "wheelhouse").glob("*.whl")) == []
 
 

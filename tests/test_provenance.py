@@ -209,3 +209,30 @@ def test_make_wheels_writes_a_valid_record_of_its_wheels(tmp_path):
     started = data["predicate"]["runDetails"]["metadata"]["startedOn"]
     assert started <= data["predicate"]["runDetails"]["metadata"]["finishedOn"]
     assert provenance.main([str(path)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "purl"),
+    [
+        # file names read by packaging, not split by hand: name normalized, version as is
+        ("scipy_openblas64-0.3.31.188.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+         "pkg:pypi/scipy-openblas64@0.3.31.188.0"),
+        ("Scipy_OpenBLAS32-0.3.30.0.8-1-py3-none-win_amd64.whl",
+         "pkg:pypi/scipy-openblas32@0.3.30.0.8"),
+    ],
+)  # fmt: skip
+def test_openblas_dependency_names_the_wheel_as_pypi_does(tmp_path, name, purl):
+    prepared = tmp_path / "prepared" / "x"
+    prepared.mkdir(parents=True)
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / name).write_bytes(b"wheel")
+    (prepared / ".nw-openblas.json").write_text(json.dumps({"file": name}))
+    described = provenance.openblas_dependency(prepared)
+    assert described["uri"] == f"{purl}?file_name={name}"
+    assert described["digest"] == {"sha256": file_hash(tmp_path / "downloads" / name)}
+
+
+def test_an_sdist_is_named_as_pypi_does(tmp_path, no_ci):
+    marker = {**SDIST, "file": "Clib_Demo-1.0.0rc1.tar.gz"}
+    (source,) = record(tmp_path, marker)["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert source["uri"] == "pkg:pypi/clib-demo@1.0.0rc1?file_name=Clib_Demo-1.0.0rc1.tar.gz"

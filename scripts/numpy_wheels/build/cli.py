@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.step = "test-wheel" if args.step == "test" else args.step
     _set_noise(args.quiet, args.verbose)
-    validate_settings(os.environ)
+    validate_settings(os.environ, args.step)
     settings = Settings.from_env(nightly=args.nightly)
     if not runner.QUIET:
         print_banner(settings, "make wheels" if args.step == "wheels" else f"make {args.step}")

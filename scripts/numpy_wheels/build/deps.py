@@ -85,6 +85,17 @@ def _grace() -> timedelta:
     return timedelta(days=int(text))
 
 
+def given_epoch() -> int | None:
+    """SOURCE_DATE_EPOCH as the user set it (None: unset)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch and not epoch.isdigit():
+        raise ConfigurationError(
+            f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix time (whole seconds since 1970, "
+            "e.g. 1700000000)"
+        )
+    return int(epoch) if epoch else None
+
+
 def git_commit_time(repo: Path) -> datetime | None:
     """The committer time of HEAD when ``repo`` is the top of a git checkout."""
     if not (repo / ".git").exists():
@@ -112,11 +123,9 @@ def resolve(source_time: datetime | None, source_basis: str) -> DepsDate:
     if setting != "source":
         return DepsDate(_parse_moment(setting, "DEPS_AS_OF"), f"DEPS_AS_OF={setting}")
     grace = _grace()
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch:
-        if not epoch.isdigit():
-            raise ConfigurationError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix time")
-        moment = datetime.fromtimestamp(int(epoch), UTC)
+    epoch = given_epoch()
+    if epoch is not None:
+        moment = datetime.fromtimestamp(epoch, UTC)
         basis = f"SOURCE_DATE_EPOCH {moment:%Y-%m-%d}"
     elif source_time is not None:
         moment, basis = source_time.astimezone(UTC), f"{source_basis} {source_time:%Y-%m-%d}"

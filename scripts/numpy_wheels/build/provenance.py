@@ -27,6 +27,8 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import quote
 
+from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
 from .. import options
 from ..errors import FatalError
 from ..files import atomic_write, file_hash, sanitize_url
@@ -92,10 +94,10 @@ def source_dependency(marker: dict, repo_dir: Path, repo_url: str) -> dict:
         }
     if marker.get("kind") == "sdist":
         name = marker["file"]
-        project, _, version = name[: -len(".tar.gz")].rpartition("-")
+        project, version = parse_sdist_filename(name)
         return {
             "name": name,
-            "uri": f"pkg:pypi/{project.lower()}@{version}?file_name={name}",
+            "uri": f"pkg:pypi/{project}@{version}?file_name={name}",
             "digest": {"sha256": marker["sha256"]},
         }
     head = subprocess.run(
@@ -122,8 +124,8 @@ def openblas_dependency(prepared: Path) -> dict | None:
         return None
     described = {"name": name, "digest": {"sha256": file_hash(archive)}}
     if name.endswith(".whl"):
-        project, version = name.split("-")[:2]
-        described["uri"] = f"pkg:pypi/{project.replace('_', '-')}@{version}?file_name={name}"
+        project, version = parse_wheel_filename(name)[:2]
+        described["uri"] = f"pkg:pypi/{project}@{version}?file_name={name}"
     return described
 
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.utils import parse_wheel_filename
+
 from ..errors import FatalError
 from ..files import atomic_write, file_hash
 from ..log import colour
@@ -20,6 +22,7 @@ from . import provenance
 from .deps import deps_date
 from .paths import BUILD, BUILD_VENV, CCACHE_BEFORE, ROOT, SOURCE_MARKER, TOOLKIT_BIN
 from .runner import _recorded, build_epoch
+from .settings import asked_source
 from .venv import venv_bin
 
 if TYPE_CHECKING:
@@ -136,17 +139,21 @@ def write_report(settings: Settings, source: str, built: list[str], failed: bool
     wheels = [settings.wheel_sdir / name for name in built]
     wheels = [w for w in wheels if w.is_file()]  # not those that failed their tests
     # The project and version are those of the wheels actually built.
-    names = [w.name.split("-")[:2] for w in wheels] or [[settings.project, ""]]
+    names = [parse_wheel_filename(w.name)[:2] for w in wheels] or [(settings.project, "")]
+    steps = _recorded()
+    ran = {step["step"] for step in steps}
+    # No source step passed in this run: what was asked, never an older tree's facts.
+    fetched = bool(source) or "source" not in ran
     report = {
         "version": 1,
         "project": names[0][0],
-        "project_version": names[0][1],
-        **_source_facts(settings),
-        "source": source,
+        "project_version": str(names[0][1]),
+        **(_source_facts(settings) if fetched else {}),
+        "source": source or f"{asked_source(settings)} (not fetched)",
         "python": build.get("python"),
         "python_path": build.get("python_path"),
         "platform": settings.plat,
-        "deps_as_of": _deps_json(settings),
+        "deps_as_of": _deps_json(settings) if fetched else None,
         "environment": {
             "image": settings.docker_image or None,
             "test_image": (os.environ.get("DOCKER_TEST_IMAGE") or settings.docker_image) or None,
@@ -160,9 +167,9 @@ def write_report(settings: Settings, source: str, built: list[str], failed: bool
             "meson-python": build.get("meson-python"),
             "ccache": build.get("ccache"),
         },
-        # This host's cache says nothing about a build in a container.
-        "ccache": {} if settings.docker_image else _ccache_delta(),
-        "steps": _recorded(),
+        # This build step's figures only; this host's cache says nothing about a container.
+        "ccache": _ccache_delta() if "build" in ran and not settings.docker_image else {},
+        "steps": steps,
         "wheels": [
             {"name": w.name, "size": w.stat().st_size, "sha256": file_hash(w)} for w in wheels
         ],

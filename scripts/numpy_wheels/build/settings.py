@@ -3,6 +3,7 @@ checked before any download or build; the banner that shows them."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -10,13 +11,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from .. import options
 from ..errors import ConfigurationError
 from ..files import sanitize_url
 from ..log import log
-from .deps import _grace, _parse_moment
+from .deps import _grace, _parse_moment, given_epoch
 from .paths import BUILD, _abs
 from .source import source_kind
 
@@ -89,7 +91,13 @@ def select_python(python: str, wanted: str, container: bool) -> tuple[str, str]:
             raise ConfigurationError(f"Python interpreter {python!r} not found (set PYTHON=...)")
         return python, wanted or str(found)
     if not wanted:
-        return python, found or ""
+        if not found:
+            raise ConfigurationError(
+                f"PYTHON={python!r} is not a Python interpreter that runs here "
+                f"({'not found' if shutil.which(python) is None else 'it does not run'}); "
+                "set PYTHON=python3.X or a path to one, or MB_PYTHON_VERSION=X.Y"
+            )
+        return python, found
     if not re.fullmatch(r"\d+\.\d+", wanted):
         raise ConfigurationError(f"MB_PYTHON_VERSION={wanted!r} is not X.Y (e.g. 3.12)")
     if found == wanted:
@@ -120,12 +128,25 @@ PLATS = {
     "darwin": ("x86_64", "arm64", "universal2", "intel"),
     "win32": ("x86_64", "AMD64", "i686", "x86", "win32", "win_amd64", "ARM64", "arm64"),
 }
-# MB_ML_VER as multibuild took it: 1, 2010, 2014, or _2_NN (glibc 2.NN); musllinux _1_N.
-ML_VERS = {"manylinux": r"1|2010|2014|_2_\d+", "musllinux": r"_1_\d+"}
 
 
-def validate_settings(env: os._Environ[str] | dict[str, str]) -> None:
-    """Refuse a bad enumerated setting in one line naming the valid values."""
+def ml_vers(libc: str, arch: str) -> list[str]:
+    """The MB_ML_VER values for ``arch`` as multibuild spells them (``{libc}{MB_ML_VER}``
+    is auditwheel's --plat): each policy auditwheel knows for the arch, by name
+    (``_2_28``) and legacy alias (``1``, ``2010``, ``2014``), read from its own tables."""
+    table = resources.files("auditwheel.policy") / f"{libc}-policy.json"
+    values = []
+    for policy in json.loads(table.read_text()):
+        if arch in policy["symbol_versions"]:
+            names = [policy["name"], *policy["aliases"]]
+            values += [n.removeprefix(libc) for n in names if n.startswith(libc)]
+    # the legacy aliases first (1, 2010, 2014), then _2_5, _2_12, ... by glibc/musl version
+    return sorted(values, key=lambda v: (v[0] == "_", [int(n) for n in v.strip("_").split("_")]))
+
+
+def validate_settings(env: os._Environ[str] | dict[str, str], step: str = "wheels") -> None:
+    """Refuse a bad setting in one line naming the valid values, before ``step`` (a
+    step of cli.STEPS or "wheels") downloads or builds anything."""
     for name, valid in CHOICES.items():
         value = env.get(name, "")
         if value and value not in valid:
@@ -134,17 +155,7 @@ def validate_settings(env: os._Environ[str] | dict[str, str]) -> None:
     plat, plats = env.get("PLAT", ""), PLATS.get(host)
     if plat and plats and plat not in plats:
         raise ConfigurationError(f"PLAT={plat!r} is not one of: {', '.join(plats)} (on {host})")
-    libc = options.value("MB_ML_LIBC", env)
-    ml_ver = env.get("MB_ML_VER", "")
-    if ml_ver and not re.fullmatch(ML_VERS[libc], ml_ver):
-        hint = ""
-        bare = re.fullmatch(r"(?:manylinux|musllinux)?_?(\d+_\d+|1|2010|2014)", ml_ver)
-        if bare and re.fullmatch(ML_VERS[libc], "_" + bare[1]):
-            hint = f"; did you mean MB_ML_VER=_{bare[1]}?"
-        elif bare and re.fullmatch(ML_VERS[libc], bare[1]):
-            hint = f"; did you mean MB_ML_VER={bare[1]}?"
-        valid = "1, 2010, 2014, _2_NN (e.g. _2_28)" if libc == "manylinux" else "_1_N (e.g. _1_2)"
-        raise ConfigurationError(f"MB_ML_VER={ml_ver!r} is not one of: {valid} for {libc}{hint}")
+    _check_ml_ver(env, plat or platform.machine())
     version = env.get("MB_PYTHON_VERSION", "")
     if version and not re.fullmatch(r"\d+\.\d+", version):
         raise ConfigurationError(f"MB_PYTHON_VERSION={version!r} is not X.Y (e.g. 3.12)")
@@ -157,6 +168,69 @@ def validate_settings(env: os._Environ[str] | dict[str, str]) -> None:
     if deps not in ("", "source", "now"):
         _parse_moment(deps, "DEPS_AS_OF")  # names the setting and the accepted forms
     _grace()
+    given_epoch()
+    for name, what in FILES:
+        path = options.value(name, env)
+        if not _abs(path).is_file():
+            raise ConfigurationError(f"{name}={path!r}: no such file ({what})")
+    native = sys.platform.startswith("linux") and not options.value("DOCKER_IMAGE", env)
+    if native and step in NATIVE_STEPS:
+        _check_native(env, plat)
+
+
+# The steps that build or test on this host (source fetches, check audits files).
+NATIVE_STEPS = ("build", "repair", "test-wheel", "wheels")
+# Files the shell library sources: (setting, what it is).
+FILES = [
+    ("CONFIG_PATH", "the project's build_wheel/run_tests hooks"),
+    ("ENV_VARS_PATH", "the build's environment variables"),
+]
+
+
+def _check_ml_ver(env: os._Environ[str] | dict[str, str], arch: str) -> None:
+    """MB_ML_VER: a policy auditwheel knows for the arch, spelled as multibuild took it."""
+    libc = options.value("MB_ML_LIBC", env)
+    ml_ver = env.get("MB_ML_VER", "")
+    valid = ml_vers(libc, arch)
+    if not ml_ver or ml_ver in valid or not sys.platform.startswith("linux"):
+        return  # (macOS and Windows do not read it)
+    hint = ""
+    bare = re.fullmatch(r"(?:manylinux|musllinux)?_?(\d+(?:_\d+)?)", ml_ver)
+    if bare and f"_{bare[1]}" in valid:
+        hint = f"; did you mean MB_ML_VER=_{bare[1]}?"
+    elif bare and bare[1] in valid:
+        hint = f"; did you mean MB_ML_VER={bare[1]}?"
+    raise ConfigurationError(
+        f"MB_ML_VER={ml_ver!r} is not one of: {', '.join(valid)} for {libc} on {arch} "
+        f"(auditwheel's policies){hint}"
+    )
+
+
+def _check_native(env: os._Environ[str] | dict[str, str], plat: str) -> None:
+    """Natively (no DOCKER_IMAGE) the shell library builds only for this host: its
+    arch (travis_linux_steps.sh: _nw_check_plat) and its libc."""
+    host = platform.machine()
+    if plat and plat != host:
+        raise ConfigurationError(
+            f"PLAT={plat!r} is not buildable natively on this {host} host (valid: {host}); "
+            f"set DOCKER_IMAGE to a manylinux image for {plat} to build in a container"
+        )
+    glibc = platform.libc_ver()[0] == "glibc"
+    if options.value("MB_ML_LIBC", env) == "musllinux" and glibc:
+        raise ConfigurationError(
+            "MB_ML_LIBC='musllinux' is not buildable natively on this glibc host "
+            "(valid: manylinux); set DOCKER_IMAGE to a musllinux image to build in a container"
+        )
+
+
+def asked_source(settings: Settings) -> str:
+    """The source this run asks for, in words (the banner's; the report's when the
+    source step did not fetch it)."""
+    kind = source_kind(settings)
+    return {
+        "local": f"local directory {settings.repo_dir}",
+        "sdist": f"sdist of {settings.project} {settings.build_commit} from the index",
+    }.get(kind, f"git {sanitize_url(settings.repo_url)} {settings.build_commit}")
 
 
 def banner_lines(settings: Settings) -> list[tuple[str, str]]:
@@ -166,11 +240,7 @@ def banner_lines(settings: Settings) -> list[tuple[str, str]]:
     image = settings.docker_image
     engine = options.value("CONTAINER_ENGINE")
     where = f"container {image} ({engine})" if image else f"native ({platform.machine()} host)"
-    kind = source_kind(settings)
-    source = {
-        "local": f"local directory {settings.repo_dir}",
-        "sdist": f"sdist of {settings.project} {settings.build_commit} from the index",
-    }.get(kind, f"git {sanitize_url(settings.repo_url)} {settings.build_commit}")
+    source = asked_source(settings)
     libc = options.value("MB_ML_LIBC")
     ml_ver = env.get("MB_ML_VER", "")
     policy = f"{libc}{ml_ver}" if ml_ver else f"{libc}: the best the build allows"

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.utils import parse_wheel_filename
+
 from .. import options
 from ..errors import ConfigurationError, FatalError
 from ..files import atomic_write, file_hash, file_lock
@@ -32,7 +34,7 @@ from ..log import log
 from . import runner
 from .buildroot import build_root, canonical
 from .deps import deps_date, explain_pip
-from .paths import BUILD_VENV, CHECKED, MANIFEST, RAW, REPAIRED, ROOT, _abs
+from .paths import BUILD_VENV, CCACHE_BEFORE, CHECKED, MANIFEST, RAW, REPAIRED, ROOT, _abs
 from .report import _ccache_mark, _tools_file
 from .runner import (
     INFRA_STATUS,
@@ -46,6 +48,7 @@ from .runner import (
 )
 from .source import step_source
 from .venv import make_venv, venv_env
+from .wheel_tags import check_installable
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -65,6 +68,7 @@ def step_build(settings: Settings) -> str:
     _need_config(settings)
     for stale in (RAW, REPAIRED):
         shutil.rmtree(stale, ignore_errors=True)
+    CCACHE_BEFORE.unlink(missing_ok=True)  # an earlier build's counters are not this one's
     for step in ("build", "repair"):
         _tools_file(step).unlink(missing_ok=True)
     CHECKED.unlink(missing_ok=True)
@@ -164,7 +168,8 @@ def step_check(settings: Settings) -> str:
         raise FatalError(f"no wheel in {REPAIRED} to check; run `make repair` first")
     # Our own builds are audited strictly: a warning fails them too.
     cmd = [sys.executable, "-m", "numpy_wheels.audit", "--strict"]
-    if all(w.name.startswith("numpy-") for w in wheels) and settings.project == "numpy":
+    numpy = all(parse_wheel_filename(w.name)[0] == "numpy" for w in wheels)
+    if numpy and settings.project == "numpy":
         version, interface = _build_openblas(settings)
         cmd += ["--expect-openblas", version, "--expect-interface", interface]
     CHECKED.unlink(missing_ok=True)
@@ -189,6 +194,8 @@ def step_test_wheel(settings: Settings) -> str:
     python = shutil.which(settings.python)
     if python is None:
         raise ConfigurationError(f"Python interpreter {settings.python!r} not found (PYTHON)")
+    if not settings.docker_image:  # in a container the test image's Python decides
+        check_installable(wheels, python)  # a mismatch did not fail any test: not failed/
     # install_run makes the clean venv itself, from this interpreter.
     cmd, env = library_call(
         settings,
