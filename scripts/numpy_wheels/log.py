@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,9 +32,12 @@ __all__ = [
     "is_verbose",
     "log",
     "logger",
+    "markdown_table",
+    "plural",
     "run_main",
     "set_verbosity",
     "step",
+    "step_summary",
     "toolkit_version",
 ]
 
@@ -78,7 +81,7 @@ class CIFormatter(logging.Formatter):
                 "github": f"::group::{_escape_data(text)}",
                 "azure": f"##[group]{text}",
                 "travis": f"travis_fold:start:{fid}\r\033[0K{text}",
-            }.get(kind or "", text)
+            }.get(kind or "", f"==> {text}")
         end = {
             "github": "::endgroup::",
             "azure": "##[endgroup]",
@@ -163,6 +166,7 @@ _fold_count = [0]
 def step(title: str) -> Iterator[None]:
     """Fold the lines of a step (on a CI that folds) and end it with ``✓ 1.23s``/``✕``."""
     _fold_count[0] += 1
+    sys.stdout.flush()  # the step's own output (stdout) stays inside its fold
     fid = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', title)[:40].strip('_')}.{_fold_count[0]}"
     logger.info(title, extra={"fold": "start", "fold_id": fid})
     start = time.monotonic()
@@ -174,6 +178,7 @@ def step(title: str) -> Iterator[None]:
         good, bad = _ticks()
         mark = colour("PASS" if ok else "FAIL", sys.stderr, good if ok else bad)
         secs = f"{time.monotonic() - start:.2f}s"
+        sys.stdout.flush()
         logger.info(f"{mark} {secs:>8}", extra={"fold": "end", "fold_id": fid})
 
 
@@ -199,7 +204,8 @@ def add_version_option(parser: Any) -> None:
     )
 
 
-_COLOURS = {"PASS": "32", "FAIL": "31", "WARN": "33", "passed": "32", "failed": "31"}
+_COLOURS = {"PASS": "32", "FAIL": "31", "ERROR": "31", "WARN": "33", "passed": "32",
+            "failed": "31"}  # fmt: skip
 
 
 def colour(word: str, stream: IO[str] | None = None, text: str | None = None) -> str:
@@ -216,16 +222,50 @@ def colour(word: str, stream: IO[str] | None = None, text: str | None = None) ->
     return f"\033[{_COLOURS[word]}m{text}\033[0m"
 
 
-def ci_error(message: str, title: str = "") -> None:
-    """An error annotation in the CI's own syntax (GitHub Actions, Azure Pipelines)."""
+def ci_error(message: str, title: str = "", *, level: str = "error",
+             stream: IO[str] | None = None) -> None:  # fmt: skip
+    """An annotation (``level`` error or warning) in the CI's own syntax (GitHub Actions,
+    Azure Pipelines), on ``stream`` (default stdout; stderr where stdout is a document)."""
     first = message.strip().splitlines()[0] if message.strip() else title
     kind = ci_kind()
+    out = stream or sys.stdout
     if kind == "github":
         # also : and , escaped in properties
         prop = _escape_data(title).replace(":", "%3A").replace(",", "%2C")
-        print(f"::error{' title=' + prop if title else ''}::{_escape_data(first)}", flush=True)
+        print(f"::{level}{' title=' + prop if title else ''}::{_escape_data(first)}",
+              file=out, flush=True)  # fmt: skip
     elif kind == "azure":
-        print(f"##vso[task.logissue type=error]{first}", flush=True)
+        print(f"##vso[task.logissue type={level}]{first}", file=out, flush=True)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``3 files``: a count and its noun (nouns with a plain -s plural)."""
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """The lines of a Markdown table; a ``|`` or newline in a cell cannot break it."""
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+
+
+def step_summary(lines: list[str]) -> None:
+    """Append Markdown to GitHub Actions' job summary ($GITHUB_STEP_SUMMARY) when set.
+
+    The summary is a courtesy: a file that cannot be written is a warning, never a failure.
+    """
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    try:
+        with open(target, "a", encoding="utf-8") as out:
+            out.write("\n".join([*lines, "", ""]))
+    except OSError as exc:
+        logger.warning(f"GITHUB_STEP_SUMMARY {target}: cannot append: {exc.strerror}")
 
 
 def run_main(main: Callable[[list[str] | None], int], prog: str) -> None:

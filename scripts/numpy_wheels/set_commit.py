@@ -19,7 +19,7 @@ from pathlib import Path
 from .build.paths import ROOT
 from .errors import ConfigurationError, FatalError
 from .files import atomic_write
-from .log import add_version_option, run_main
+from .log import add_verbosity_options, add_version_option, log, run_main, set_verbosity
 
 PROG = "set-commit"
 
@@ -32,7 +32,7 @@ _MAKE_DEFAULT = re.compile(r"^(?P<head>BUILD_COMMIT \?= )(?P<q>)(?P<value>\S+)(?
 
 
 @dataclass(frozen=True)
-class Target:
+class CommitFile:
     """One file that defines BUILD_COMMIT, and the form its definition takes."""
 
     path: str
@@ -58,11 +58,11 @@ def _same(value: str) -> str:
 # Every file that names the release commit.  The Azure templates and the
 # workflow's jobs read the variable; they never define it.
 TARGETS = (
-    Target("azure-pipelines.yml", _YAML_KEY, _yaml_value),
-    Target(".github/workflows/wheels.yml", _YAML_KEY, _yaml_value),
-    Target(".travis.yml", _SHELL_ITEM, _same),
-    Target("appveyor.yml", _YAML_KEY, _yaml_value),
-    Target("scripts/numpy_wheels/data/settings.mk", _MAKE_DEFAULT, _same),
+    CommitFile("azure-pipelines.yml", _YAML_KEY, _yaml_value),
+    CommitFile(".github/workflows/wheels.yml", _YAML_KEY, _yaml_value),
+    CommitFile(".travis.yml", _SHELL_ITEM, _same),
+    CommitFile("appveyor.yml", _YAML_KEY, _yaml_value),
+    CommitFile("scripts/numpy_wheels/data/settings.mk", _MAKE_DEFAULT, _same),
 )
 
 
@@ -86,7 +86,7 @@ def check_commit(commit: str) -> str:
     return commit
 
 
-def rewrite(text: str, target: Target, commit: str) -> tuple[str, str]:
+def rewrite(text: str, target: CommitFile, commit: str) -> tuple[str, str]:
     """Return (new text, old value) with the one BUILD_COMMIT definition set to ``commit``."""
     lines = text.splitlines(keepends=True)
     hits = []
@@ -146,9 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT,
         help="checkout whose files are rewritten (default: this toolkit's)",
     )
+    add_verbosity_options(parser)
     add_version_option(parser)
     args = parser.parse_args(argv)
+    set_verbosity(args.verbose, args.quiet)
     commit = check_commit(args.commit.strip())
+    log(f"setting BUILD_COMMIT={commit} under {args.root}", verbose_only=True)
     for name, old in set_commit(args.root, commit):
         state = "unchanged" if old == commit else f"{old} -> {commit}"
         print(f"{name}: BUILD_COMMIT {state}")

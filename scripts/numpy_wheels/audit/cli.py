@@ -9,10 +9,17 @@ import re
 import sys
 
 from numpy_wheels.errors import FatalError
-from numpy_wheels.log import add_version_option
+from numpy_wheels.log import (
+    add_verbosity_options,
+    add_version_option,
+    ci_error,
+    markdown_table,
+    set_verbosity,
+    step_summary,
+)
 
 from . import policy
-from .report import format_text, json_document
+from .report import format_text, json_document, verdict
 from .wheel import check_wheels
 
 PROG = "check_wheel.py"
@@ -66,13 +73,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the NumPy-specific checks (on by default for wheels of the project numpy)",
     )
+    add_verbosity_options(parser)
     add_version_option(parser)
     return parser
+
+
+def tell_ci(reports: list, strict: bool, stream=None) -> None:
+    """An annotation per wheel that did not pass (a warning for warnings) and a row
+    per wheel in the GitHub job summary."""
+    for r in reports:
+        if not r.passed(strict) or r.unreadable:
+            found = r.failures or r.warnings or ["unreadable"]
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            what = found[0] if found[0].startswith(r.name) else f"{r.name}: {found[0]}"
+            ci_error(f"{verdict(r, strict)} {what}{more}", PROG, stream=stream)
+        elif r.warnings:
+            ci_error(f"{r.name}: {r.warnings[0]}", PROG, level="warning", stream=stream)
+    rows = [(f"`{r.name}`", verdict(r, strict), len(r.failures), len(r.warnings)) for r in reports]
+    step_summary([f"### {PROG}", "", *markdown_table(
+        ("wheel", "verdict", "failures", "warnings"), rows)])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_verbosity(args.verbose, args.quiet)
     if args.expect_openblas is not None and not re.match(
         r"^\d+\.\d+\.\d+(\.[0-9A-Za-z]+)*$", args.expect_openblas
     ):
@@ -91,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(json_document(reports, args.strict), indent=2))
     else:
         print(format_text(reports, args.strict))
+    tell_ci(reports, args.strict, sys.stderr if args.json else None)
     if any(not r.passed(args.strict) and not r.unreadable for r in reports):
         return policy.EXIT_FAIL
     return policy.EXIT_UNREADABLE if any(r.unreadable for r in reports) else policy.EXIT_OK

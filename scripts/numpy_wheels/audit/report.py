@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from numpy_wheels.log import colour
+
 JSON_VERSION = 2
 
 
@@ -132,12 +134,14 @@ def verdict(report: WheelReport, strict: bool) -> str:
 
 
 def format_text(reports: list[WheelReport], strict: bool = False) -> str:
-    """``PASS name`` / ``FAIL name`` per wheel, then one line per finding."""
+    """``PASS name`` / ``FAIL name`` per wheel, then one line per finding (coloured
+    for stdout when it is a terminal and NO_COLOR is unset)."""
     lines = []
     for report in reports:
-        lines.append(f"{verdict(report, strict)} {report.name}")
+        word = verdict(report, strict)
+        lines.append(f"{colour(word)} {report.name}")
         lines += [f"  {failure}" for failure in report.failures]
-        lines += [f"  warning: {warning}" for warning in report.warnings]
+        lines += [f"  {colour('WARN', text='warning:')} {warning}" for warning in report.warnings]
     return "\n".join(lines)
 
 

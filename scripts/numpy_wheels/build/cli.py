@@ -22,8 +22,7 @@ import time
 from datetime import UTC, datetime
 
 from ..files import file_lock
-from ..log import add_version_option, run_main, set_verbosity
-from . import runner
+from ..log import add_verbosity_options, add_version_option, is_quiet, run_main, set_verbosity
 from .paths import BUILD, MANIFEST, REPAIRED, STEP_RECORD
 from .report import print_summary, write_provenance, write_report
 from .settings import Settings, announce_environment, print_banner, validate_settings
@@ -61,17 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("step", choices=[*STEPS, "test", "wheels"], help="test: test-wheel")
     parser.add_argument("--nightly", action="store_true", help="build NIGHTLY_BUILD_COMMIT")
-    noise = parser.add_mutually_exclusive_group()
-    noise.add_argument("-q", "--quiet", action="store_true", help="only errors and the summary "
-                       "(env NW_QUIET=1); step output stays in build/logs/")  # fmt: skip
-    noise.add_argument("-v", "--verbose", action="store_true", help="say more (env NW_VERBOSE=1)")
+    add_verbosity_options(parser)  # -q: step output stays in build/logs/ only
     add_version_option(parser)
     args = parser.parse_args(argv)
     args.step = "test-wheel" if args.step == "test" else args.step
     _set_noise(args.quiet, args.verbose)
     validate_settings(os.environ, args.step)
     settings = Settings.from_env(nightly=args.nightly)
-    if not runner.QUIET:
+    if not is_quiet():
         print_banner(settings, "make wheels" if args.step == "wheels" else f"make {args.step}")
     if args.step != "source":
         announce_environment(settings)
@@ -88,8 +84,7 @@ def _set_noise(quiet: bool, verbose: bool) -> None:
         os.environ["NW_QUIET"] = "1"
     if verbose:
         os.environ["NW_VERBOSE"] = "1"
-    runner.QUIET = bool(os.environ.get("NW_QUIET"))
-    set_verbosity(bool(os.environ.get("NW_VERBOSE")), runner.QUIET)
+    set_verbosity(bool(os.environ.get("NW_VERBOSE")), bool(os.environ.get("NW_QUIET")))
 
 
 if __name__ == "__main__":

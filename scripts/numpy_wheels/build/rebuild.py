@@ -210,7 +210,7 @@ def _same_sdist(repo: Path, second_repo: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rebuild_check.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="rebuild-check", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     cmp = sub.add_parser("compare", help="compare two wheels member by member")
     cmp.add_argument("first", type=Path)
@@ -243,4 +243,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main, "rebuild_check.py")
+    run_main(main, "rebuild-check")

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from packaging.utils import parse_wheel_filename
 
 from ..errors import FatalError
-from ..files import atomic_write, file_hash
-from ..log import colour
+from ..files import atomic_write, file_hash, human_size
+from ..log import colour, markdown_table, step_summary
 from . import provenance
 from .deps import deps_date
 from .paths import BUILD, BUILD_VENV, CCACHE_BEFORE, ROOT, SOURCE_MARKER, TOOLKIT_BIN
@@ -244,15 +244,6 @@ def _epoch_or_none(settings: Settings) -> int | None:
         return None
 
 
-def human_size(size: float) -> str:
-    """Bytes in the unit that keeps 3 significant digits: 6.0 KiB, 17.2 MiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
 def print_summary(report: dict, path: Path, seconds: float, failed: bool) -> None:
     """The end of a run: steps, each wheel's path, size and hash, the report, counts."""
     wheel_dir = path.parent if not failed else None
@@ -276,20 +267,13 @@ def print_summary(report: dict, path: Path, seconds: float, failed: bool) -> Non
 
 
 def github_summary(report: dict, path: Path, failed: bool) -> None:
-    """Append a Markdown table to $GITHUB_STEP_SUMMARY (GitHub Actions' job summary)."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target:
-        return
+    """Append Markdown tables to $GITHUB_STEP_SUMMARY (GitHub Actions' job summary)."""
+    steps = [(s["step"], f"{s['seconds']:.1f}", s["status"]) for s in report["steps"]]
+    wheels = [(f"`{w['name']}`", human_size(w["size"]), f"`{w['sha256']}`")
+              for w in report["wheels"]]  # fmt: skip
     lines = [f"### {report['project']} {report['project_version']} on {report['platform']}: "
-             f"{'failed' if failed else 'passed'}", "",
-             "| step | seconds | status |", "|---|---:|---|"]  # fmt: skip
-    lines += [f"| {s['step']} | {s['seconds']:.1f} | {s['status']} |" for s in report["steps"]]
-    if report["wheels"]:
-        lines += ["", "| wheel | size | sha256 |", "|---|---:|---|"]
-        lines += [
-            f"| `{w['name']}` | {human_size(w['size'])} | `{w['sha256']}` |"
-            for w in report["wheels"]
-        ]
-    lines += ["", f"report: `{path}`", ""]
-    with open(target, "a", encoding="utf-8") as out:
-        out.write("\n".join(lines))
+             f"{'failed' if failed else 'passed'}", ""]  # fmt: skip
+    lines += markdown_table(("step", "seconds", "status"), steps)
+    if wheels:
+        lines += ["", *markdown_table(("wheel", "size", "sha256"), wheels)]
+    step_summary([*lines, "", f"report: `{path}`"])

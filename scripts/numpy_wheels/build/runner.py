@@ -18,23 +18,12 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError, FatalError
 from ..files import atomic_write
-from ..log import log
+from ..log import is_quiet, log
 from .deps import dated_env, git_commit_time, source_time
 from .paths import BUILD, LOGS, MESON_DIR, ROOT, SDIST_CACHE, SOURCE_MARKER, STEP_RECORD, TAIL_LINES
 
 if TYPE_CHECKING:
     from .settings import Settings
-
-# There is one stdout per process: -q/NW_QUIET keeps step output in build/logs/ only.
-QUIET = bool(os.environ.get("NW_QUIET"))
-
-
-def _ci_fold(title: str) -> tuple[str, str]:
-    if os.environ.get("GITHUB_ACTIONS"):
-        return f"::group::{title}", "::endgroup::"
-    if os.environ.get("TF_BUILD"):
-        return f"##[group]{title}", "##[endgroup]"
-    return f"==> {title}", ""
 
 
 class StepFailed(FatalError):
@@ -95,7 +84,7 @@ def run_logged(
         try:
             for raw in proc.stdout:
                 line = raw.decode("utf-8", "replace")
-                if not QUIET:
+                if not is_quiet():  # -q/NW_QUIET: step output in build/logs/ only
                     sys.stdout.write(line)
                 logf.write(line)
             code = proc.wait()

@@ -31,7 +31,7 @@ from .. import options
 from ..errors import ConfigurationError, FatalError
 from ..files import atomic_write, file_hash, file_lock
 from ..log import log
-from . import runner
+from ..log import step as fold
 from .buildroot import build_root, canonical
 from .deps import deps_date, explain_pip
 from .paths import BUILD_VENV, CCACHE_BEFORE, CHECKED, MANIFEST, RAW, REPAIRED, ROOT, _abs
@@ -40,7 +40,6 @@ from .runner import (
     INFRA_STATUS,
     StepFailed,
     StepResult,
-    _ci_fold,
     _record,
     library_call,
     run_logged,
@@ -281,25 +280,19 @@ STEPS = {
 
 
 def run_step(name: str, settings: Settings) -> StepResult:
-    begin, end = _ci_fold(f"{name} ({settings.repo_dir.name})")
-    end = "" if runner.QUIET else end
-    if not runner.QUIET:
-        print(begin, flush=True)
     start = time.monotonic()
     try:
-        try:
-            detail = STEPS[name](settings)
-        except subprocess.CalledProcessError as exc:  # venv creation and the like
-            raise FatalError(f"step '{name}': {shlex.join(map(str, exc.cmd))} failed") from None
+        with fold(f"{name} ({settings.repo_dir.name})"):  # a CI fold, or ==> on a terminal
+            try:
+                detail = STEPS[name](settings)
+            except subprocess.CalledProcessError as exc:  # venv creation and the like
+                cmd = shlex.join(map(str, exc.cmd))
+                raise FatalError(f"step '{name}': {cmd} failed") from None
     except (FatalError, KeyboardInterrupt) as exc:
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         _record(StepResult(name, round(time.monotonic() - start, 2), status, str(exc)[:200]))
-        if end:
-            print(end, flush=True)
         raise
     result = StepResult(name, round(time.monotonic() - start, 2), "passed", detail)
     _record(result)
-    if end:
-        print(end, flush=True)
     log(f"{name}: done in {result.seconds:.1f} s — {detail}")
     return result

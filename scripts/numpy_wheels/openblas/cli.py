@@ -9,7 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from numpy_wheels.errors import ConfigurationError
-from numpy_wheels.log import add_version_option, log, run_main, set_verbosity
+from numpy_wheels.log import (
+    add_verbosity_options,
+    add_version_option,
+    log,
+    run_main,
+    set_verbosity,
+)
 
 from .checks import check_version, run_tests
 from .prepare import library_version, prepare
@@ -79,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=env.get("NW_OPENBLAS_RETRIES", "5"),
         help="attempts per download (env NW_OPENBLAS_RETRIES; default 5)",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="progress on stderr")
+    add_verbosity_options(parser)
     action = parser.add_mutually_exclusive_group()
     action.add_argument(
         "--print-version",
@@ -111,8 +117,7 @@ def run(argv: list[str] | None = None) -> int:
     """The command; errors propagate as exceptions (``main`` reports them)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.verbose:
-        set_verbosity(verbose=True)
+    set_verbosity(args.verbose, args.quiet)
     if args.timeout <= 0 or args.retries < 1:
         parser.error("--timeout must be > 0 and --retries >= 1")
     tables = load_tables()

@@ -13,7 +13,7 @@ from numpy_wheels.log import log
 from .cache import MARKER, build_tree, entry_lock, fetch, meta, pc_value, remove
 from .legacy import prepare_legacy
 from .select import file_url, index_files, select_wheel
-from .targets import Options, Target
+from .targets import OpenBLASTarget, Options
 
 
 def prepare(opts: Options, tables: dict[str, Any]) -> Path:
@@ -70,7 +70,7 @@ def _prepare_wheel_entry(opts: Options, project: str, info: dict[str, Any], fina
     return build_tree(final, archive, assemble, {"source": "wheel", "file": filename, **meta(opts)})
 
 
-def _wheel_library(tree: Path, target: Target, filename: str) -> tuple[str, str | None]:
+def _wheel_library(tree: Path, target: OpenBLASTarget, filename: str) -> tuple[str, str | None]:
     """(shared library name, import library name or None) in ``tree/lib``."""
     lib = tree / "lib"
     suffix = {"linux": ".so", "macos": ".dylib", "windows": ".dll"}[target.os]
@@ -89,7 +89,13 @@ def _wheel_library(tree: Path, target: Target, filename: str) -> tuple[str, str 
 
 
 def pkg_config_text(
-    *, libdir: Path, includedir: Path, config: str, target: Target, ilp64: bool, libfile: str
+    *,
+    libdir: Path,
+    includedir: Path,
+    config: str,
+    target: OpenBLASTarget,
+    ilp64: bool,
+    libfile: str,
 ) -> str:
     """What ``scipy_openblas{32,64}.get_pkg_config()`` returns for an unpacked copy.
 

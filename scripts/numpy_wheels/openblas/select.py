@@ -26,7 +26,7 @@ from numpy_wheels.files import (
 )
 from numpy_wheels.net import download
 
-from .targets import Options, Target, parse_wheel_tag
+from .targets import OpenBLASTarget, Options, parse_wheel_tag
 
 
 def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any]]:
@@ -103,7 +103,7 @@ def _version_key(text: str) -> Any:
     return Version(text)
 
 
-def _tag_rank(tag: str, target: Target) -> tuple[int, int] | None:
+def _tag_rank(tag: str, target: OpenBLASTarget) -> tuple[int, int] | None:
     """How well one wheel platform tag fits ``target``: None if not at all, higher is better."""
     found = parse_wheel_tag(tag)
     if found is None or found.os != target.os:
@@ -125,7 +125,7 @@ def _tag_rank(tag: str, target: Target) -> tuple[int, int] | None:
     return (0, 0) if found.arch == target.arch else None
 
 
-def select_wheel(files: list[dict[str, Any]], target: Target, what: str) -> dict[str, Any]:
+def select_wheel(files: list[dict[str, Any]], target: OpenBLASTarget, what: str) -> dict[str, Any]:
     """The best wheel in ``files`` for ``target``, or an error naming what exists."""
     best, best_rank, published = None, None, set()
     for info in files:

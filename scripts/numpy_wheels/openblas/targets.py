@@ -22,7 +22,7 @@ ARCH_ALIASES |= {"aarch64_be": "aarch64", "arm64": "arm64", "aarch64": "aarch64"
 
 
 @dataclass(frozen=True)
-class Target:
+class OpenBLASTarget:
     """The platform OpenBLAS is prepared for (not necessarily the host)."""
 
     os: str  # linux | macos | windows
@@ -81,30 +81,31 @@ def libc_from_ml_ver(libc: str, ml_ver: str) -> tuple[str, tuple[int, int] | Non
     return f"{libc}_{bound[0]}_{bound[1]}", bound
 
 
-def parse_wheel_tag(tag: str) -> Target | None:
-    """A full wheel platform tag -> Target, or None if it is not one."""
+def parse_wheel_tag(tag: str) -> OpenBLASTarget | None:
+    """A full wheel platform tag -> OpenBLASTarget, or None if it is not one."""
     match = re.fullmatch(r"(manylinux|musllinux)_(\d+)_(\d+)_(\w+)", tag)
     if match:
         libc, bound = match[1], (int(match[2]), int(match[3]))
-        return Target("linux", match[4], libc, f"{libc}_{match[2]}_{match[3]}", bound)
+        return OpenBLASTarget("linux", match[4], libc, f"{libc}_{match[2]}_{match[3]}", bound)
     match = re.fullmatch(r"manylinux(1|2010|2014)_(\w+)", tag)
     if match:
         bound = LEGACY_MANYLINUX[match[1]]
-        return Target("linux", match[2], "manylinux", f"manylinux{match[1]}", bound)
-    match = re.fullmatch(r"(manylinux|musllinux)_([a-z]\w*)", tag)  # a Target.key: no bound
+        return OpenBLASTarget("linux", match[2], "manylinux", f"manylinux{match[1]}", bound)
+    # an OpenBLASTarget.key: no bound
+    match = re.fullmatch(r"(manylinux|musllinux)_([a-z]\w*)", tag)
     if match:
-        return Target("linux", match[2], match[1])
+        return OpenBLASTarget("linux", match[2], match[1])
     match = re.fullmatch(r"linux_(\w+)", tag)
     if match:
-        return Target("linux", match[1], "manylinux")
+        return OpenBLASTarget("linux", match[1], "manylinux")
     match = re.fullmatch(r"macosx_([a-z]\w*)", tag)
     if match:
-        return Target("macos", match[1])
+        return OpenBLASTarget("macos", match[1])
     match = re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", tag)
     if match:
-        return Target("macos", match[3], macos_max=(int(match[1]), int(match[2])))
+        return OpenBLASTarget("macos", match[3], macos_max=(int(match[1]), int(match[2])))
     if tag in ("win_amd64", "win32", "win_arm64"):
-        return Target("windows", {"win_amd64": "x86_64", "win32": "i686"}.get(tag, "arm64"))
+        return OpenBLASTarget("windows", {"win_amd64": "x86_64", "win32": "i686"}.get(tag, "arm64"))
     return None
 
 
@@ -114,8 +115,8 @@ def parse_target(
     ml_ver: str | None,
     libc: str | None,
     platforms: dict[str, list[str]],
-) -> Target:
-    """Resolve PLAT (arch or full tag), --os, MB_ML_VER and MB_ML_LIBC into a Target."""
+) -> OpenBLASTarget:
+    """Resolve PLAT (arch or full tag), --os, MB_ML_VER and MB_ML_LIBC into an OpenBLASTarget."""
     plat = (plat or "").strip()
     libc = (libc or "").strip() or options.default("MB_ML_LIBC")
     if libc not in LIBCS:
@@ -139,7 +140,7 @@ def parse_target(
         arch = ARCH_ALIASES.get(arch.lower(), arch.lower())
         if os_name == "macos" and arch == "aarch64":
             arch = "arm64"
-        target = Target(os_name, arch)
+        target = OpenBLASTarget(os_name, arch)
         if os_name == "linux":
             tag, bound = (None, None)
             if ml_ver:
@@ -153,13 +154,13 @@ def parse_target(
     return target
 
 
-def all_targets(platforms: dict[str, list[str]]) -> list[Target]:
+def all_targets(platforms: dict[str, list[str]]) -> list[OpenBLASTarget]:
     """Every platform `--test all` covers."""
     targets = []
     for libc in LIBCS:
-        targets += [Target("linux", arch, libc) for arch in platforms["linux"]]
-    targets += [Target("macos", arch) for arch in platforms["macos"]]
-    targets += [Target("windows", arch) for arch in platforms["windows"]]
+        targets += [OpenBLASTarget("linux", arch, libc) for arch in platforms["linux"]]
+    targets += [OpenBLASTarget("macos", arch) for arch in platforms["macos"]]
+    targets += [OpenBLASTarget("windows", arch) for arch in platforms["windows"]]
     return targets
 
 
@@ -170,7 +171,7 @@ def all_targets(platforms: dict[str, list[str]]) -> list[Target]:
 class Options:
     """Everything one preparation needs, resolved once from flags and environment."""
 
-    target: Target
+    target: OpenBLASTarget
     interface: str  # ilp64 | lp64
     source: str  # wheel | legacy
     version: str
@@ -182,7 +183,7 @@ class Options:
     retries: int
 
 
-def resolve_interface(flag: str | None, env: str | None, target: Target) -> str:
+def resolve_interface(flag: str | None, env: str | None, target: OpenBLASTarget) -> str:
     value = (flag or env or "").strip().lower()
     if value and value not in INTERFACES:
         raise ConfigurationError(f"NW_OPENBLAS_INTERFACE={value!r} is not ilp64 or lp64")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, FatalError, NothingToDoError
 from ..files import file_hash, file_lock, sanitize_url
-from ..log import add_verbosity_options, add_version_option, ci_error, log, set_verbosity
+from ..log import add_verbosity_options, add_version_option, ci_error, log, plural, set_verbosity
 from . import attestations, provenance
 from .download import download_all
 from .select import identity, normalize_version, select_files
@@ -145,7 +145,7 @@ def staged_entries(opts: argparse.Namespace) -> list[Entry]:
     wheelhouse = Path(opts.wheel_dir).expanduser()
     entries = [Entry(rf.name, wheelhouse / rf.name, rf) for rf in chosen]
     opts.staged_attestations = attestations.listed(listed)  # PEP 740, beside the files
-    log(f"{len(entries)} files of {project} {version} at {where} ({kind})")
+    log(f"{plural(len(entries), 'file')} of {project} {version} at {where} ({kind})")
     if opts.dry_run:
         for e in entries:
             e.download = "present" if e.path.exists() else "would download"
@@ -253,8 +253,7 @@ def finish(entries: list[Entry], opts: argparse.Namespace, records=None) -> int:
             print(f"provenance: {line}")
         for line in warnings:
             print(f"audit warning: {line}")
-    count = f"{len(entries)} file{'s' * (len(entries) != 1)}"
-    log(f"{count} in {time.monotonic() - opts.started:.1f} s")
+    log(f"{plural(len(entries), 'file')} in {time.monotonic() - opts.started:.1f} s")
     for e in entries:
         if e.error:
             print(f"{PROG}: error: {e.error}", file=sys.stderr)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import human_size
+from ..log import colour, markdown_table, plural, step_summary
 from .sources import RemoteFile
 
 # upload column: what the target index got (or, with --dry-run, would get)
@@ -31,14 +33,6 @@ class Entry:
         return self.error is None and self.upload not in (FAILED, NOT_RUN, "pending")
 
 
-def human_size(size: int) -> str:
-    """Bytes in the unit that suits them: ``512 B``, ``6.0 KiB``, ``4.2 MiB``."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} B"
-
-
 def _size(path: Path) -> str:
     try:
         return human_size(path.stat().st_size)
@@ -46,12 +40,14 @@ def _size(path: Path) -> str:
         return "-"
 
 
-def counts(entries: list[Entry], *, uploading: bool, dry_run: bool) -> str:
+def counts(entries: list[Entry], *, uploading: bool, dry_run: bool, paint: bool = False) -> str:
     """The end line: uploaded / already there / failed (``--dry-run``: would be
-    uploaded), or with ``-n`` downloaded / already in the wheelhouse / failed."""
+    uploaded), or with ``-n`` downloaded / already in the wheelhouse / failed; ``paint``
+    colours the failures for stdout."""
     ups, downs = [e.upload for e in entries], [e.download for e in entries]
     not_run = ups.count(NOT_RUN)
-    failed = f"{sum(not e.ok for e in entries) - not_run} failed"
+    bad = sum(not e.ok for e in entries) - not_run
+    failed = colour("FAIL", text=f"{bad} failed") if bad and paint else f"{bad} failed"
     failed += f", {not_run} not run" if not_run else ""
     if uploading:
         done = WOULD_UPLOAD if dry_run else UPLOADED
@@ -64,7 +60,8 @@ def counts(entries: list[Entry], *, uploading: bool, dry_run: bool) -> str:
 
 
 def print_summary(entries: list[Entry], *, uploading: bool = True, dry_run: bool = False) -> None:
-    """The table of files: what happened to each, its size and sha256 (stdout)."""
+    """The table of files: what happened to each, its size and sha256 (stdout; on
+    GitHub Actions also a table in the job summary)."""
     rows = [("file", "download", "verified", "upload", "size", "sha256")]
     for e in entries:
         rows.append((e.name, e.download, e.verified, e.upload, _size(e.path), e.sha256 or "-"))
@@ -72,7 +69,10 @@ def print_summary(entries: list[Entry], *, uploading: bool = True, dry_run: bool
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
     good = sum(e.ok for e in entries)
-    print(
-        f"{good} of {len(entries)} files ended well: "
-        f"{counts(entries, uploading=uploading, dry_run=dry_run)}"
-    )
+    ended = f"{good} of {plural(len(entries), 'file')} ended well"
+    word = "PASS" if good == len(entries) else "FAIL"
+    tally = counts(entries, uploading=uploading, dry_run=dry_run)
+    painted = counts(entries, uploading=uploading, dry_run=dry_run, paint=True)
+    print(f"{colour(word, text=ended)}: {painted}")
+    table = markdown_table(rows[0][:4], ((f"`{r[0]}`", *r[1:4]) for r in rows[1:]))
+    step_summary(["### wheel-uploader", "", *table, "", f"{ended}: {tally}"])
