@@ -226,7 +226,7 @@ TIME = r"\s+\d+\.\d\ds"
         ({"TRAVIS": "true"},
          r"travis_fold:start:Repair_50_done_now\.\d+\r\x1b\[0KRepair 50% done\nnow",
          r"travis_fold:end:Repair_50_done_now\.\d+\r\x1b\[0K"),
-        ({}, r"Repair 50% done\nnow", None),
+        ({}, r"==> Repair 50% done\nnow", None),
     ],
     ids=["github", "azure", "travis", "none"],
 )  # fmt: skip
@@ -267,12 +267,12 @@ def test_folds_and_marks_on_a_terminal_without_utf8_or_with_colour(fresh_log):
     fresh_log.setattr(sys, "stderr", tty)
     with log.step("Test"):
         pass
-    assert re.fullmatch(f"Test\n\x1b\\[32mdone\x1b\\[0m{TIME}\n", tty.text), tty.text
+    assert re.fullmatch(f"==> Test\n\x1b\\[32mdone\x1b\\[0m{TIME}\n", tty.text), tty.text
     fresh_log.setenv("NO_COLOR", "1")
     tty.text = ""
     with log.step("Test"):
         pass
-    assert re.fullmatch(f"Test\ndone{TIME}\n", tty.text), tty.text
+    assert re.fullmatch(f"==> Test\ndone{TIME}\n", tty.text), tty.text
 
 
 def test_quiet_and_verbose_are_the_logger_level(fresh_log, capsys):

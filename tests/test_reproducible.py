@@ -113,7 +113,7 @@ def test_an_embedded_build_time_is_caught_and_named(tmp_path):
     assert "DIFFERS" in check.stdout
     assert "  clib_demo/_build_time.py: content\n" in check.stdout
     assert "  clib_demo-1.0.0.dist-info/RECORD: content\n" in check.stdout
-    assert "rebuild_check.py: error: the second build differs from the first" in check.stderr
+    assert "rebuild-check: error: the second build differs from the first" in check.stderr
     assert list(tmp_path.glob("rebuild-*/tree/work/repaired/*.whl"))
     if shutil.which("diffoscope"):
         head = check.stdout.split("diffoscope, first 60 lines:\n", 1)[1]

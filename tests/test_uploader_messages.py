@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, PypiServer, clean_env, closed_port
+from numpy_wheels.files import human_size
 from numpy_wheels.upload import sources
 from numpy_wheels.upload.select import identity, normalize_version
-from numpy_wheels.upload.summary import human_size
 from staging_server import StagingServer, make_wheel
 
 SCRIPT = ROOT / "scripts" / "wheel_uploader.py"
