@@ -26,7 +26,7 @@ from numpy_wheels.errors import FatalError
 from numpy_wheels.upload import publish, sources
 from numpy_wheels.upload.cli import main
 from numpy_wheels.upload.select import dist_key
-from numpy_wheels.upload.target import Target, simple_url_for
+from numpy_wheels.upload.target import UploadTarget, simple_url_for
 from staging_server import StagingServer, UploadProxy, make_wheel
 
 SCRIPT = ROOT / "scripts" / "wheel_uploader.py"
@@ -721,8 +721,8 @@ def test_index_without_hashes_is_read_credentials_stay_on_its_host(tmp_path, sta
     name = "tinyproj-1.0-py3-none-any.whl"
     staging.no_sha256 = {name}
     session = sources.page_session(0)
-    here = Target((), f"{staging.url}/simple/", auth=("u", "secret"))
-    other = Target((), f"http://localhost:{staging.port}/simple/", auth=("u", "s"))
+    here = UploadTarget((), f"{staging.url}/simple/", auth=("u", "secret"))
+    other = UploadTarget((), f"http://localhost:{staging.port}/simple/", auth=("u", "s"))
     listed = publish.existing_files(session, here, "tinyproj", 5.0)
     there = listed[dist_key(name)]
     assert there.sha256 is None

@@ -29,7 +29,7 @@ from . import attestations
 from .select import dist_key, identity, plain_name, upload_order
 from .sources import HTTPPageError, RemoteFile, fetch_page, page_session, parse_simple, unreachable
 from .summary import PRESENT, UPLOADED, WOULD_UPLOAD
-from .target import Target, find_twine
+from .target import UploadTarget, find_twine
 
 _LOGIN_REFUSED = re.compile(r"\b(401|403)\b|Credential not found|NonInteractive", re.IGNORECASE)
 
@@ -42,7 +42,7 @@ class UploadError(FatalError):
         self.path = path
 
 
-def existing_files(session: Any, target: Target, project: str,
+def existing_files(session: Any, target: UploadTarget, project: str,
                    timeout: float) -> dict[tuple[object, ...], RemoteFile]:  # fmt: skip
     """The project's files on the target index, by :func:`dist_key` (not by spelling)."""
     from packaging.utils import canonicalize_name
@@ -60,7 +60,7 @@ def existing_files(session: Any, target: Target, project: str,
     return {key: f for key, f in keyed if key is not None}
 
 
-def remote_sha256(session: Any, rf: RemoteFile, target: Target, timeout: float) -> str:
+def remote_sha256(session: Any, rf: RemoteFile, target: UploadTarget, timeout: float) -> str:
     """sha256 of a file on the index: from its page, else by reading the file (with
     the index's credentials only when the file is on the index's own origin)."""
     import requests
@@ -85,7 +85,7 @@ def remote_sha256(session: Any, rf: RemoteFile, target: Target, timeout: float) 
     return digest.hexdigest()
 
 
-def twine_failure(output: str, target: Target) -> str:
+def twine_failure(output: str, target: UploadTarget) -> str:
     """The one line of twine's output that says why it failed, URLs masked, and the
     next step when the index wanted a login."""
     output = re.sub(r"\x1b\[[0-9;]*m", "", output)
@@ -103,7 +103,7 @@ def twine_failure(output: str, target: Target) -> str:
     return f"{reason}; {target.login_hint()}" if _LOGIN_REFUSED.search(pick) else reason
 
 
-def _twine_command(target: Target, *, sign: bool, identity_: str | None, dry_run: bool,
+def _twine_command(target: UploadTarget, *, sign: bool, identity_: str | None, dry_run: bool,
                    verbose: bool) -> list[str]:  # fmt: skip
     twine = "twine" if dry_run else find_twine()
     base = [twine, "--no-color", "upload", "--non-interactive", *target.twine_args]
@@ -207,7 +207,7 @@ def _run_twine(cmd: list[str], env: dict[str, str], name: str) -> subprocess.Com
 
 def upload_exactly_once(
     paths: Iterable[Path],
-    target: Target,
+    target: UploadTarget,
     *,
     hashes: Mapping[Path, str | None] | None = None,
     sign: bool = False,
@@ -265,7 +265,7 @@ def _already_there(
     path: Path,
     hashes: Mapping[Path, str | None],
     listings: dict,
-    target: Target,
+    target: UploadTarget,
     timeout: float,
     dry_run: bool = False,
 ) -> str | None:

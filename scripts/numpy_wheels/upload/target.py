@@ -17,7 +17,7 @@ LOGIN_HINT = "set TWINE_USERNAME and TWINE_PASSWORD, or name a .pypirc section w
 
 
 @dataclass(frozen=True)
-class Target:
+class UploadTarget:
     """twine's arguments (never a secret: ``twine_env`` carries those), and the
     simple index checked before each upload."""
 
@@ -87,7 +87,7 @@ def resolve_target(
     repository_url: str | None = None,
     index_url: str | None = None,
     config_file: str | None = None,
-) -> Target:
+) -> UploadTarget:
     """Resolve the upload target as twine will (URL, else the .pypirc section)."""
     from twine import exceptions as twine_exc
     from twine import utils as twine_utils
@@ -125,7 +125,7 @@ def resolve_target(
     userless = _without_userinfo(url)
     auth = (username, password) if username and password else None
     simple = index_url or simple_url_for(userless)
-    return Target(args, simple, auth, upload_url=userless, twine_env=tuple(secrets.items()),
+    return UploadTarget(args, simple, auth, upload_url=userless, twine_env=tuple(secrets.items()),
                   username=username or None)  # fmt: skip
 
 
