@@ -58,6 +58,8 @@ def ci_repo(tmp_path: Path) -> Path:
 def test_check_wheel_takes_quiet_and_verbose(tmp_path, good, flag):
     proc = run([*CHECK, flag, good], tmp_path)
     assert (proc.returncode, proc.stdout) == (0, f"PASS {good.name}\n"), proc.stderr
+    said = f"{good.name}: 0 native files audited for any\n" if "v" in flag else ""
+    assert proc.stderr == said
 
 
 def test_openblas_support_takes_quiet_and_verbose(tmp_path):

@@ -13,7 +13,9 @@ from numpy_wheels.log import (
     add_verbosity_options,
     add_version_option,
     ci_error,
+    log,
     markdown_table,
+    plural,
     set_verbosity,
     step_summary,
 )
@@ -112,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except FatalError as exc:  # the policy data unreadable: a broken install
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.return_code
+    for r in reports:
+        where = f" for {r.platform}" if r.platform else ""
+        log(f"{r.name}: {plural(len(r.binaries), 'native file')} audited{where}", verbose_only=True)
     if args.json:
         print(json.dumps(json_document(reports, args.strict), indent=2))
     else:
