@@ -4,7 +4,10 @@ stdout is for results, stderr for progress and diagnostics.  Verbosity is the
 level of the one ``numpy_wheels`` logger: ``-q``/``NW_QUIET`` shows warnings and
 errors only, ``-v``/``NW_VERBOSE`` adds debug lines.  ``step(title)`` folds the
 lines of a step in the CI's own syntax (GitHub Actions ``::group::``, Azure
-Pipelines ``##[group]``, Travis ``travis_fold``) and ends it with its time.
+Pipelines ``##[group]``, Travis ``travis_fold``; ``==> title`` elsewhere) and ends it
+with its time.  ``colour`` is the one rule for colour (a terminal, never with NO_COLOR);
+``ci_error`` the one way to annotate (GitHub ``::error``, Azure ``##vso[task.logissue]``);
+``step_summary`` the one writer of GitHub's job summary ($GITHUB_STEP_SUMMARY).
 """
 
 from __future__ import annotations
