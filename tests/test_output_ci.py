@@ -80,7 +80,7 @@ def test_set_commit_verbosity_from_flags_and_environment(tmp_path, args, env, de
     proc = run([VENV_BIN / "numpy-wheels", "set-commit", *args, "--root", repo, "v2.4.7"],
                tmp_path, **env)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "Makefile: BUILD_COMMIT " in proc.stdout  # results stay, quiet or not
+    assert "appveyor.yml: BUILD_COMMIT " in proc.stdout  # results stay, quiet or not
     said = f"setting BUILD_COMMIT=v2.4.7 under {repo}\n"
     assert proc.stderr == (said if debug else "")
 
