@@ -82,7 +82,7 @@ def test_stage_gates_on_fail_only_unless_strict(official_numpy_wheels, tmp_path)
     proc = stage(tmp_path, wheelhouse, (bindir, tmp_path / "argv"), ANACONDA_TOKEN="t0k")
     assert proc.returncode == 0, proc.stderr
     assert "  warning: numpy/_core/_multiarray_umath.cp311-win_amd64.pyd imports " in proc.stdout
-    assert "1 of 1 files ended well: 1 uploaded, 0 already there, 0 failed" in proc.stdout
+    assert "1 of 1 file ended well: 1 uploaded, 0 already there, 0 failed" in proc.stdout
     # WHEN STAGE_STRICT=1 THEN the same warnings stop it before any upload
     proc = stage(tmp_path, wheelhouse, (bindir, tmp_path / "argv"), ANACONDA_TOKEN="t0k",
                  STAGE_STRICT="1")  # fmt: skip

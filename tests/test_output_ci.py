@@ -95,6 +95,7 @@ def test_check_wheel_verdicts_are_coloured_on_a_terminal_only(tmp_path, good):
     assert f"{GREEN}PASS{RESET} {good.name}" in shown
     assert "\x1b" not in run([*CHECK, good], tmp_path, NO_COLOR="").stdout  # a pipe: plain
     assert "\x1b" not in run_pty([*CHECK, str(good)], {**env, "NO_COLOR": "1"})
+    assert "\x1b" not in run_pty([*CHECK, str(good)], {**env, "CI": "true"})  # as bars are
 
 
 def test_check_wheel_fail_and_warning_colours(tmp_path, bad, monkeypatch):

@@ -893,7 +893,7 @@ def test_upload_draws_a_bar_of_bytes_sent_on_a_terminal_and_a_line_otherwise(
     assert pypiserver.files() == {huge.name: sha256(huge)}
     assert len(proxy.bodies) == 1
     plain = ANSI.sub("", out).replace("\r", "\n").splitlines()
-    assert "1 of 1 files ended well: 1 uploaded, 0 already there, 0 failed" in plain
+    assert "1 of 1 file ended well: 1 uploaded, 0 already there, 0 failed" in plain
     assert [ln for ln in plain if ln.startswith("+ ")] == [  # the one line per file, as ever
         f"+ {VENV_BIN / 'twine'} --no-color upload --non-interactive --repository-url "
         f"{proxy.url}/ --disable-progress-bar {huge}"
@@ -985,5 +985,5 @@ def test_upload_on_a_terminal_without_a_bar(tmp_path, tiny, pypiserver, case):
     assert pypiserver.files() == {name: sha256(tiny[name])}
     assert "━" not in out
     plain = ANSI.sub("", out).replace("\r", "\n").splitlines()
-    assert "1 of 1 files ended well: 1 uploaded, 0 already there, 0 failed" in plain
+    assert "1 of 1 file ended well: 1 uploaded, 0 already there, 0 failed" in plain
     assert len([ln for ln in plain if ln.startswith("+ ")]) == (case != "-q")

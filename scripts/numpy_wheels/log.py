@@ -36,6 +36,7 @@ __all__ = [
     "log",
     "logger",
     "markdown_table",
+    "plain_output",
     "plural",
     "run_main",
     "set_verbosity",
@@ -211,16 +212,24 @@ _COLOURS = {"PASS": "32", "FAIL": "31", "ERROR": "31", "WARN": "33", "passed": "
             "failed": "31"}  # fmt: skip
 
 
+def plain_output(stream: IO[str] | None = None) -> bool:
+    """Whether output is plain (no bar, no colour): not a terminal, or NO_COLOR/CI set."""
+    stream = stream or sys.stderr
+    if os.environ.get("NO_COLOR") or os.environ.get("CI"):
+        return True
+    return not (hasattr(stream, "isatty") and stream.isatty())
+
+
 def colour(word: str, stream: IO[str] | None = None, text: str | None = None) -> str:
     """``text`` (default ``word``) coloured for PASS/FAIL/WARN on a terminal.
 
-    NO_COLOR (https://no-color.org) always wins; FORCE_COLOR colours a pipe too.
+    Plain where progress is plain (``plain_output``); NO_COLOR (https://no-color.org)
+    always wins; FORCE_COLOR colours a pipe or a CI log too.
     """
     text = word if text is None else text
-    stream = stream or sys.stdout
     if os.environ.get("NO_COLOR") or word not in _COLOURS:
         return text
-    if not (os.environ.get("FORCE_COLOR") or (hasattr(stream, "isatty") and stream.isatty())):
+    if not os.environ.get("FORCE_COLOR") and plain_output(stream or sys.stdout):
         return text
     return f"\033[{_COLOURS[word]}m{text}\033[0m"
 

@@ -12,24 +12,15 @@ no bars, only that one plain line per file.  ``-q`` shows neither.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
-from typing import IO, Any
+from typing import Any
 
 from .files import human_size
-from .log import is_quiet, log
+from .log import is_quiet, log, plain_output
 
 __all__ = ["FileBar", "Transfers", "plain_output"]
-
-
-def plain_output(stream: IO[str] | None = None) -> bool:
-    """Whether progress is shown as plain lines: not a terminal, or NO_COLOR/CI set."""
-    stream = stream or sys.stderr
-    if os.environ.get("NO_COLOR") or os.environ.get("CI"):
-        return True
-    return not (hasattr(stream, "isatty") and stream.isatty())
 
 
 class Transfers:
