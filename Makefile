@@ -103,7 +103,7 @@ test-wheel: setup
 
 .PHONY: rebuild-check  ## Build the source again in a scratch checkout (ccache off); wheels must match by sha256
 rebuild-check: setup
-	$(BIN)/python -m numpy_wheels.build.rebuild
+	$(STEP) rebuild-check
 
 .PHONY: stage  ## Upload the wheels of $(WHEEL_SDIR)/manifest.sha256 to anaconda.org or an index
 stage: setup

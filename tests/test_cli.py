@@ -275,6 +275,25 @@ def test_help_masks_url_credentials_and_shows_values_as_given(tmp_path):
     assert version.returncode == 0 and "\nnumpy-wheels-toolkit " in version.stdout
 
 
+def test_make_rebuild_check_goes_through_numpy_wheels(tmp_path):
+    # GIVEN no first build in the wheelhouse
+    plan = make("-n", "rebuild-check", tmp_path=tmp_path)
+    assert plan.returncode == 0 and "numpy-wheels rebuild-check" in plan.stdout
+    proc = numpy_wheels(f"WHEEL_SDIR={tmp_path / 'none'}", "rebuild-check", tmp_path=tmp_path)
+    # THEN the command says what is missing, under its own name
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(
+        f"rebuild-check: error: no {tmp_path / 'none'}/build-report.json; run `make wheels` first"
+    )
+
+
+def test_verbosity_before_the_command_is_the_commands(tmp_path):
+    # GIVEN -q before the command: the command runs quietly (check: its verdict only)
+    proc = numpy_wheels("-q", "check", str(tmp_path / "none.whl"), tmp_path=tmp_path)
+    assert proc.returncode == 3 and proc.stderr == "", proc.stderr
+    assert numpy_wheels("-q", tmp_path=tmp_path).stderr.endswith("no command after -q\n")
+
+
 def test_every_documented_setting_is_in_the_table(tmp_path):
     from numpy_wheels import options
 

@@ -112,18 +112,26 @@ def test_target_wanting_a_login_names_the_settings(tmp_path, pypiserver, wheels)
 def test_target_wanting_a_login_to_be_read(tmp_path, tmp_path_factory, wheels):
     server = PypiServer(tmp_path_factory.mktemp("private"), authenticate="update,download,list")
     try:
-        proc = uploader(tmp_path, "--files", "--dry-run", "--repository-url", server.url,
-                        wheels[0])  # fmt: skip
+        proc = uploader(tmp_path, "--files", "--repository-url", server.url, wheels[0])
+        dry = uploader(tmp_path, "--files", "--dry-run", "--repository-url", server.url,
+                       wheels[0])  # fmt: skip
         wrong = uploader(tmp_path, "--files", "--dry-run", "--repository-url", server.url,
                          wheels[0], TWINE_USERNAME=server.username,
                          TWINE_PASSWORD="not-" + server.password)  # fmt: skip
     finally:
         server.stop()
+    # THEN without a login a real run stops before any upload, naming the next step
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
         f"wheel-uploader: error: cannot read {server.simple_url}tinyproj/: HTTP 401 "
         f"Unauthorized; {HINT}"
     ]
+    # and a dry run shows what it would run (make stage DRY_RUN=1 needs no login),
+    # saying why it cannot tell what is there, with the same next step
+    assert dry.returncode == 0, dry.stderr
+    assert f"cannot query {server.simple_url} without a login (HTTP 401)" in dry.stderr
+    assert HINT in dry.stderr and "+ twine " in dry.stdout
+    assert server.files() == {}
     assert wrong.returncode == 1
     assert wrong.stderr.splitlines()[-1].endswith(
         "HTTP 403 Forbidden; the index refused the login given (check "

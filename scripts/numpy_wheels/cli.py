@@ -29,6 +29,8 @@ COMMANDS = {
     "check": ("numpy_wheels.audit.cli", [], "check_wheel.py",
               "audit WHEEL... (default: the repaired wheels)"),
     "test": ("numpy_wheels.build.cli", ["test"], "", "test the repaired wheel, publish it"),
+    "rebuild-check": ("numpy_wheels.build.rebuild", [], "rebuild-check",
+                      "build the source again elsewhere; wheels must match by sha256"),
     "stage": ("", [], "", "upload the wheelhouse's manifest (scripts/stage.sh)"),
     "upload": ("numpy_wheels.upload.cli", [], "wheel-uploader",
                "wheel-uploader: staged wheels to an index"),
@@ -37,6 +39,7 @@ COMMANDS = {
     "set-commit": ("numpy_wheels.set_commit", [], "set-commit",
                    "rewrite BUILD_COMMIT in every CI file"),
 }  # fmt: skip
+VERBOSITY = ("-q", "--quiet", "-v", "--verbose")
 EXIT_STATUS = (
     "Exit status: 0 done, 1 a step or check failed, 2 a bad setting or usage (refused "
     "before any download or build), 130 interrupted; each command's --help says more."
@@ -45,7 +48,7 @@ EXIT_STATUS = (
 
 def usage(known: list[options.Setting], env: dict[str, str]) -> str:
     lines = [
-        "usage: numpy-wheels [-h] [--version] [NAME=value ...] COMMAND [ARGS ...]",
+        "usage: numpy-wheels [-h] [--version] [NAME=value ...] [-q|-v] COMMAND [ARGS ...]",
         "",
         (__doc__ or "").splitlines()[0],
         "",
@@ -68,7 +71,13 @@ def dispatch(argv: list[str]) -> int:
     if rest[0] == "--version":
         print(f"numpy-wheels (numpy-wheels-toolkit) {toolkit_version()}")
         return 0
+    flags = []  # -q/-v before the command are the command's own
+    while rest[:1] and rest[0] in VERBOSITY:
+        flags.append(rest.pop(0))
+    if not rest:
+        raise ConfigurationError("no command after " + " ".join(flags))
     command, *rest = rest
+    rest = [*flags, *rest]
     if command not in COMMANDS:
         near = difflib.get_close_matches(command, COMMANDS, 1, 0.5)
         hint = f"; did you mean numpy-wheels {near[0]}?" if near else ""

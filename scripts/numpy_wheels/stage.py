@@ -46,7 +46,7 @@ def validate(env: Mapping[str, str]) -> None:
         value = env.get(name, "")
         if value and value not in valid:
             raise ConfigurationError(f"{name}={value!r} is not one of: {', '.join(valid)}")
-    validate_settings(dict(env))
+    validate_settings(dict(env), "stage")
 
 
 def scheduled(env: Mapping[str, str]) -> bool:

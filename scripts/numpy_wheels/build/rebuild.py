@@ -210,7 +210,11 @@ def _same_sdist(repo: Path, second_repo: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rebuild-check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="rebuild-check", description=__doc__.splitlines()[0],
+        epilog="Exit status: 0 the wheels are byte-identical, 1 they differ or the second "
+        "build failed, 2 bad input (no first build, a bad setting).",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command")
     cmp = sub.add_parser("compare", help="compare two wheels member by member")
     cmp.add_argument("first", type=Path)

@@ -169,7 +169,7 @@ def validate_settings(env: os._Environ[str] | dict[str, str], step: str = "wheel
         _parse_moment(deps, "DEPS_AS_OF")  # names the setting and the accepted forms
     _grace()
     given_epoch()
-    for name, what in FILES:
+    for name, what in FILES if step in NATIVE_STEPS else ():  # the steps that source them
         path = options.value(name, env)
         if not _abs(path).is_file():
             raise ConfigurationError(f"{name}={path!r}: no such file ({what})")

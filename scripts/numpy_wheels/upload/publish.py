@@ -281,7 +281,7 @@ def _already_there(
             if not (dry_run and exc.status in (401, 403) and not target.auth):
                 raise
             log(f"cannot query {target.shown} without a login (HTTP {exc.status}); a real run "
-                "uploads only the files not there yet")  # fmt: skip
+                f"uploads only the files not there yet ({target.login_hint()})")  # fmt: skip
             listings[ident[0]] = {}
     there = listings[ident[0]].get(dist_key(path.name))
     if there is None:
