@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -45,6 +46,13 @@ OFFICIAL_PLATFORMS = {
     "macosx_arm64": (["macosx_14_0_arm64"], "311"),
     "win_amd64": (["win_amd64"], "311"),
 }
+# A suite started in the background by a non-interactive shell (`make test &`)
+# inherits SIGINT ignored, and so would every command it runs: the Ctrl-C tests
+# then test the shell, not the toolkit.  A handler here is reset to the default
+# in the children (exec), as a terminal's Ctrl-C finds them.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # Bound, never-listening sockets held until the run ends: their ports refuse
 # connections and no other process can take them meanwhile.
 _HELD_PORTS: list[socket.socket] = []

@@ -616,7 +616,7 @@ def test_one_venv_maker():
         f"{path.relative_to(ROOT)}:{n}"
         for path in CODE
         for n, line in enumerate(path.read_text().splitlines(), 1)
-        if re.search(r"-m venv\b|\"venv\"|\bimport venv\b|EnvBuilder", line)
+        if re.search(r"-m venv\b|\"-m\", \"venv\"|\bimport venv\b|EnvBuilder", line)
         and not line.lstrip().startswith("#")
     }
     # THEN `-m venv` runs in one place, and setup.sh and the build venv call it

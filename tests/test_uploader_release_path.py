@@ -216,9 +216,9 @@ def test_seed_release_command_through_pypirc(
 
 def test_default_staging_url(tmp_path, front, pypiserver):
     # GIVEN no -u: the default is the simple index of the organisation `make stage`
-    # uploads releases to (stage.sh's NW_STAGING_ORG), served here by the front
-    stage_sh = (ROOT / "scripts" / "stage.sh").read_text()
-    org = re.search(r'^NW_STAGING_ORG="\$\{NW_STAGING_ORG:-([^}]+)\}"', stage_sh, re.M)
+    # uploads releases to (numpy_wheels/stage.py's STAGING_ORG), served here by the front
+    stage_py = (ROOT / "scripts" / "numpy_wheels" / "stage.py").read_text()
+    org = re.search(r'^STAGING_ORG = "([^"]+)"$', stage_py, re.M)
     assert org and DEFAULT.scheme == "https"
     assert DEFAULT.path == f"/{org[1]}/simple/numpy/"
     wheels = [make_wheel(tmp_path / "s", "numpy", "2.4.6", t)

@@ -169,8 +169,11 @@ def validate_settings(env: os._Environ[str] | dict[str, str], step: str = "wheel
         _parse_moment(deps, "DEPS_AS_OF")  # names the setting and the accepted forms
     _grace()
     given_epoch()
+    repo = _abs(options.value("REPO_DIR", env))
     for name, what in FILES if step in NATIVE_STEPS else ():  # the steps that source them
         path = options.value(name, env)
+        if step == "wheels" and repo in _abs(path).parents:
+            continue  # in the source the source step is about to fetch
         if not _abs(path).is_file():
             raise ConfigurationError(f"{name}={path!r}: no such file ({what})")
     native = sys.platform.startswith("linux") and not options.value("DOCKER_IMAGE", env)
