@@ -53,6 +53,16 @@ OFFICIAL_PLATFORMS = {
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# The runner's own CI and colour settings (CI=true, GITHUB_ACTIONS, NO_COLOR…)
+# would change what the toolkit prints under test: the tests that check CI
+# behaviour set these themselves, so the suite means the same on a laptop and
+# on any CI service.
+for _name in list(os.environ):
+    if _name in {"CI", "NO_COLOR", "FORCE_COLOR", "TF_BUILD"} or _name.startswith(
+        ("GITHUB_", "SYSTEM_", "TRAVIS", "RUNNER_", "BUILD_BUILD")
+    ):
+        del os.environ[_name]
+
 # Bound, never-listening sockets held until the run ends: their ports refuse
 # connections and no other process can take them meanwhile.
 _HELD_PORTS: list[socket.socket] = []
