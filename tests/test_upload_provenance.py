@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from numpy_wheels.build import provenance as build_provenance
@@ -91,6 +92,41 @@ def test_a_file_no_record_names_is_refused_and_unstaged_subjects_reported(tmp_pa
     assert [name for name, _ in vouched.missing] == [wheels[1].name]
 
 
+def test_records_that_disagree_about_a_file_are_refused(tmp_path, wheels):
+    # GIVEN two records naming one file name with two sha256s (two builds of it),
+    # the staged file being either one
+    rebuilt = make_wheel(tmp_path / "rebuilt", "tinyproj", "1.0", payload=b"other bytes")
+    first, second = build_record(tmp_path, wheels[:1], "a"), build_record(tmp_path, [rebuilt], "b")
+    for order in ([first, second], [second, first]):
+        records = provenance_records.load(map(str, order))
+        # THEN neither vouches for it: one line names both records and both digests
+        with pytest.raises(provenance_records.ProvenanceError) as err:
+            provenance.vouch(records, digests(wheels[:1]))
+        assert str(err.value) == (
+            f"{wheels[0].name}: {order[0]} says sha256 {records[0].subjects[wheels[0].name]}, "
+            f"{order[1]} says {records[1].subjects[wheels[0].name]}; the records disagree, "
+            "nothing uploaded"
+        )
+
+
+@pytest.mark.parametrize(
+    ("spelt", "old", "new"), [("case", "tinyproj", "TinyProj"), ("version", "-1.0-", "-1.0.0-")]
+)
+def test_a_record_naming_the_file_spelt_otherwise_is_refused_naming_it(
+    tmp_path, wheels, spelt, old, new
+):
+    path = build_record(tmp_path, wheels[:1])
+    path.write_text(path.read_text().replace(old, new))
+    records = provenance_records.load([str(path)])
+    other = wheels[0].name.replace(old, new)
+    with pytest.raises(provenance_records.ProvenanceError) as err:
+        provenance.vouch(records, digests(wheels[:1]))
+    assert str(err.value) == (
+        f"{wheels[0].name}: no provenance record names it; {path} names {other}, spelt "
+        "otherwise (a record must name the file exactly), nothing uploaded"
+    )
+
+
 def merged(tmp_path: Path, records: list[Path], envelope: bool = False) -> Path:
     """Several records in one JSON Lines file (what `make stage` stages); optionally
     each wrapped in a DSSE envelope, as SLSA generators write them."""
@@ -128,8 +164,9 @@ def test_a_merged_file_holds_several_statements(tmp_path, wheels, envelope):
                      "subject": [{"name": "a.whl", "digest": {"sha256": "AB"}}]}).encode(),
          "a subject without a name and a sha256"),
         (b"\xff\xfe", "not UTF-8 text"),
+        (b"\n<!DOCTYPE html><html><body>Sign in</body></html>", "an HTML or XML page"),
     ],
-    ids=["garbage", "old-statement", "other-predicate", "bad-digest", "binary"],
+    ids=["garbage", "old-statement", "other-predicate", "bad-digest", "binary", "html"],
 )  # fmt: skip
 def test_bad_records_are_one_line(tmp_path, content, message):
     path = tmp_path / "bad.intoto.json"
@@ -190,6 +227,21 @@ def test_ssh_signature_breaks(tmp_path, wheels):
     ssh_sign(record, key)
     record.write_text(record.read_text().replace("tinyproj", "tinyprox"))
     with pytest.raises(provenance_records.ProvenanceError, match="bad signature"):
+        provenance_records.load([str(record)], key=allowed)
+
+
+def test_a_key_that_cannot_be_read_is_named_before_any_record_is_read(tmp_path, wheels):
+    record = build_record(tmp_path, wheels)  # unsigned: the key is the first thing wrong
+    with pytest.raises(ConfigurationError, match=r"^--provenance-key \S+/absent: cannot read"):
+        provenance_records.load([str(record)], key=tmp_path / "absent")
+
+
+def test_a_signature_file_that_is_no_signature_is_named(tmp_path, wheels):
+    record = build_record(tmp_path, wheels)
+    _, allowed = ssh_key(tmp_path)
+    Path(f"{record}.sig").write_text("<!DOCTYPE html><html>Not Found</html>")
+    message = "the signature beside it is neither an SSH nor an OpenPGP signature"
+    with pytest.raises(provenance_records.ProvenanceError, match=message):
         provenance_records.load([str(record)], key=allowed)
 
 
@@ -258,3 +310,8 @@ def test_records_and_signatures_by_url(tmp_path, wheels):
         assert provenance.vouch([got], digests(wheels)).by_file.keys() == set(digests(wheels))
         with pytest.raises(provenance_records.ProvenanceError, match="HTTP 404"):
             provenance_records.load([f"{server.listing_url}absent.json"], allow_insecure=True)
+        # without a key no signature is asked for: a server refusing it changes nothing
+        server.faults["tinyproj-1.0-provenance.intoto.json.sig"] = ["403"] * 5
+        before = len(server.requests)
+        (got,) = provenance_records.load([url], allow_insecure=True)
+        assert [r[1] for r in server.requests[before:]] == [urlsplit(url).path]

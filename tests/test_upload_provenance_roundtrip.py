@@ -91,6 +91,22 @@ def test_a_staged_file_no_record_names_is_refused(tmp_path, built, pypiserver):
     assert pypiserver.files() == {}
 
 
+def test_two_records_disagreeing_about_a_staged_file_upload_nothing(tmp_path, built, pypiserver):
+    # GIVEN two jobs' records of one wheel name with two sha256s, staging holding the first
+    rebuilt = make_wheel(tmp_path / "rebuilt", "tinyproj", "1.0", payload=b"a second build")
+    first, second = build_record(tmp_path, built, "a"), build_record(tmp_path, [rebuilt], "b")
+    with StagingServer(built, package="tinyproj") as staging:
+        proc = uploader(tmp_path, staging, pypiserver.url, "--provenance", first, "--provenance",
+                        second, "tinyproj", "1.0", env=pypiserver.twine_env())  # fmt: skip
+    assert proc.returncode == 1
+    errors = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    assert errors == [
+        f"wheel-uploader: error: {built[0].name}: {first} says sha256 {file_hash(built[0])}, "
+        f"{second} says {file_hash(rebuilt)}; the records disagree, nothing uploaded"
+    ]
+    assert pypiserver.files() == {}
+
+
 def test_a_bad_signature_stops_before_any_download(tmp_path, built, pypiserver):
     record = build_record(tmp_path, built)
     key, allowed = ssh_key(tmp_path)

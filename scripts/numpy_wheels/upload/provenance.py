@@ -39,16 +39,22 @@ class Vouched:
 
 def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
     """Map each file (name -> sha256 of the downloaded bytes) to the first record that
-    names it with that sha256; raise on a file named with another sha256, or named by
-    no record.  Subjects of the records that are not among ``files`` are returned."""
+    names it with that sha256; raise on a file named with another sha256, named by two
+    records with two sha256s, or named by no record.  Subjects of the records that are
+    not among ``files`` are returned."""
     if not records:
         raise ConfigurationError("--provenance: no record given")
     result = Vouched()
     for name, sha in files.items():
         named = [(r, r.subjects[name]) for r in records if name in r.subjects]
-        match = next((r for r, theirs in named if theirs == sha), None)
-        if match is not None:
-            result.by_file[name] = match
+        differ = next(((r, theirs) for r, theirs in named if theirs != named[0][1]), None)
+        if differ is not None:  # two builds of one file name: which one is this?
+            raise ProvenanceError(
+                f"{name}: {named[0][0].label} says sha256 {named[0][1]}, {differ[0].label} "
+                f"says {differ[1]}; the records disagree, nothing uploaded"
+            )
+        if named and named[0][1] == sha:
+            result.by_file[name] = named[0][0]
         elif named:
             record, theirs = named[0]
             raise ProvenanceError(
@@ -56,10 +62,7 @@ def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
                 "not the file that was built, nothing uploaded"
             )
         else:
-            raise ProvenanceError(
-                f"{name}: no provenance record names it (read {len(records)} statements from "
-                f"{', '.join(sorted({r.source for r in records}))}); nothing uploaded"
-            )
+            raise ProvenanceError(f"{name}: no provenance record names it{_spelt(name, records)}")
     seen: set[str] = set()
     for record in records:
         for name in record.subjects:
@@ -67,6 +70,30 @@ def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
                 seen.add(name)
                 result.missing.append((name, record))
     return result
+
+
+def _spelt(name: str, records: list[Record]) -> str:
+    """The rest of the error for a file no record names: a subject naming the same
+    distribution spelt otherwise (case, normalization), or what was read."""
+    from packaging.version import InvalidVersion, Version
+
+    from .select import identity
+
+    def same(other: str) -> tuple | None:  # 1.0 and 1.0.0 are one version (PEP 440)
+        found = identity(other)
+        try:
+            return found and (found[0], Version(found[1]), found[2])
+        except InvalidVersion:
+            return None
+
+    wanted = same(name)
+    for record in records:
+        for subject in record.subjects:
+            if wanted is not None and same(subject) == wanted:
+                return (f"; {record.label} names {subject}, spelt otherwise (a record must name "
+                        "the file exactly), nothing uploaded")  # fmt: skip
+    sources = ", ".join(sorted({r.source for r in records}))
+    return f" (read {len(records)} statements from {sources}); nothing uploaded"
 
 
 # ------------------------------------------------------------- wheel-uploader's use

@@ -77,9 +77,10 @@ def _fetch(url: str, dest: Path, *, timeout: float, allow_insecure: bool) -> Pat
 
 
 def _read_source(
-    source: str, workdir: Path, *, timeout: float, allow_insecure: bool
+    source: str, workdir: Path, *, timeout: float, allow_insecure: bool, signed: bool
 ) -> tuple[bytes, bytes | None, str]:
-    """(record bytes, detached signature bytes or None, the shown name) of one source."""
+    """(record bytes, detached signature bytes or None, the shown name) of one source;
+    the signature is looked for only when ``signed`` (a key will check it)."""
     shown = sanitize_url(source)
     if _is_url(source):
         if urlsplit(source).scheme == "http" and not allow_insecure:
@@ -92,7 +93,7 @@ def _read_source(
             raise ProvenanceError(f"--provenance {shown}: HTTP 404 Not Found")
         signature = None
         base = urlsplit(source)
-        for suffix in SIGNATURE_SUFFIXES:
+        for suffix in SIGNATURE_SUFFIXES if signed else ():
             sig_url = base._replace(path=base.path + suffix).geturl()
             sig = _fetch(sig_url, here.with_name(here.name + suffix), timeout=timeout,
                          allow_insecure=allow_insecure)  # fmt: skip
@@ -108,7 +109,7 @@ def _read_source(
     except OSError as exc:
         raise ProvenanceError(f"--provenance {shown}: cannot read: {exc.strerror}") from None
     signature = None
-    for suffix in SIGNATURE_SUFFIXES:
+    for suffix in SIGNATURE_SUFFIXES if signed else ():
         sig = path.with_name(path.name + suffix)
         if sig.is_file():
             signature = sig.read_bytes()
@@ -123,6 +124,8 @@ def parse_statements(data: bytes, shown: str) -> list[dict]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ProvenanceError(f"{shown}: not UTF-8 text") from None
+    if text.lstrip()[:1] == "<":  # a login or error page served with 200
+        raise ProvenanceError(f"{shown}: an HTML or XML page, not a provenance record")
     try:
         values = [json.loads(text)]
     except ValueError:
@@ -197,11 +200,16 @@ def load(
     """Every Statement of every source (PATH or URL), signatures checked against
     ``key`` when given (then an unsigned record is refused)."""
     records: list[Record] = []
+    if key is not None:
+        from .provenance_signatures import key_kind
+
+        key_kind(key)  # a key that cannot be read stops here, before any record is fetched
     with tempfile.TemporaryDirectory(prefix="nw-provenance-") as tmp:
         for source in sources:
             data, signature, shown = _read_source(
-                source, Path(tmp), timeout=timeout, allow_insecure=allow_insecure
-            )
+                source, Path(tmp), timeout=timeout, allow_insecure=allow_insecure,
+                signed=key is not None,
+            )  # fmt: skip
             signed_by = None
             if key is not None:
                 if signature is None:

@@ -52,9 +52,16 @@ def _last_line(proc: subprocess.CompletedProcess[str], fallback: str) -> str:
 def verify_signature(data: bytes, signature: bytes, key: Path, shown: str) -> str:
     """Check ``signature`` over ``data``; return who signed it, or raise."""
     kind = key_kind(key)
-    made_by = "gpg" if b"-----BEGIN PGP SIGNATURE-----" in signature[:100] else "ssh"
-    if b"-----BEGIN SSH SIGNATURE-----" not in signature[:100] and made_by == "ssh":
-        made_by = "gpg"  # a binary OpenPGP signature (gpg --detach-sign without --armor)
+    head = signature.lstrip()[:100]
+    if head.startswith(b"-----BEGIN SSH SIGNATURE-----"):
+        made_by = "ssh"
+    elif head.startswith(b"-----BEGIN PGP SIGNATURE-----") or (head[:1] and head[0] & 0x80):
+        made_by = "gpg"  # armoured, or binary (an OpenPGP packet tag has its top bit set)
+    else:
+        raise ProvenanceError(
+            f"{shown}: the signature beside it is neither an SSH nor an OpenPGP signature; "
+            "nothing uploaded"
+        )
     if made_by != kind:
         raise ProvenanceError(
             f"{shown}: signed with {made_by}, but --provenance-key {key} is an {kind} key"
