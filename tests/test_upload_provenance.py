@@ -127,6 +127,25 @@ def test_a_record_naming_the_file_spelt_otherwise_is_refused_naming_it(
     )
 
 
+def test_a_records_own_text_reaches_the_terminal_with_escapes_spelt_out(tmp_path, wheels):
+    # GIVEN a record whose builder and one unstaged subject hold terminal escapes and a
+    # newline (a forged line), the other subject being the staged wheel
+    path = build_record(tmp_path, wheels[:1])
+    data = json.loads(path.read_text())
+    data["predicate"]["runDetails"]["builder"]["id"] = "urn:x\x1b]0;owned\x07"
+    forged = "x.whl\nwheel-uploader: all files vouched for\x1b[2J"
+    data["subject"].append({"name": forged, "digest": {"sha256": "c" * 64}})
+    path.write_text(json.dumps(data))
+    # WHEN the summary lines are made
+    lines = provenance.summary_lines(
+        provenance.vouch(provenance_records.load([str(path)]), digests(wheels[:1]))
+    )
+    # THEN each is one line with no control character
+    assert len(lines) == 2 and all(line.isprintable() for line in lines), lines
+    assert "builder urn:x\\x1b]0;owned\\x07" in lines[0]
+    assert lines[1].startswith("x.whl\\nwheel-uploader")
+
+
 def merged(tmp_path: Path, records: list[Path], envelope: bool = False) -> Path:
     """Several records in one JSON Lines file (what `make stage` stages); optionally
     each wrapped in a DSSE envelope, as SLSA generators write them."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigurationError, FatalError
-from ..files import atomic_write, file_hash
+from ..files import atomic_write, file_hash, printable
 from ..log import ci_error, log
 from .provenance_records import ProvenanceError, Record, load, parse_statements
 
@@ -90,8 +90,8 @@ def _spelt(name: str, records: list[Record]) -> str:
     for record in records:
         for subject in record.subjects:
             if wanted is not None and same(subject) == wanted:
-                return (f"; {record.label} names {subject}, spelt otherwise (a record must name "
-                        "the file exactly), nothing uploaded")  # fmt: skip
+                return (f"; {record.label} names {printable(subject)}, spelt otherwise (a record "
+                        "must name the file exactly), nothing uploaded")  # fmt: skip
     sources = ", ".join(sorted({r.source for r in records}))
     return f" (read {len(records)} statements from {sources}); nothing uploaded"
 
@@ -140,7 +140,8 @@ def summary_lines(vouched: Vouched | None) -> list[str]:
     if vouched is None:
         return []
     lines = [f"{name}: vouched for by {r.describe()}" for name, r in vouched.by_file.items()]
-    lines += [f"{name}: named by {r.label} but not staged" for name, r in vouched.missing]
+    # a record's subject names are its author's text: shown with control characters spelt out
+    lines += [f"{printable(n)}: named by {r.label} but not staged" for n, r in vouched.missing]
     return lines
 
 

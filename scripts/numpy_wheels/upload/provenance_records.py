@@ -178,14 +178,14 @@ def _subjects(statement: dict, shown: str) -> dict[str, str]:
         if not isinstance(name, str) or not isinstance(sha, str) or not _SHA256.match(sha):
             raise ProvenanceError(f"{shown}: a subject without a name and a sha256: {item!r:.120}")
         if subjects.get(name, sha) != sha:
-            raise ProvenanceError(f"{shown}: names {name} twice, with two sha256s")
+            raise ProvenanceError(f"{shown}: names {printable(name)} twice, with two sha256s")
         subjects[name] = sha
     return subjects
 
 
 def _builder(statement: dict) -> str:
     try:
-        return str(statement["predicate"]["runDetails"]["builder"]["id"])
+        return printable(str(statement["predicate"]["runDetails"]["builder"]["id"]))
     except (KeyError, TypeError):
         return ""
 
