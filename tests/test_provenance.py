@@ -1,6 +1,8 @@
 """The provenance record `make wheels` writes beside build-report.json: an in-toto
 Statement v1 with a SLSA Provenance v1 predicate, validated against JSON Schemas
-written from the two specifications (tests/schemas/) with check-jsonschema."""
+written from the two specifications (tests/schemas/) with check-jsonschema, and
+read into the published protobuf messages of both (in-toto-attestation's bindings
+of in-toto/attestation's .proto files, the SLSA v1 provenance.proto among them)."""
 
 from __future__ import annotations
 
@@ -35,6 +37,19 @@ def validate(path: Path) -> subprocess.CompletedProcess[str]:
         if proc.returncode:
             return proc
     return proc
+
+
+def published(data: dict) -> None:
+    """Read ``data`` into the published Statement and Provenance messages: an unknown
+    or misspelt field, a wrong type or a time that is not RFC 3339 raises ParseError;
+    the in-toto library's own checks (a subject needs a digest) raise ValueError."""
+    from google.protobuf import json_format
+    from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+    from in_toto_attestation.v1 import statement_pb2
+    from in_toto_attestation.v1.statement import Statement
+
+    Statement.copy_from_pb(json_format.ParseDict(data, statement_pb2.Statement())).validate()
+    json_format.ParseDict(data["predicate"], provenance_pb2.Provenance())
 
 
 @pytest.fixture
@@ -73,6 +88,7 @@ def test_sdist_record_is_valid_and_names_wheel_and_source(tmp_path, no_ci):
     proc = validate(path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(path.read_text())
+    published(data)
     assert data["subject"] == [
         {"name": REPORT["wheels"][0]["name"], "digest": {"sha256": "a" * 64}}
     ]
@@ -145,6 +161,25 @@ def test_the_ci_run_is_the_builder(tmp_path, no_ci, monkeypatch, variables, buil
     assert data["predicate"]["runDetails"]["metadata"]["invocationId"] == invocation
     proc = validate(provenance.write(tmp_path, data))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    published(data)
+
+
+def test_the_published_protos_reject_what_the_specs_forbid(tmp_path, no_ci):
+    from google.protobuf.json_format import ParseError
+
+    good = record(tmp_path)
+    published(good)  # the record as written passes, so each failure below is the change
+    predicate, run = good["predicate"], good["predicate"]["runDetails"]
+    bad = {
+        "time": {**run, "metadata": {**run["metadata"], "startedOn": "2026-06-01 12:00"}},
+        "misspelt": {**run, "builder": {"ID": "urn:x"}},
+        "version-type": {**run, "builder": {**run["builder"], "version": {"numpy-wheels": 1}}},
+    }
+    for details in bad.values():
+        with pytest.raises(ParseError):
+            published({**good, "predicate": {**predicate, "runDetails": details}})
+    with pytest.raises(ValueError, match="digest required"):
+        published({**good, "subject": [{"name": "x.whl"}]})
 
 
 def test_the_schemas_reject_what_the_specs_forbid(tmp_path, no_ci):
@@ -194,6 +229,7 @@ def test_make_wheels_writes_a_valid_record_of_its_wheels(tmp_path):
     check = validate(path)
     assert check.returncode == 0, check.stdout + check.stderr
     data = json.loads(path.read_text())
+    published(data)
     (wheel,) = wheelhouse.glob("*.whl")
     assert data["subject"] == [{"name": wheel.name, "digest": {"sha256": file_hash(wheel)}}]
     build = data["predicate"]["buildDefinition"]

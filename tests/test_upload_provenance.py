@@ -4,6 +4,7 @@ made here by the real ssh-keygen and gpg, and the files each record vouches for.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import shutil
@@ -334,3 +335,17 @@ def test_records_and_signatures_by_url(tmp_path, wheels):
         before = len(server.requests)
         (got,) = provenance_records.load([url], allow_insecure=True)
         assert [r[1] for r in server.requests[before:]] == [urlsplit(url).path]
+
+
+def test_an_unsigned_record_from_a_server_is_warned_about(tmp_path, wheels, capsys):
+    record = build_record(tmp_path, wheels)
+    with StagingServer({"r.intoto.json": record}) as server:
+        url = f"{server.listing_url}r.intoto.json"
+        opts = argparse.Namespace(provenance=[url], provenance_key=None, timeout=30.0,
+                                  allow_insecure=True)  # fmt: skip
+        assert len(provenance.records_for(opts)) == 1
+        assert f"warning: {url}: an unsigned record on a server is no better than" in (
+            capsys.readouterr().err
+        )
+        provenance.records_for(argparse.Namespace(**{**vars(opts), "provenance": [str(record)]}))
+        assert "warning" not in capsys.readouterr().err  # a local file (the CI artifact)

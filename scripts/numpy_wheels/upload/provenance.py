@@ -20,9 +20,10 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, FatalError
-from ..files import atomic_write, file_hash, printable
+from ..files import atomic_write, file_hash, printable, sanitize_url
 from ..log import ci_error, log
 from .provenance_records import ProvenanceError, Record, load, parse_statements
 
@@ -122,6 +123,14 @@ def records_for(opts) -> list[Record] | None:
         return None
     records = load(opts.provenance, key=opts.provenance_key, timeout=opts.timeout,
                    allow_insecure=opts.allow_insecure)  # fmt: skip
+    served = [s for s in opts.provenance if urlsplit(s).scheme in ("http", "https")]
+    if served and opts.provenance_key is None:  # staging's token may write there too
+        print(
+            f"wheel-uploader: warning: {sanitize_url(served[0])}: an unsigned record on a server "
+            "is no better than whoever can write there (a staging token too); give "
+            "--provenance-key, or the CI artifact's file",
+            file=sys.stderr,
+        )
     log(f"{len(records)} provenance statements from {len(opts.provenance)} records")
     return records
 
