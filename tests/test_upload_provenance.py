@@ -185,8 +185,10 @@ def test_a_merged_file_holds_several_statements(tmp_path, wheels, envelope):
          "a subject without a name and a sha256"),
         (b"\xff\xfe", "not UTF-8 text"),
         (b"\n<!DOCTYPE html><html><body>Sign in</body></html>", "an HTML or XML page"),
+        (b"-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n",
+         "a signature or key, not a provenance record"),
     ],
-    ids=["garbage", "old-statement", "other-predicate", "bad-digest", "binary", "html"],
+    ids=["garbage", "old-statement", "other-predicate", "bad-digest", "binary", "html", "sig"],
 )  # fmt: skip
 def test_bad_records_are_one_line(tmp_path, content, message):
     path = tmp_path / "bad.intoto.json"

@@ -126,6 +126,11 @@ def parse_statements(data: bytes, shown: str) -> list[dict]:
         raise ProvenanceError(f"{shown}: not UTF-8 text") from None
     if text.lstrip()[:1] == "<":  # a login or error page served with 200
         raise ProvenanceError(f"{shown}: an HTML or XML page, not a provenance record")
+    if text.lstrip().startswith("-----BEGIN "):  # RECORD.sig or .asc given for RECORD
+        raise ProvenanceError(
+            f"{shown}: a signature or key, not a provenance record (give the record: its "
+            ".sig or .asc beside it is found)"
+        )
     try:
         values = [json.loads(text)]
     except ValueError:
