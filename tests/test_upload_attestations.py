@@ -100,8 +100,12 @@ def edited(path: Path, change) -> None:
         (lambda d: d["envelope"].update(signature=""), "has no signature"),
         (lambda d: d["envelope"].update(statement=base64.b64encode(b'{"_type": "x"}').decode()),
          "not an in-toto Statement v1"),
+        (lambda d: d["envelope"].update(statement=base64.b64encode(json.dumps(
+            {"_type": attestations.STATEMENT_TYPE, "predicateType": "https://example.org/x/v1",
+             "subject": [], "predicate": {}}).encode()).decode()),
+         "predicateType 'https://example.org/x/v1' is not one PyPI takes"),
     ],
-    ids=["version", "no-material", "not-base64", "unsigned", "not-in-toto"],
+    ids=["version", "no-material", "not-base64", "unsigned", "not-in-toto", "predicate"],
 )  # fmt: skip
 def test_malformed_attestations_are_one_line(staged, change, message):
     path = attestations.path_for(staged / WHEEL)

@@ -27,6 +27,11 @@ from ..net import download
 
 SUFFIX = ".publish.attestation"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+# The two attestation types PyPI takes; another is refused by the index mid-release.
+PREDICATE_TYPES = (
+    "https://docs.pypi.org/attestations/publish/v1",
+    "https://slsa.dev/provenance/v1",
+)
 MAX_BYTES = 2**20  # a real one is a few KiB
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -68,6 +73,12 @@ def statement(path: Path) -> dict:
         raise AttestationError(f"{shown}: its envelope's statement is not base64 JSON") from None
     if not isinstance(inner, dict) or inner.get("_type") != STATEMENT_TYPE:
         raise AttestationError(f"{shown}: its statement is not an in-toto Statement v1")
+    if inner.get("predicateType") not in PREDICATE_TYPES:
+        shown_type = printable(str(inner.get("predicateType")), 80)
+        raise AttestationError(
+            f"{shown}: predicateType {shown_type!r} is not one PyPI takes "
+            f"({', '.join(PREDICATE_TYPES)})"
+        )
     if not envelope.get("signature"):
         raise AttestationError(f"{shown}: its envelope has no signature")
     return inner
