@@ -106,8 +106,8 @@ _nw_stage_sign() { # <record> (call through _nw_stage_quiet)
                 _nw_stage_err "STAGE_SIGNING_KEY is an unexpanded CI secret (\$(...)); nothing uploaded"
                 exit 1
             fi
-            printf '%s\n' "$STAGE_SIGNING_KEY" > "$key"
-        elif ! cp "$STAGE_SIGNING_KEY_FILE" "$key" 2> /dev/null; then
+            printf '%s\n' "${STAGE_SIGNING_KEY//$'\r'/}" > "$key" # a secret pasted with CRLF
+        elif ! tr -d '\r' 2> /dev/null < "$STAGE_SIGNING_KEY_FILE" > "$key"; then
             _nw_stage_err "$source_name cannot be read; nothing uploaded"
             exit 1
         fi

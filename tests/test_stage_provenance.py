@@ -189,10 +189,12 @@ def test_wheels_without_a_record_are_staged_with_a_warning(tmp_path, wheelhouse,
 # ----------------------------------------------------------------------- signing
 
 
-@pytest.mark.parametrize("how", ["STAGE_SIGNING_KEY", "STAGE_SIGNING_KEY_FILE", "bash -x"])
+@pytest.mark.parametrize("how", ["STAGE_SIGNING_KEY", "STAGE_SIGNING_KEY_FILE", "bash -x", "CRLF"])
 def test_ssh_signed_record(tmp_path, wheelhouse, stub, how):
     key, allowed = ssh_key(tmp_path)
-    secret = key.read_text()
+    if how == "CRLF":  # a secret pasted from Windows: ssh-keygen cannot load it as it is
+        key.write_bytes(key.read_bytes().replace(b"\n", b"\r\n"))
+    secret = key.read_bytes().decode()  # as is: read_text() would undo the CRLF
     env = {"STAGE_SIGNING_KEY_FILE": str(key)} if how.endswith("FILE") else {
         "STAGE_SIGNING_KEY": secret}  # fmt: skip
     bash = ("-x",) if how == "bash -x" else ()
@@ -249,6 +251,17 @@ def test_a_key_that_cannot_sign_stops_the_stage(tmp_path, wheelhouse, stub, key,
                  STAGE_SIGNING_KEY=key)  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1].startswith(f"stage: error: {message}")
+    assert calls(stub[1]) == []
+
+
+def test_a_key_file_that_cannot_be_read_is_one_line(tmp_path, wheelhouse, stub):
+    missing = tmp_path / "no-such-key"
+    proc = stage(tmp_path, wheelhouse, stub[0], ANACONDA_TOKEN=TOKEN, STAGE_PROJECT="clib_demo",
+                 STAGE_SIGNING_KEY_FILE=str(missing))  # fmt: skip
+    assert proc.returncode == 1
+    assert [ln for ln in proc.stderr.splitlines() if str(missing) in ln] == [
+        f"stage: error: STAGE_SIGNING_KEY_FILE ({missing}) cannot be read; nothing uploaded"
+    ]
     assert calls(stub[1]) == []
 
 
