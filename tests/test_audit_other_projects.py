@@ -42,6 +42,8 @@ OTHER_WHEELS = {
     "pywin32-308-cp312-cp312-win_amd64.whl": PASS,
     # Python 2.7 on Windows: python27.dll and its runtime MSVCR90.dll
     "MarkupSafe-1.1.1-cp27-cp27m-win_amd64.whl": PASS,
+    # Python 2's extension modules carry no ABI tag (_speedups.so): not bundled libraries
+    "MarkupSafe-1.1.1-cp27-cp27mu-manylinux1_x86_64.whl": PASS,
     # Rust's x86_64 code needs macOS 10.12 (getentropy); the tag admits 10.9: rightly failed
     "cryptography-43.0.3-cp39-abi3-macosx_10_9_universal2.whl": FAIL,
     # bundles libssl/libcrypto (and a broken copy without them must fail)
@@ -135,6 +137,16 @@ def test_how_each_fixed_case_is_resolved(reports):
     assert win32api.via["pywintypes312.dll"] == (
         "os.add_dll_directory in win32/lib/pywin32_bootstrap.py"
     )
+
+
+def test_an_untagged_python2_extension_is_no_bundled_library():
+    # the NumPy checks (forced on) count no bundled library to declare in a LICENSE.txt
+    from numpy_wheels.audit import check_wheel
+
+    (wheel,) = [w for w in other_wheels() if w.name.startswith("MarkupSafe-1.1.1-cp27-cp27mu")]
+    report = check_wheel(wheel, numpy_checks=True)
+    assert [b.path for b in report.binaries] == ["markupsafe/_speedups.so"]
+    assert (report.failures, report.warnings) == ([], [])
 
 
 def test_agrees_with_auditwheel(reports):
