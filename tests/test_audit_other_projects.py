@@ -149,6 +149,27 @@ def test_an_untagged_python2_extension_is_no_bundled_library():
     assert (report.failures, report.warnings) == ([], [])
 
 
+def test_a_library_one_slice_needs_is_named_with_its_arch(tmp_path):
+    # GIVEN cryptography's universal2 module with one slice's libiconv moved off the system
+    from numpy_wheels.audit import check_wheel
+    from test_check_wheel import edit_wheel
+
+    (src,) = [w for w in other_wheels() if w.name.startswith("cryptography")]
+    member = "cryptography/hazmat/bindings/_rust.abi3.so"
+    old, new = b"/usr/lib/libiconv.2.dylib\0", b"/opt/lib/libiconv.2.dylib\0"
+
+    def patch(members):
+        assert members[member].count(old) == 2  # one load command per slice
+        members[member] = members[member].replace(old, new, 1)
+
+    report = check_wheel(edit_wheel(src, tmp_path, edit=patch))
+    # THEN it fails, saying which slice needs it
+    assert (
+        f"{member} needs /opt/lib/libiconv.2.dylib: not bundled and not a system library "
+        "(needed by its x86_64 code only)"
+    ) in report.failures
+
+
 def test_agrees_with_auditwheel(reports):
     for name in OTHER_WHEELS:
         if "manylinux" in name:

@@ -84,6 +84,9 @@ def check_macos(report: WheelReport, binaries, members, platforms, _texts) -> No
             reason = "does not resolve inside the wheel"
         else:
             reason = "not bundled and not a system library"
+        archs = sorted(a for a, needs in node.binary.slice_needs.items() if library in needs)
+        if 0 < len(archs) < len(node.binary.slice_needs):  # one slice of a fat binary
+            reason += f" (needed by its {'+'.join(archs)} code only)"
         return Found(None, "not found", severity="warn" if kind == "weak" else "fail",
                       reason=f"{how} {library}: {reason}")  # fmt: skip
 
