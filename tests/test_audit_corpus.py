@@ -74,23 +74,23 @@ def corpus_dir() -> Path:
     return Path(os.environ.get("NW_CORPUS_DIR") or default)
 
 
-def _ask_index() -> list[dict[str, str]]:
-    """Every corpus wheel the index lists: name, URL and the sha256 it publishes."""
+def _ask_index(projects, keep) -> list[dict[str, str]]:
+    """Every wheel of ``projects`` the index lists that ``keep(filename, version,
+    pythons)`` selects: name, URL and the sha256 it publishes."""
     from packaging.utils import parse_wheel_filename
     from pypi_simple import PyPISimple
 
     found = []
     endpoint = os.environ.get("PIP_INDEX_URL")
     with PyPISimple(**({"endpoint": endpoint} if endpoint else {})) as client:
-        for project in sorted({p for p, _v, _py in CORPUS_RELEASES}):
+        for project in sorted(projects):
             page = client.get_project_page(project, timeout=60)
-            wanted = {(v, py) for p, v, py in CORPUS_RELEASES if p == project}
             for package in page.packages:
                 if package.package_type != "wheel" or not package.filename.endswith(".whl"):
                     continue
                 _name, version, _build, tags = parse_wheel_filename(package.filename)
                 pythons = {t.interpreter for t in tags if t.abi == t.interpreter}
-                if any((str(version), py) in wanted for py in pythons):
+                if keep(package.filename, str(version), pythons):
                     if "sha256" not in package.digests:
                         raise DownloadError(f"{package.filename}: the index gives no sha256")
                     found.append(
@@ -103,17 +103,21 @@ def _ask_index() -> list[dict[str, str]]:
     return sorted(found, key=lambda w: w["filename"])
 
 
-def corpus_wheels(verbose: bool = False) -> list[Path]:
-    """The corpus, fetched on first use, each file re-verified by its stored sha256."""
+def cached_wheels(manifest_name: str, projects, keep, selection, verbose=False) -> list[Path]:
+    """Wheels fetched on first use into corpus_dir() and listed in ``manifest_name``
+    with their sha256; each file re-verified by it.  The index is asked again only
+    when ``selection`` (what ``keep`` selects, as JSON) differs from the stored one."""
     root = corpus_dir()
-    manifest = root / "corpus.json"
-    if manifest.exists():
-        entries = json.loads(manifest.read_text())["wheels"]
+    manifest = root / manifest_name
+    wanted = json.loads(json.dumps(selection))
+    stored = json.loads(manifest.read_text()) if manifest.exists() else {}
+    if stored.get("selection") == wanted:
+        entries = stored["wheels"]
     else:
-        entries = _ask_index()
+        entries = _ask_index(projects, keep)
         root.mkdir(parents=True, exist_ok=True)
         with atomic_write(manifest) as out:
-            json.dump({"releases": CORPUS_RELEASES, "wheels": entries}, out, indent=1)
+            json.dump({"selection": wanted, "wheels": entries}, out, indent=1)
     paths = []
     for entry in entries:
         path = root / entry["filename"]
@@ -127,16 +131,32 @@ def corpus_wheels(verbose: bool = False) -> list[Path]:
     return paths
 
 
+def corpus_wheels(verbose: bool = False) -> list[Path]:
+    """The corpus, fetched on first use, each file re-verified by its stored sha256."""
+
+    def keep(_filename, version, pythons):
+        return any((version, py) in wanted for py in pythons)
+
+    wanted = {(v, py) for _p, v, py in CORPUS_RELEASES}
+    projects = {p for p, _v, _py in CORPUS_RELEASES}
+    return cached_wheels("corpus.json", projects, keep, CORPUS_RELEASES, verbose)
+
+
+def fetch_failure(exc: Exception) -> None:
+    """The index unreachable on a first run: say what is missing, no traceback."""
+    pytest.fail(
+        f"the audit corpus could not be fetched ({error_reason(exc)}); it needs the "
+        f"package index once, then lives in {corpus_dir()}",
+        pytrace=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def corpus() -> list[Path]:
     try:
         return corpus_wheels()
-    except Exception as exc:  # the index unreachable on a first run: say what is missing
-        pytest.fail(
-            f"the audit corpus could not be fetched ({error_reason(exc)}); it needs the "
-            f"package index once, then lives in {corpus_dir()}",
-            pytrace=False,
-        )
+    except Exception as exc:
+        fetch_failure(exc)
 
 
 @pytest.fixture(scope="session")

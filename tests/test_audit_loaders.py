@@ -214,6 +214,31 @@ def test_dll_reachable_only_through_a_directory_no_code_adds(official_numpy_whee
     ) in report.failures
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "pathlib.Path(__file__).resolve().parent.parent / 'numpy.libs'",
+        "os.path.join(os.path.split(os.path.dirname(__file__))[0], 'numpy.libs')",
+    ],
+)
+def test_dll_directory_spelled_with_pathlib_or_split(official_numpy_wheels, tmp_path, spelling):
+    # GIVEN the delvewheel patch's directory computed another way a package might spell it
+    src = official_numpy_wheels["win_amd64"]
+
+    def respell(members):
+        text = members["numpy/__init__.py"]
+        assert b"os.add_dll_directory(libs_dir)" in text
+        members["numpy/__init__.py"] = text.replace(
+            b"os.add_dll_directory(libs_dir)",
+            f"import pathlib; os.add_dll_directory({spelling})".encode(),
+        )
+
+    report = check_wheel(edit_wheel(src, tmp_path, edit=respell))
+    # THEN the directory is found as before, and nothing breaks
+    assert report.dll_directories == ["numpy.libs"]
+    assert report.failures == []
+
+
 def test_dlls_preloaded_by_distributor_init(official_numpy_wheels, tmp_path):
     # GIVEN numpy's older convention: no add_dll_directory, but _distributor_init.py
     # loads every OpenBLAS DLL of numpy.libs with ctypes.WinDLL before any extension

@@ -571,6 +571,28 @@ def test_license_must_declare_bundled_library(official_numpy_wheels, tmp_path):
     assert main(["--strict", str(bad)]) == 1
 
 
+@pytest.mark.parametrize(
+    ("files", "declared"),
+    [
+        (b".libs/libquadmath*.so", True),  # where older builds put it (numpy 1.19-1.22)
+        (b"extra-dll/libquadmath*.dll", True),  # a build-tree path (numpy 1.16 win32)
+        (b"numpy.libs/*", True),  # everything in that directory
+        (b"doc/sphinxext/*", False),  # everything in another one
+    ],
+)
+def test_license_names_a_library_wherever_it_lies(official_numpy_wheels, tmp_path, files, declared):
+    # GIVEN LICENSE.txt declaring libquadmath by a Files: line another layout wrote
+    license_txt = f"{DIST_INFO}/licenses/LICENSE.txt"
+
+    def respell(members):
+        members[license_txt] = members[license_txt].replace(b"numpy.libs/libquadmath*.so", files)
+
+    report = only(check_wheels([edit_wheel(official_numpy_wheels["manylinux_x86_64"], tmp_path,
+                                           edit=respell)]))  # fmt: skip
+    undeclared = [w for w in report.warnings if "libquadmath" in w]
+    assert (undeclared == []) is declared, report.warnings
+
+
 def test_native_binary_in_pure_wheel(official_numpy_wheels, tmp_path):
     src = official_numpy_wheels["win_amd64"]
     failures = audit_retagged(src, tmp_path, "cp311-cp311-win_amd64", "py3-none-any")

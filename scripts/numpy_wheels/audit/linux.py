@@ -66,7 +66,7 @@ def check_linux(report: WheelReport, binaries, members, platforms, _texts) -> No
     musl = platforms[0].startswith("musllinux")
     shown = _short(tag_policy.name) if tag_policy else "any manylinux policy"
     whitelist = tag_policy.whitelist if tag_policy else frozenset()
-    files = {b.path: b for b in binaries}
+    files = {b.installed: b for b in binaries}
     for binary in binaries:
         if binary.archs[0] != arch:
             report.fail(f"{binary.path}: built for {binary.archs[0]}, the tag says {arch}")
@@ -96,7 +96,7 @@ def check_linux(report: WheelReport, binaries, members, platforms, _texts) -> No
         searched = []
         if "/" not in library:
             for entry, tag, owner in search_list(node):
-                directory = _expand_origin(entry, owner.binary.path)
+                directory = _expand_origin(entry, owner.binary.installed)
                 searched.append(f"{tag} {entry} of {owner.binary.path}")
                 found = in_wheel(directory, library, files) if directory is not None else None
                 if found is not None:

@@ -45,12 +45,12 @@ def check_macos(report: WheelReport, binaries, members, platforms, _texts) -> No
     for binary in binaries:
         for problem in binary.macos_platform_errors:
             report.fail(f"{binary.path}: {problem}")
-    files = {b.path: b for b in binaries}
+    files = {b.installed: b for b in binaries}
 
     def expand(entry: str, owner: Binary) -> str | None:
         if entry.startswith("@loader_path"):
             rest = entry[len("@loader_path") :].lstrip("/")
-            return posixpath.normpath(posixpath.join(posixpath.dirname(owner.path), rest))
+            return posixpath.normpath(posixpath.join(posixpath.dirname(owner.installed), rest))
         return None  # @executable_path (python's directory) or absolute: outside the wheel
 
     def resolve(node: Node, library: str, kind: str, loaded) -> Found:
@@ -84,6 +84,9 @@ def check_macos(report: WheelReport, binaries, members, platforms, _texts) -> No
             reason = "does not resolve inside the wheel"
         else:
             reason = "not bundled and not a system library"
+        archs = sorted(a for a, needs in node.binary.slice_needs.items() if library in needs)
+        if 0 < len(archs) < len(node.binary.slice_needs):  # one slice of a fat binary
+            reason += f" (needed by its {'+'.join(archs)} code only)"
         return Found(None, "not found", severity="warn" if kind == "weak" else "fail",
                       reason=f"{how} {library}: {reason}")  # fmt: skip
 

@@ -86,10 +86,11 @@ def _bundled_libraries(binaries) -> list[str]:
     for binary in binaries:
         base = posixpath.basename(binary.path)
         parent = posixpath.basename(posixpath.dirname(binary.path))
-        if re.search(r"\.(cpython|pypy|cp\d+|abi3)", base) or base.endswith(".pyd"):
-            continue
+        libs_dir = parent.endswith((".libs", ".dylibs"))
+        if policy.EXTENSION_RE.search(base) and not libs_dir:
+            continue  # an extension module, Python 2's untagged lapack_lite.so included
         shared = re.search(r"\.(so(\.[\d.]+)?|dylib|dll)$", base)
-        if parent.endswith((".libs", ".dylibs")) or shared:
+        if libs_dir or shared:
             found.append(binary.path)
     return found
 
@@ -125,7 +126,12 @@ def _declared(member: str, patterns: list[str], text: str) -> bool:
     directory, base = posixpath.split(member)
     for pattern in patterns:
         pat_dir, pat_base = posixpath.split(pattern)
-        if pat_dir != directory:
+        # Older notices name the files where the build put them ("extra-dll/libopenb*.dll",
+        # ".libs/libgfortran*.so" for numpy.libs): a named library is declared wherever
+        # it now lies; a bare "*" only for its own directory (".dylibs/*", numpy/.dylibs).
+        if pat_base.strip("*") == "":
+            if directory == pat_dir or directory.endswith(f"/{pat_dir}"):
+                return True
             continue
         # "libscipy_openblas*.so" also declares the .dylib/.dll of the same library
         if fnmatch.fnmatchcase(base, pat_base) or base.startswith(pat_base.split("*", 1)[0]):

@@ -4,11 +4,22 @@ per wheel, and their text and JSON forms (``check_wheel --json`` v2, described b
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from numpy_wheels.log import colour
+
+# <name>.data/platlib/x and .../purelib/x install as site-packages/x (pycurl's DLLs);
+# the other schemes (scripts, data, headers) land outside it.
+_SITE_SCHEME = re.compile(r"^[^/]+\.data/(?:platlib|purelib)/(?=.)")
+
+
+def installed_path(member: str) -> str:
+    """A member's path relative to site-packages once installed."""
+    return _SITE_SCHEME.sub("", member, count=1)
+
 
 JSON_VERSION = 2
 
@@ -33,6 +44,11 @@ class Binary:
     resolved: dict[str, str | None] = field(default_factory=dict)  # library -> where found
     via: dict[str, str] = field(default_factory=dict)  # library -> the rule that found it
     slice_needs: dict[str, set[str]] = field(default_factory=dict)  # Mach-O: arch -> libraries
+
+    @property
+    def installed(self) -> str:
+        """Where the member lands, relative to site-packages (the loaders search there)."""
+        return installed_path(self.path)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {

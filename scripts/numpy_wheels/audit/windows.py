@@ -12,7 +12,7 @@ import re
 
 from . import policy
 from .chains import Found, Node, roots, simulate
-from .report import Binary, WheelReport
+from .report import Binary, WheelReport, installed_path
 
 
 def check_windows(report: WheelReport, binaries, members, platforms, texts) -> None:
@@ -33,7 +33,7 @@ def check_windows(report: WheelReport, binaries, members, platforms, texts) -> N
                 )
     directories, preloaded = _dll_search_additions(texts, members)
     report.dll_directories = sorted(directories)
-    files = {b.path.lower(): b for b in binaries}
+    files = {b.installed.lower(): b for b in binaries}
     by_name = {posixpath.basename(b.path).lower(): b for b in binaries}
 
     def resolve(node: Node, library: str, kind: str, loaded) -> Found:
@@ -42,20 +42,22 @@ def check_windows(report: WheelReport, binaries, members, platforms, texts) -> N
             return Found("system", "API set (resolved by the loader to a system DLL)")
         if lower in loaded:
             return Found(loaded[lower].binary.path, "a module of that name is already loaded")
-        for member, code in preloaded.items():
-            if posixpath.basename(member).lower() == lower and member.lower() in files:
-                return Found(member, f"preloaded by {code}", files[member.lower()])
+        for place, code in preloaded.items():
+            if posixpath.basename(place).lower() == lower and place.lower() in files:
+                return Found(
+                    files[place.lower()].path, f"preloaded by {code}", files[place.lower()]
+                )
         # LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR: the directory of the module Python loads,
         # then the application (python.exe) directory, added directories, System32.
         root = list(node.chain())[-1].binary
-        places = [(posixpath.dirname(root.path), f"the directory of {root.path}")]
+        places = [(posixpath.dirname(root.installed), f"the directory of {root.path}")]
         places += [(d, f"os.add_dll_directory in {code}") for d, code in directories.items()]
         for directory, why in places:
             found = files.get(posixpath.join(directory.lower(), lower))
             if found is not None:
                 return Found(found.path, why, found)
-        if re.match(r"^python3\d*t?(_d)?\.dll$", lower):
-            return Found("python", "the Python DLL")
+        if re.match(r"^(python[23]\d*t?(_d)?|libpypy[23][\d.]*-c)\.dll$", lower):
+            return Found("python", "the Python DLL")  # CPython's, or PyPy's libpypy3.X-c.dll
         if lower in runtime:
             return Found("python runtime", "ships with Python")
         if lower in system:
@@ -67,7 +69,7 @@ def check_windows(report: WheelReport, binaries, members, platforms, texts) -> N
                 "common but not guaranteed on Windows"))  # fmt: skip
         elsewhere = by_name.get(lower)
         if elsewhere is not None:
-            tried = ", ".join(d or "." for d, _ in places)
+            tried = ", ".join(dict.fromkeys(d or "." for d, _ in places))
             reason = (f"{what} {library}: bundled as {elsewhere.path} but not in any "
                       f"directory the loader searches ({tried})")  # fmt: skip
         else:
@@ -87,9 +89,11 @@ def check_windows(report: WheelReport, binaries, members, platforms, texts) -> N
 
 def _dll_search_additions(texts: dict[str, bytes], members) -> tuple[dict, dict]:
     """Directories the wheel's Python code adds with os.add_dll_directory, and DLLs it
-    loads itself (ctypes.WinDLL/CDLL, LoadLibrary*), each with the file that does it."""
+    loads itself (ctypes.WinDLL/CDLL, LoadLibrary*), each with the file that does it
+    (paths as installed, relative to site-packages)."""
     directories: dict[str, str] = {}
     preloaded: dict[str, str] = {}
+    packages = {p.split("/", 1)[0] for p in map(installed_path, members) if "/" in p}
     for member, raw in sorted(texts.items()):
         if not member.endswith(".py") or not re.search(
             rb"add_dll_directory|WinDLL|CDLL|LoadLibrary", raw
@@ -99,7 +103,7 @@ def _dll_search_additions(texts: dict[str, bytes], members) -> tuple[dict, dict]
             tree = ast.parse(raw, filename=member)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue  # not code Python would run either
-        values = _PathEvaluator(member)
+        values = _PathEvaluator(member, packages)
         for call in values.calls(tree):
             name, arg = call
             if arg is None:
@@ -107,7 +111,7 @@ def _dll_search_additions(texts: dict[str, bytes], members) -> tuple[dict, dict]
             if name == "add_dll_directory":
                 directories.setdefault(arg, member)
             else:
-                for m in members:
+                for m in map(installed_path, members):
                     if fnmatch.fnmatchcase(m.lower(), arg.lower()):
                         preloaded.setdefault(m, member)
     return directories, preloaded
@@ -116,13 +120,15 @@ def _dll_search_additions(texts: dict[str, bytes], members) -> tuple[dict, dict]
 class _PathEvaluator:
     """Evaluates, without running it, the paths a module's code builds from its own
     location (``os.path.join(os.path.dirname(__file__), os.pardir, 'x.libs')``):
-    names assigned earlier, walrus targets and ``for x in glob.glob(...)`` included.
-    Values are wheel-relative paths (globs for glob results); None is unknown."""
+    names assigned earlier, walrus targets, ``for x in glob.glob(...)`` and
+    ``for x in pkg.__path__`` included, os.path and pathlib spellings alike.
+    Values are installed paths (globs for glob results); None is unknown."""
 
     MAX_DEPTH = 40
 
-    def __init__(self, member: str) -> None:
-        self.env: dict[str, str | None] = {"__file__": member}
+    def __init__(self, member: str, packages: set[str]) -> None:
+        self.env: dict[str, str | None] = {"__file__": installed_path(member)}
+        self.packages = packages  # top-level directories of the installed wheel
 
     def calls(self, tree: ast.AST):
         """(function name, evaluated first argument) of every DLL-related call, in order."""
@@ -135,7 +141,7 @@ class _PathEvaluator:
             elif isinstance(node, ast.NamedExpr):
                 self.env[node.target.id] = self.value(node.value)
             elif isinstance(node, ast.For) and isinstance(node.target, ast.Name):
-                self.env[node.target.id] = self._glob(node.iter)
+                self.env[node.target.id] = self._glob(node.iter) or self.value(node.iter)
             elif isinstance(node, ast.Call):
                 name = _call_name(node.func)
                 dll = name in ("add_dll_directory", "WinDLL", "CDLL", "LoadLibrary")
@@ -169,6 +175,31 @@ class _PathEvaluator:
             return ".."
         if isinstance(node, ast.Attribute) and node.attr == "curdir":
             return "."
+        if (  # pkg.__path__ of a top-level package of the wheel: its directory (pywin32)
+            isinstance(node, ast.Attribute)
+            and node.attr == "__path__"
+            and isinstance(node.value, ast.Name)
+            and node.value.id in self.packages
+        ):
+            return node.value.id
+        if isinstance(node, ast.Attribute) and node.attr == "parent":  # pathlib
+            inner = self.value(node.value, depth + 1)
+            return None if inner is None else posixpath.dirname(inner)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):  # Path / "x"
+            left, right = self.value(node.left, depth + 1), self.value(node.right, depth + 1)
+            return None if left is None or right is None else posixpath.join(left, right)
+        if (  # os.path.split(p)[0] is the directory, [1] the name (pygame)
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Call)
+            and ast.unparse(node.value.func) in ("os.path.split", "path.split", "split")
+            and isinstance(node.slice, ast.Constant)
+            and node.slice.value in (0, 1, -1)
+            and len(node.value.args) == 1
+        ):
+            inner = self.value(node.value.args[0], depth + 1)
+            if inner is None:
+                return None
+            return posixpath.dirname(inner) if node.slice.value == 0 else posixpath.basename(inner)
         if isinstance(node, ast.Call):
             name = _call_name(node.func)
             args = [self.value(a, depth + 1) for a in node.args]
@@ -178,8 +209,17 @@ class _PathEvaluator:
                 return posixpath.join(*[a.replace("\\", "/") for a in args])
             if name == "dirname" and len(args) == 1:
                 return posixpath.dirname(args[0])
-            if name in ("abspath", "normpath", "realpath", "str", "fspath") and len(args) == 1:
+            if (
+                name in ("abspath", "normpath", "realpath", "str", "fspath", "Path", "PurePath")
+                and len(args) == 1
+            ):
                 return posixpath.normpath(args[0])
+            if (
+                name in ("resolve", "absolute")
+                and not args
+                and isinstance(node.func, ast.Attribute)
+            ):
+                return self.value(node.func.value, depth + 1)  # Path(...).resolve()
         return None
 
 
