@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import mmap
 import posixpath
+import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,13 @@ from . import elf, macho, numpy, pe, policy
 from .report import Binary, WheelReport
 
 _PARSERS = {"elf": elf.parse_elf, "macho": macho.parse_macho, "pe": pe.parse_pe}
+# Names an interpreter imports as extension modules; one that holds no native
+# binary (a text file, a truncated download) passes RECORD but fails on import.
+_EXTENSION_MODULE = re.compile(r"\.(cpython-[^./]+|abi3|pypy[^./]*)\.so$|\.pyd$")
+
+
+def is_extension_module(member: str) -> bool:
+    return bool(_EXTENSION_MODULE.search(member))
 
 
 def native_format(head: bytes, size: int) -> str | None:
@@ -65,7 +73,9 @@ def family(platform: str) -> str:
     return "any" if platform == "any" else "other"
 
 
-def check_native(report: WheelReport, binaries, members: set[str], platforms, texts) -> None:
+def check_native(report: WheelReport, binaries, members: set[str], platforms, texts,
+                 not_native=()) -> None:  # fmt: skip
+    """``not_native``: extension-module members that hold no loadable binary."""
     from . import linux, macos, windows
 
     families = {family(p) for p in platforms}
@@ -79,6 +89,9 @@ def check_native(report: WheelReport, binaries, members: set[str], platforms, te
             report.fail(f"{binary.path}: native {fmt} binary in a wheel tagged {tagged}")
         return
     expected_format = {"linux": "elf", "macos": "macho", "windows": "pe"}[system]
+    for member in not_native:
+        report.fail(f"{member}: extension module is not a loadable {expected_format.upper()} "
+                    "binary (the interpreter cannot import it)")  # fmt: skip
     native = []
     for binary in binaries:
         if binary.format != expected_format:

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import posixpath
+import re
 import stat
 import zipfile
 import zlib
@@ -25,6 +26,17 @@ Visit = Callable[[str, zipfile.ZipInfo, Iterator[bytes]], list[str]]
 def normalise(name: str) -> str:
     """The path an installer writes for a member name (``a/./b`` and ``a//b`` are ``a/b``)."""
     return posixpath.normpath(name.replace("\\", "/")).lstrip("/") if name else name
+
+
+def unsafe_path(name: str) -> str | None:
+    """Why a member name (or a RECORD path) is unsafe to install, or None."""
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    if ".." in re.split(r"[/\\]", name):
+        return "'..' in path"
+    if re.search(r"[\x00-\x1f\x7f]", name):
+        return "control character in its name"
+    return None
 
 
 def is_symlink(info: zipfile.ZipInfo) -> bool:
@@ -69,6 +81,12 @@ def read_record(
                 fail(f"{record_name}: line {lineno} has {len(row)} fields, expected 3")
                 continue
             path, digest, size = row
+            problem = unsafe_path(path)
+            if problem:
+                shown = path.encode("unicode_escape").decode("ascii")
+                fail(f"{record_name}: line {lineno} lists {shown}, outside the install root "
+                     f"({problem})")  # fmt: skip
+                continue
             name = normalise(path)
             if name in entries:
                 fail(f"{record_name}: {path} is listed twice")

@@ -21,7 +21,7 @@ from packaging.utils import (
 )
 
 from . import native, numpy, policy
-from .record import check_record, is_symlink, normalise, read_record, read_small
+from .record import check_record, is_symlink, normalise, read_record, read_small, unsafe_path
 from .report import Binary, Stop, WheelReport
 
 
@@ -93,21 +93,11 @@ def _audit(path: Path, report: WheelReport, expect_openblas, numpy_checks, expec
                                     visit=scanner.visit):  # fmt: skip
             report.fail(problem)
     report.binaries = scanner.binaries
-    native.check_native(report, scanner.binaries, set(members), platforms, scanner.texts)
+    native.check_native(report, scanner.binaries, set(members), platforms, scanner.texts,
+                        scanner.not_native)  # fmt: skip
     if report.numpy_checks or expect_openblas or expect_interface:
         numpy.check_numpy(report, scanner.binaries, platforms, expect_openblas, expect_interface)
         numpy.check_license(report, scanner.binaries, scanner.texts, dist_info)
-
-
-def _member_problem(name: str) -> str | None:
-    """Why a member name is unsafe to install, or None."""
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-        return "absolute path"
-    if ".." in re.split(r"[/\\]", name):
-        return "'..' in path"
-    if re.search(r"[\x00-\x1f\x7f]", name):
-        return "control character in its name"
-    return None
 
 
 def _zip_members(zf: zipfile.ZipFile, report: WheelReport) -> dict[str, zipfile.ZipInfo]:
@@ -126,7 +116,7 @@ def _zip_members(zf: zipfile.ZipFile, report: WheelReport) -> dict[str, zipfile.
     members: dict[str, zipfile.ZipInfo] = {}
     folded: dict[str, str] = {}
     for info in infos:
-        problem = _member_problem(info.filename)
+        problem = unsafe_path(info.filename)
         if problem:
             shown = info.filename.encode("unicode_escape").decode("ascii")
             report.fail(f"{shown}: archive member escapes the install root ({problem})")
@@ -263,6 +253,7 @@ class _Scanner:
     def __init__(self, dist_info: str, scratch: Path) -> None:
         self.dist_info, self.spool = dist_info, scratch / "native"
         self.binaries: list[Binary] = []
+        self.not_native: list[str] = []
         self.texts: dict[str, bytes] = {}
 
     def visit(self, member: str, info: zipfile.ZipInfo, blocks) -> list[str]:
@@ -285,8 +276,9 @@ class _Scanner:
         if keep_text:
             self.texts[member] = b"".join(chunks)
         problems: list[str] = []
-        if fmt:
-            binary = native.parse_native(member, fmt, self.spool, problems.append)
-            if binary is not None:
-                self.binaries.append(binary)
+        binary = native.parse_native(member, fmt, self.spool, problems.append) if fmt else None
+        if binary is not None:
+            self.binaries.append(binary)
+        elif not problems and native.is_extension_module(member):
+            self.not_native.append(member)
         return problems

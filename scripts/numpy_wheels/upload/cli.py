@@ -14,6 +14,8 @@ audit -> hashes file -> upload -> summary.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ from ..files import file_hash, file_lock, sanitize_url
 from ..log import add_verbosity_options, add_version_option, ci_error, log, plural, set_verbosity
 from . import attestations, provenance
 from .download import download_all
-from .select import identity, normalize_version, select_files
+from .select import check_project, identity, normalize_version, select_files
 from .sources import SOURCE_KINDS, list_source, page_session
 from .summary import FAILED, NOT_RUN, Entry, print_summary
 from .verify import audit, verify_dist
@@ -121,6 +123,7 @@ def staged_entries(opts: argparse.Namespace) -> list[Entry]:
     """PROJECT VERSION: the staging location's files of that release (``--dry-run``:
     with a line each saying whether it would be downloaded)."""
     project, version = opts.args
+    check_project(project)
     normalize_version(version)
     types = opts.types or ["all"]
     if opts.jobs < 1:
@@ -153,10 +156,19 @@ def staged_entries(opts: argparse.Namespace) -> list[Entry]:
     return entries
 
 
-def _wheelhouse(opts: argparse.Namespace) -> Path:
+def _wheelhouse(opts: argparse.Namespace, create: bool = True) -> Path:
+    """The wheelhouse, made if missing; ``create=False`` only checks, before any
+    request, that it is or can be made a directory we can write to."""
     wheelhouse = Path(opts.wheel_dir).expanduser()
     try:
-        wheelhouse.mkdir(parents=True, exist_ok=True)
+        if create:
+            wheelhouse.mkdir(parents=True, exist_ok=True)
+        else:
+            existing = next(p for p in (wheelhouse, *wheelhouse.absolute().parents) if p.exists())
+            if not existing.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
     except OSError as exc:
         raise ConfigurationError(
             f"-w {wheelhouse}: cannot create the wheelhouse: {exc.strerror}"
@@ -264,9 +276,13 @@ def finish(entries: list[Entry], opts: argparse.Namespace, records=None) -> int:
 def run(opts: argparse.Namespace) -> int:
     if not opts.timeout > 0:  # requests would raise ValueError deep inside
         raise ConfigurationError(f"--timeout must be more than 0 seconds, not {opts.timeout}")
+    if opts.retries < 1:
+        raise ConfigurationError(f"--retries must be at least 1, not {opts.retries}")
     records = provenance.records_for(opts)  # signatures checked before any download
     if opts.files:
         return finish(local_entries(opts), opts, records)
+    if not opts.dry_run:
+        _wheelhouse(opts, create=False)  # a -w naming a file fails before any request
     entries = staged_entries(opts)
     if opts.dry_run:
         return finish(entries, opts, records)

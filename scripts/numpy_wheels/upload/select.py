@@ -20,6 +20,18 @@ def normalize_version(version: str) -> str:
         raise ConfigurationError(f"VERSION {version!r} is not a valid version") from None
 
 
+def check_project(project: str) -> str:
+    """``project`` as given; exit 2 unless it is a valid project name (it becomes
+    part of the staging URL, so ``../x`` or ``a/b`` would read another page)."""
+    from packaging.utils import InvalidName, canonicalize_name
+
+    try:
+        canonicalize_name(project, validate=True)
+    except InvalidName:
+        raise ConfigurationError(f"PROJECT {project!r} is not a valid project name") from None
+    return project
+
+
 def _split_sdist(stem: str, project: str | None) -> tuple[str, str] | None:
     """(project, version) of an sdist stem: after the expected ``project`` when it
     is given and fits, else the standard last-hyphen split, else the first split

@@ -1,0 +1,110 @@
+"""Hostile files and a newcomer's mistakes that the audit and the uploader once let
+through: an extension module that holds no binary, a RECORD naming paths outside
+the install root, uploader arguments that reached the network before they were
+checked (issue 14: settings checked first, one line, non-zero exit)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from conftest import ROOT, LoopbackServer, clean_env
+from numpy_wheels.audit import check_wheel as audit
+from test_check_wheel import make_wheel
+
+SCRIPT = str(ROOT / "scripts" / "check_wheel.py")
+UPLOADER = str(ROOT / "scripts" / "wheel_uploader.py")
+LINUX = "cp311-cp311-manylinux_2_17_x86_64"
+WINDOWS = "cp311-cp311-win_amd64"
+
+
+@pytest.mark.parametrize(
+    ("tag", "member", "data", "fmt"),
+    [
+        (LINUX, "pkg/_x.cpython-311-x86_64-linux-gnu.so", b"not an ELF file\n", "ELF"),
+        (LINUX, "pkg/_x.abi3.so", b"", "ELF"),
+        (WINDOWS, "pkg/_x.cp311-win_amd64.pyd", b"MZ" + bytes(126), "PE"),  # MZ, no PE header
+    ],
+)  # fmt: skip
+def test_extension_module_that_is_no_binary_fails(tmp_path, tag, member, data, fmt):
+    # GIVEN a platform wheel whose extension module is text, empty or a bare DOS header
+    wheel = make_wheel(tmp_path, "pkg", "1.0", tag, {member: data})
+    # THEN the audit fails it (before: PASS, and the import failed after installing)
+    assert audit(wheel).failures == [
+        f"{member}: extension module is not a loadable {fmt} binary "
+        "(the interpreter cannot import it)"
+    ]
+
+
+def test_other_non_binary_files_named_so_still_pass(tmp_path):
+    # a linker script named like a library, and a pure wheel's data file, are no imports
+    script = {"pkg/lib/libfoo.so": b"INPUT(libfoo.so.1)\n"}
+    linux = make_wheel(tmp_path, "pkg", "1.0", LINUX, script)
+    pure = make_wheel(tmp_path, "pure", "1.0", "py3-none-any", {"pure/x.abi3.so": b"data"})
+    assert audit(linux).failures == [] and audit(pure).failures == []
+
+
+@pytest.mark.parametrize(
+    ("listed", "problem"),
+    [("/etc/passwd", "absolute path"), ("../x.py", "'..' in path"),
+     ("pkg/../../x.py", "'..' in path"), ("/pkg/__init__.py", "absolute path")],
+)  # fmt: skip
+def test_record_path_outside_the_install_root_fails(tmp_path, listed, problem):
+    # GIVEN a wheel whose RECORD lists a path outside site-packages (the last one once
+    # matched pkg/__init__.py once its leading slash was stripped: a PASS)
+    wheel = make_wheel(tmp_path, "pkg", "1.0", "py3-none-any", {"pkg/__init__.py": b"x = 1\n"})
+    with zipfile.ZipFile(wheel) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    record = "pkg-1.0.dist-info/RECORD"
+    if listed == "/pkg/__init__.py":
+        members[record] = members[record].replace(b"pkg/__init__.py,", b"/pkg/__init__.py,")
+        line = 1
+    else:
+        members[record] += f"{listed},,\n".encode()
+        line = 5
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    # THEN the CLI names RECORD, the line and the path, and exits 1, no traceback
+    proc = subprocess.run([sys.executable, SCRIPT, str(wheel)], capture_output=True, text=True,
+                          env=clean_env(tmp_path), timeout=120)  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    expected = f"{record}: line {line} lists {listed}, outside the install root ({problem})"
+    assert expected in [x.strip() for x in proc.stdout.splitlines()], proc.stdout
+
+
+class _Counting(LoopbackServer):
+    def respond(self, handler, route) -> None:
+        handler.send_error(404)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["../x", "1.0"], "PROJECT '../x' is not a valid project name"),
+        (["", "1.0"], "PROJECT '' is not a valid project name"),
+        (["a/b", "1.0"], "PROJECT 'a/b' is not a valid project name"),
+        (["--retries", "0", "pkg", "1.0"], "--retries must be at least 1, not 0"),
+        (["-w", "{afile}", "pkg", "1.0"],
+         "-w {afile}: cannot create the wheelhouse: Not a directory"),
+        (["-w", "{afile}/sub", "pkg", "1.0"],
+         "-w {afile}/sub: cannot create the wheelhouse: Not a directory"),
+    ],
+)  # fmt: skip
+def test_uploader_mistakes_stop_before_any_request(tmp_path, args, message):
+    afile = tmp_path / "afile"
+    afile.write_text("a file\n")
+    with _Counting() as server:
+        url = f"{server.base}/simple/pkg/"
+        argv = [a.format(afile=afile) for a in args]
+        proc = subprocess.run(
+            [sys.executable, UPLOADER, "--allow-insecure", "-n", "-u", url, *argv],
+            capture_output=True, text=True, env=clean_env(tmp_path), timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"wheel-uploader: error: {message.format(afile=afile)}"
+    assert server.hits == {}  # checked before the staging location was read
+    assert afile.read_text() == "a file\n"
