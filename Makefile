@@ -113,9 +113,12 @@ stage: setup
 set-commit: setup
 	$(STEP) set-commit -- "$(COMMIT)"
 
-.PHONY: clean  ## Remove build/, $(WHEEL_SDIR)/ and the test scratch directory
+.PHONY: clean  ## Remove build/, the test scratch directory and the toolkit's files in $(WHEEL_SDIR)/
+# Only what the steps write there: WHEEL_SDIR=.. or =$$HOME or =$(REPO_DIR) loses nothing else.
 clean:
-	rm -rf build "$(WHEEL_SDIR)" tmp_for_test tmp_for_test.*
+	rm -rf build tmp_for_test tmp_for_test.*
+	if [ -d "$(WHEEL_SDIR)" ]; then (cd "$(WHEEL_SDIR)" && rm -f -- *.whl failed/*.whl manifest.sha256 \
+	  build-report.json build-provenance.intoto.json); rmdir "$(WHEEL_SDIR)/failed" "$(WHEEL_SDIR)" 2>/dev/null || :; fi
 
 .PHONY: lint  ## shellcheck every shell file, ruff the Python
 lint: setup

@@ -10,7 +10,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import ROOT, LoopbackServer, clean_env
+from conftest import ROOT, LoopbackServer, clean_env, make
 from numpy_wheels.audit import check_wheel as audit
 from test_check_wheel import make_wheel
 
@@ -108,3 +108,51 @@ def test_uploader_mistakes_stop_before_any_request(tmp_path, args, message):
     assert proc.stderr.strip() == f"wheel-uploader: error: {message.format(afile=afile)}"
     assert server.hits == {}  # checked before the staging location was read
     assert afile.read_text() == "a file\n"
+
+
+def test_wheel_filename_with_terminal_escapes_is_refused_and_shown_escaped(tmp_path):
+    # GIVEN a good wheel renamed so its platform tag carries an OSC title sequence
+    # (packaging parses it: tags are not checked character by character)
+    good = make_wheel(tmp_path, "pkg", "1.0", "py3-none-any", {"pkg/__init__.py": b""})
+    hostile = good.with_name("pkg-1.0-py3-none-any\x1b]0;owned\x07.whl")
+    good.rename(hostile)
+    proc = subprocess.run([sys.executable, SCRIPT, str(hostile)], capture_output=True,
+                          env=clean_env(tmp_path), timeout=120)  # fmt: skip
+    # THEN it fails (it passed) and no escape byte reaches the terminal
+    assert proc.returncode == 1
+    assert b"\x1b" not in proc.stdout + proc.stderr and b"\x07" not in proc.stdout
+    assert proc.stdout.decode().splitlines() == [
+        "FAIL pkg-1.0-py3-none-any\\x1b]0;owned\\x07.whl",
+        "  pkg-1.0-py3-none-any\\x1b]0;owned\\x07.whl: not a wheel filename "
+        "(control character or undecodable byte in it)",
+    ]
+
+
+@pytest.mark.parametrize("where", ["..", "home", "checkout", "with space"])
+def test_make_clean_removes_only_the_toolkits_files_from_wheel_sdir(tmp_path, where):
+    # GIVEN a WHEEL_SDIR a newcomer points at a directory of their own (before: rm -rf
+    # of it, so WHEEL_SDIR=.. took the checkout's parent, WHEEL_SDIR=numpy the source)
+    work = tmp_path / "work"
+    sdir = {"..": tmp_path, "home": tmp_path / "home", "checkout": tmp_path / "numpy",
+            "with space": tmp_path / "my wheels"}[where]  # fmt: skip
+    (sdir / "failed").mkdir(parents=True, exist_ok=True)
+    for name in ("a-1.0-py3-none-any.whl", "failed/b-1.0-py3-none-any.whl", "manifest.sha256",
+                 "build-report.json", "build-provenance.intoto.json"):  # fmt: skip
+        (sdir / name).write_text("toolkit's\n")
+    if where != "with space":
+        (sdir / "precious.txt").write_text("mine\n")
+    (work / "build").mkdir(parents=True)
+    # WHEN the recipe of `make clean` runs (its commands, in a scratch directory, so
+    # that this checkout's build/ stays)
+    recipe = make("-s", "-n", "clean", f"WHEEL_SDIR={sdir}", tmp_path=tmp_path)
+    assert recipe.returncode == 0, recipe.stderr
+    subprocess.run(["bash", "-eu", "-o", "pipefail", "-c", recipe.stdout], cwd=work, check=True)
+    # THEN build/ and the toolkit's files are gone, the user's file stays
+    assert not (work / "build").exists()
+    if where == "with space":
+        assert not sdir.exists()  # nothing else in it: the directory goes too
+    else:
+        assert sorted(p.name for p in sdir.iterdir() if p.name not in ("work", "home")) == [
+            "precious.txt"
+        ]
+        assert (sdir / "precious.txt").read_text() == "mine\n"

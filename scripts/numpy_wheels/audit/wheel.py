@@ -20,6 +20,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from ..files import printable
 from . import native, numpy, policy
 from .record import check_record, is_symlink, normalise, read_record, read_small, unsafe_path
 from .report import Binary, Stop, WheelReport
@@ -33,13 +34,13 @@ def check_wheel(
 ) -> WheelReport:
     """Audit one wheel; never raises for bad input (it becomes a failure)."""
     path = Path(path)
-    report = WheelReport(path=path, name=path.name)
+    report = WheelReport(path=path, name=printable(path.name, 255))  # shown on a terminal
     try:
         _audit(path, report, expect_openblas, numpy_checks, expect_interface)
     except Stop:
         pass
     except (RecursionError, MemoryError) as exc:  # a hostile wheel, never a traceback
-        report.fail(f"{path.name}: cannot be audited ({type(exc).__name__}: nested too deeply)")
+        report.fail(f"{report.name}: cannot be audited ({type(exc).__name__}: nested too deeply)")
     return report
 
 
@@ -54,18 +55,21 @@ def check_wheels(
 
 
 def _audit(path: Path, report: WheelReport, expect_openblas, numpy_checks, expect_interface):
+    shown = printable(str(path), 500)
     if not path.exists():
         report.unreadable = True
-        report.fail(f"{path}: no such file")
+        report.fail(f"{shown}: no such file")
         raise Stop
     if not path.is_file():
         report.unreadable = True
-        report.fail(f"{path}: not a regular file")
+        report.fail(f"{shown}: not a regular file")
         raise Stop
     try:
+        if report.name != path.name:  # packaging does not check the tags' characters
+            raise InvalidWheelFilename("control character or undecodable byte in it")
         name, version, _build, tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as exc:
-        report.fail(f"{path.name}: not a wheel filename ({exc})")
+        report.fail(f"{report.name}: not a wheel filename ({printable(str(exc))})")
         raise Stop from None
     report.project, report.version = str(name), str(version)
     report.tags = sorted(str(t) for t in tags)
@@ -77,10 +81,10 @@ def _audit(path: Path, report: WheelReport, expect_openblas, numpy_checks, expec
         zf = zipfile.ZipFile(path)
     except PermissionError as exc:
         report.unreadable = True
-        report.fail(f"{path}: cannot be read ({exc.strerror})")
+        report.fail(f"{shown}: cannot be read ({exc.strerror})")
         raise Stop from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        report.fail(f"{path.name}: not a valid zip archive ({exc})")
+        report.fail(f"{report.name}: not a valid zip archive ({exc})")
         raise Stop from None
     with zf, tempfile.TemporaryDirectory(prefix="check_wheel-") as scratch:
         members = _zip_members(zf, report)
