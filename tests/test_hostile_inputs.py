@@ -89,9 +89,9 @@ class _Counting(LoopbackServer):
         (["a/b", "1.0"], "PROJECT 'a/b' is not a valid project name"),
         (["--retries", "0", "pkg", "1.0"], "--retries must be at least 1, not 0"),
         (["-w", "{afile}", "pkg", "1.0"],
-         "-w {afile}: cannot create the wheelhouse: Not a directory"),
+         "-w {afile}: cannot create the wheelhouse: not a directory"),
         (["-w", "{afile}/sub", "pkg", "1.0"],
-         "-w {afile}/sub: cannot create the wheelhouse: Not a directory"),
+         "-w {afile}/sub: cannot create the wheelhouse: {afile} is not a directory"),
     ],
 )  # fmt: skip
 def test_uploader_mistakes_stop_before_any_request(tmp_path, args, message):
@@ -156,3 +156,25 @@ def test_make_clean_removes_only_the_toolkits_files_from_wheel_sdir(tmp_path, wh
             "precious.txt"
         ]
         assert (sdir / "precious.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(
+    ("setting", "goal", "under"),
+    [("WHEEL_SDIR", "wheels", ""), ("WHEEL_SDIR", "wheels", "/sub"),
+     ("NW_WORK_DIR", "wheels", ""), ("REPO_DIR", "source", "")],
+)  # fmt: skip
+def test_directory_setting_naming_a_file_is_one_line_before_any_work(tmp_path, setting, goal,
+                                                                     under):  # fmt: skip
+    # GIVEN a directory setting that names a file (before: a traceback, after the
+    # banner; WHEEL_SDIR only once the build was done).  MB_ML_LIBC=musllinux on this
+    # glibc host is refused right after: the make never gets as far as building.
+    afile = tmp_path / "afile"
+    afile.write_text("a file\n")
+    value = f"{afile}{under}"
+    proc = make(goal, f"{setting}={value}", "MB_ML_LIBC=musllinux", tmp_path=tmp_path, timeout=300)
+    # THEN one line names the setting and what is wrong, exit 2
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    problem = "not a directory" if not under else f"{afile} is not a directory"
+    assert f"numpy-wheels: error: {setting}={value!r}: {problem}" in proc.stderr.splitlines()
+    assert afile.read_text() == "a file\n"

@@ -107,6 +107,18 @@ def check_name(name: object, what: str) -> str:
     return name
 
 
+def unusable_dir(path: Path) -> str | None:
+    """Why ``path`` cannot be (made) a directory to write to, or None: checked before
+    any work, so a file in the way or a read-only place is one line, not a traceback."""
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        return "not a directory" if existing == path else f"{existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "permission denied" if existing == path else f"{existing} is not writable"
+    return None
+
+
 def file_hash(path: Path | str, algorithm: str = "sha256") -> str:
     """The hex digest of a file's contents."""
     with open(path, "rb") as fobj:

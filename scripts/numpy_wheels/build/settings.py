@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import options
 from ..errors import ConfigurationError
-from ..files import sanitize_url
+from ..files import sanitize_url, unusable_dir
 from ..log import log
 from .deps import _grace, _parse_moment, given_epoch
 from .paths import BUILD, _abs
@@ -176,6 +176,11 @@ def validate_settings(env: os._Environ[str] | dict[str, str], step: str = "wheel
             continue  # in the source the source step is about to fetch
         if not _abs(path).is_file():
             raise ConfigurationError(f"{name}={path!r}: no such file ({what})")
+    for name, steps in DIRS:
+        value = options.value(name, env) if step in steps else ""
+        problem = value and unusable_dir(_abs(value))
+        if problem:
+            raise ConfigurationError(f"{name}={value!r}: {problem}")
     native = sys.platform.startswith("linux") and not options.value("DOCKER_IMAGE", env)
     if native and step in NATIVE_STEPS:
         _check_native(env, plat)
@@ -183,6 +188,9 @@ def validate_settings(env: os._Environ[str] | dict[str, str], step: str = "wheel
 
 # The steps that build or test on this host (source fetches, check audits files).
 NATIVE_STEPS = ("build", "repair", "test-wheel", "wheels")
+# Directories a step writes to: (setting, steps).
+DIRS = [("REPO_DIR", ("source", *NATIVE_STEPS)), ("WHEEL_SDIR", ("test-wheel", "wheels")),
+        ("NW_WORK_DIR", ("source", *NATIVE_STEPS))]  # fmt: skip
 # Files the shell library sources: (setting, what it is).
 FILES = [
     ("CONFIG_PATH", "the project's build_wheel/run_tests hooks"),

@@ -14,15 +14,13 @@ audit -> hashes file -> upload -> summary.
 from __future__ import annotations
 
 import argparse
-import errno
-import os
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, FatalError, NothingToDoError
-from ..files import file_hash, file_lock, sanitize_url
+from ..files import file_hash, file_lock, sanitize_url, unusable_dir
 from ..log import add_verbosity_options, add_version_option, ci_error, log, plural, set_verbosity
 from . import attestations, provenance
 from .download import download_all
@@ -161,18 +159,13 @@ def _wheelhouse(opts: argparse.Namespace, create: bool = True) -> Path:
     request, that it is or can be made a directory we can write to."""
     wheelhouse = Path(opts.wheel_dir).expanduser()
     try:
+        problem = None if create else unusable_dir(wheelhouse)
         if create:
             wheelhouse.mkdir(parents=True, exist_ok=True)
-        else:
-            existing = next(p for p in (wheelhouse, *wheelhouse.absolute().parents) if p.exists())
-            if not existing.is_dir():
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-            if not os.access(existing, os.W_OK | os.X_OK):
-                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
     except OSError as exc:
-        raise ConfigurationError(
-            f"-w {wheelhouse}: cannot create the wheelhouse: {exc.strerror}"
-        ) from None
+        problem = exc.strerror
+    if problem:
+        raise ConfigurationError(f"-w {wheelhouse}: cannot create the wheelhouse: {problem}")
     return wheelhouse
 
 
