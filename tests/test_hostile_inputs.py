@@ -178,3 +178,49 @@ def test_directory_setting_naming_a_file_is_one_line_before_any_work(tmp_path, s
     problem = "not a directory" if not under else f"{afile} is not a directory"
     assert f"numpy-wheels: error: {setting}={value!r}: {problem}" in proc.stderr.splitlines()
     assert afile.read_text() == "a file\n"
+
+
+@pytest.mark.parametrize("body", [b"hello", b"\x1f\x8b not really gzip"])
+def test_openblas_wheel_that_is_no_zip_is_one_line(tmp_path, body):
+    # GIVEN an index naming a scipy-openblas "wheel" whose bytes (matching its hash)
+    # are no zip: tarfile's guesses once made a five-line error
+    import hashlib
+
+    from test_safety_servers import STEM, Hostile, json_index, openblas
+
+    name = f"{STEM}manylinux2014_x86_64.whl"
+
+    def serve(handler, server) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with Hostile() as server:
+        server.routes["/simple/scipy-openblas64/"] = json_index(
+            [{"filename": name, "url": f"/files/{name}",
+              "hashes": {"sha256": hashlib.sha256(body).hexdigest()}}]
+        )  # fmt: skip
+        server.routes[f"/files/{name}"] = (serve,)
+        proc = openblas(tmp_path, server.base)
+    # THEN one error line, and nothing prepared for a later run to trust
+    assert proc.returncode == 1
+    errors = [x for x in proc.stderr.splitlines() if not x.startswith("downloaded ")]
+    assert errors == [f"openblas_support.py: error: {name} is not a readable zip archive"]
+    prepared = tmp_path / "cache" / "prepared"
+    assert not prepared.exists() or not any(prepared.iterdir())
+
+
+def test_tarball_that_is_no_archive_is_one_line(tmp_path):
+    from numpy_wheels.archive import safe_extract
+    from numpy_wheels.errors import FatalError
+
+    archive = tmp_path / "openblas-v0.3.99.tar.gz"
+    archive.write_bytes(b"<html>a login page</html>")
+    with pytest.raises(FatalError) as caught:
+        safe_extract(archive, tmp_path / "out")
+    assert str(caught.value) == (
+        "openblas-v0.3.99.tar.gz is not a readable tar or zip archive "
+        "(file could not be opened successfully)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["openblas-v0.3.99.tar.gz"]

@@ -49,12 +49,15 @@ def safe_extract(archive: Path | str, dest: Path | str, *, strip_prefix: str | N
         root = tmp.resolve()
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, root, strip_prefix, budget)
+        elif archive.suffix in (".whl", ".zip"):  # tarfile's guesses would say nothing more
+            raise FatalError(f"{archive.name} is not a readable zip archive")
         else:
             try:
                 tar = tarfile.open(archive)  # noqa: SIM115  (closed by the with below)
             except (tarfile.TarError, OSError) as exc:
-                raise FatalError(
-                    f"{archive.name} is not a readable tar or zip archive: {exc}"
+                raise FatalError(  # one line: tarfile lists every compression it tried
+                    f"{archive.name} is not a readable tar or zip archive "
+                    f"({error_reason(exc).rstrip(':')})"
                 ) from None
             with tar:
                 _extract_tar(tar, root, strip_prefix, budget)
