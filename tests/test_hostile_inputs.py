@@ -224,3 +224,52 @@ def test_tarball_that_is_no_archive_is_one_line(tmp_path):
         "(file could not be opened successfully)"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["openblas-v0.3.99.tar.gz"]
+
+
+def _local_repo(tmp_path):
+    repo = tmp_path / "upstream"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=a",
+                    "commit", "-q", "--allow-empty", "-m", "x"], check=True)  # fmt: skip
+    return repo
+
+
+@pytest.mark.parametrize("setting", ["BUILD_COMMIT", "NIGHTLY_BUILD_COMMIT"])
+def test_ref_that_is_a_git_option_is_refused_before_git_runs(tmp_path, setting):
+    # GIVEN a ref that git would read as an option: --upload-pack runs a command
+    # (before: it ran, and `make source` reported success)
+    repo, pwned = _local_repo(tmp_path), tmp_path / "pwned"
+    ref = f"--upload-pack=touch {pwned}; git-upload-pack"
+    proc = make("source", "SOURCE=git", f"{setting}={ref}", f"REPO_URL={repo}",
+                f"REPO_DIR={tmp_path / 'src'}", f"NW_WORK_DIR={tmp_path / 'work'}",
+                tmp_path=tmp_path, timeout=300)  # fmt: skip
+    assert proc.returncode == 2
+    assert f"numpy-wheels: error: {setting} {ref!r} is not a git tag, branch or hash" in (
+        proc.stderr
+    )
+    assert not pwned.exists() and not (tmp_path / "src").exists()
+
+
+def test_fetch_passes_the_ref_after_the_options_end(tmp_path):
+    # the source step's own guard, should a ref reach it unchecked
+    from numpy_wheels.build.source import _fetch_ref
+    from numpy_wheels.errors import FatalError
+
+    repo, pwned = _local_repo(tmp_path), tmp_path / "pwned"
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "init", "-q", str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "remote", "add", "origin", str(repo)], check=True)
+    with pytest.raises(FatalError):
+        _fetch_ref(clone, f"--upload-pack=touch {pwned}; git-upload-pack", str(repo))
+    assert not pwned.exists()
+
+
+def test_uploader_files_given_a_directory_says_so(tmp_path):
+    wheel_dir = tmp_path / "pkg-1.0-py3-none-any.whl"
+    wheel_dir.mkdir()
+    proc = subprocess.run([sys.executable, UPLOADER, "-n", "--files", str(wheel_dir)],
+                          capture_output=True, text=True, env=clean_env(tmp_path),
+                          timeout=60)  # fmt: skip
+    assert (proc.returncode, proc.stderr.strip()) == (
+        2, f"wheel-uploader: error: {wheel_dir}: not a regular file"
+    )  # fmt: skip

@@ -66,8 +66,9 @@ TARGETS = (
 )
 
 
-def check_commit(commit: str) -> str:
-    """Return ``commit`` if it can be a git ref; raise ConfigurationError otherwise."""
+def check_commit(commit: str, name: str = "COMMIT") -> str:
+    """Return ``commit`` if it can be a git ref; raise ConfigurationError otherwise
+    (a ref such as ``--upload-pack=...`` would be an option to git)."""
     if not commit:
         raise ConfigurationError(
             "COMMIT is empty; call it as: make set-commit COMMIT=vX.Y.Z (a tag, branch or hash)"
@@ -80,7 +81,7 @@ def check_commit(commit: str) -> str:
     )
     if bad:
         raise ConfigurationError(
-            f"COMMIT {commit!r} is not a git tag, branch or hash "
+            f"{name} {commit!r} is not a git tag, branch or hash "
             "(letters, digits and . _ / + - only, starting with a letter or digit)"
         )
     return commit

@@ -18,6 +18,7 @@ from .. import options
 from ..errors import ConfigurationError
 from ..files import sanitize_url, unusable_dir
 from ..log import log
+from ..set_commit import check_commit
 from .deps import _grace, _parse_moment, given_epoch
 from .paths import BUILD, _abs
 from .source import source_kind
@@ -159,6 +160,9 @@ def validate_settings(env: os._Environ[str] | dict[str, str], step: str = "wheel
     version = env.get("MB_PYTHON_VERSION", "")
     if version and not re.fullmatch(r"\d+\.\d+", version):
         raise ConfigurationError(f"MB_PYTHON_VERSION={version!r} is not X.Y (e.g. 3.12)")
+    for name in ("BUILD_COMMIT", "NIGHTLY_BUILD_COMMIT"):
+        if env.get(name):  # an empty one: the source step says how to call it
+            check_commit(env[name], name)
     label = env.get("TEST_LABEL", "")
     if label and not re.fullmatch(r"[\w ()]+", label):
         raise ConfigurationError(

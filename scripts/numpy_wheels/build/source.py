@@ -343,7 +343,7 @@ def _update_our_checkout(repo: Path, ref: str, url: str, marker: dict) -> str:
 
 def _fetch_ref(repo: Path, ref: str, url: str) -> str:
     """Fetch ``ref`` shallowly; the commit it names."""
-    fetched = _git("fetch", "-q", "--depth", "1", "origin", ref, cwd=repo, check=False)
+    fetched = _git("fetch", "-q", "--depth", "1", "origin", "--", ref, cwd=repo, check=False)
     if fetched.returncode == 0:
         return _git("rev-parse", "FETCH_HEAD", cwd=repo).stdout.strip()
     # Why did it fail?  ls-remote answers in seconds (never a full-history fetch).

@@ -175,7 +175,9 @@ def local_entries(opts: argparse.Namespace) -> list[Entry]:
     for arg in opts.args:
         path = Path(arg).expanduser()
         if not path.is_file():
-            raise ConfigurationError(f"{arg}: no such file")
+            raise ConfigurationError(
+                f"{arg}: {'not a regular file' if path.exists() else 'no such file'}"
+            )
         if identity(path.name) is None:
             raise ConfigurationError(f"{arg}: not a wheel or sdist file name")
         entries.append(Entry(path.name, path, download="local"))
