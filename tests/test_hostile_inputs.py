@@ -5,6 +5,10 @@ checked (issue 14: settings checked first, one line, non-zero exit)."""
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
 import subprocess
 import sys
 import zipfile
@@ -184,8 +188,6 @@ def test_directory_setting_naming_a_file_is_one_line_before_any_work(tmp_path, s
 def test_openblas_wheel_that_is_no_zip_is_one_line(tmp_path, body):
     # GIVEN an index naming a scipy-openblas "wheel" whose bytes (matching its hash)
     # are no zip: tarfile's guesses once made a five-line error
-    import hashlib
-
     from test_safety_servers import STEM, Hostile, json_index, openblas
 
     name = f"{STEM}manylinux2014_x86_64.whl"
@@ -273,3 +275,28 @@ def test_uploader_files_given_a_directory_says_so(tmp_path):
     assert (proc.returncode, proc.stderr.strip()) == (
         2, f"wheel-uploader: error: {wheel_dir}: not a regular file"
     )  # fmt: skip
+
+
+def test_metadata_too_large_is_said_once(tmp_path):
+    # GIVEN a METADATA past the audit's bound, correctly listed in RECORD
+    from numpy_wheels.audit import policy
+
+    big = b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n\n" + b"x" * (16 * policy.MAX_TEXT)
+    wheel = make_wheel(tmp_path, "pkg", "1.0", "py3-none-any", {"pkg/__init__.py": b""})
+    with zipfile.ZipFile(wheel) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    members["pkg-1.0.dist-info/METADATA"] = big
+    out = io.StringIO()
+    for name, data in members.items():
+        if not name.endswith("RECORD"):
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            csv.writer(out, lineterminator="\n").writerow([name, f"sha256={digest.decode()}",
+                                                         len(data)])  # fmt: skip
+    members["pkg-1.0.dist-info/RECORD"] = (out.getvalue() + "pkg-1.0.dist-info/RECORD,,\n").encode()
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    # THEN one failure (before: three more, about the empty metadata it was taken for)
+    assert audit(wheel).failures == [
+        f"pkg-1.0.dist-info/METADATA: {len(big)} bytes, too large for a metadata file"
+    ]

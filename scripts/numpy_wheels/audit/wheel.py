@@ -214,6 +214,8 @@ def _check_metadata(zf, members, dist_info, name, version, report: WheelReport) 
         report.fail(f"{meta_name}: missing")
         return
     raw = read_small(zf, members[meta_name], report.fail, scale=16)
+    if not raw and members[meta_name].file_size:
+        return  # too large or unreadable: said once, not again as empty metadata
     try:
         meta = Metadata.from_email(raw, validate=True)
     except (ExceptionGroup, InvalidMetadata, ValueError) as exc:
