@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from .errors import FatalError
 from .files import error_reason, umask
-from .net import limit
+from .limits import limit
 
 __all__ = ["safe_extract"]
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from ..errors import DownloadError, FatalError, HTTPStatusError
 from ..files import file_hash, sanitize_url
+from ..limits import CANCEL
 from ..log import log
-from ..net import CANCEL, download
+from ..net import download
 from ..progress import Transfers
 from .sources import RemoteFile, page_session
 from .summary import Entry

@@ -22,8 +22,8 @@ from urllib.parse import urljoin
 
 from ..errors import ConfigurationError, FatalError
 from ..files import error_reason, file_hash, mask_credentials, printable, sanitize_url
+from ..limits import limit, read_body
 from ..log import log
-from ..net import limit, read_body
 from ..progress import FileBar, Transfers
 from . import attestations
 from .select import dist_key, identity, plain_name, upload_order
