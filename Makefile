@@ -118,7 +118,8 @@ set-commit: setup
 clean:
 	rm -rf build tmp_for_test tmp_for_test.*
 	if [ -d "$(WHEEL_SDIR)" ]; then (cd "$(WHEEL_SDIR)" && rm -f -- *.whl failed/*.whl manifest.sha256 \
-	  build-report.json build-provenance.intoto.json); rmdir "$(WHEEL_SDIR)/failed" "$(WHEEL_SDIR)" 2>/dev/null || :; fi
+	  build-report.json build-provenance.intoto.json build-provenance.intoto.json.sig \
+	  build-provenance.intoto.json.asc); rmdir "$(WHEEL_SDIR)/failed" "$(WHEEL_SDIR)" 2>/dev/null || :; fi
 
 .PHONY: lint  ## shellcheck every shell file, ruff the Python
 lint: setup

@@ -141,7 +141,8 @@ def test_make_clean_removes_only_the_toolkits_files_from_wheel_sdir(tmp_path, wh
             "with space": tmp_path / "my wheels"}[where]  # fmt: skip
     (sdir / "failed").mkdir(parents=True, exist_ok=True)
     for name in ("a-1.0-py3-none-any.whl", "failed/b-1.0-py3-none-any.whl", "manifest.sha256",
-                 "build-report.json", "build-provenance.intoto.json"):  # fmt: skip
+                 "build-report.json", "build-provenance.intoto.json",
+                 "build-provenance.intoto.json.sig"):  # fmt: skip
         (sdir / name).write_text("toolkit's\n")
     if where != "with space":
         (sdir / "precious.txt").write_text("mine\n")
