@@ -6,13 +6,16 @@ of in-toto/attestation's .proto files, the SLSA v1 provenance.proto among them).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import socket
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, VENV_BIN, make
+from conftest import ROOT, VENV_BIN, LoopbackServer, make
 from numpy_wheels.build import provenance
 from numpy_wheels.files import file_hash
 from test_pipeline import fixture_copy, settings
@@ -235,8 +238,23 @@ def test_make_wheels_writes_a_valid_record_of_its_wheels(tmp_path):
     build = data["predicate"]["buildDefinition"]
     assert build["internalParameters"]["SOURCE_DATE_EPOCH"] == 1748779200  # yours wins
     assert build["resolvedDependencies"][0]["uri"] == project.as_uri()
-    names = {d["name"] for d in build["resolvedDependencies"][1:]}
-    assert "pip" in names  # the build environment as installed
+    installed = {d["name"]: d for d in build["resolvedDependencies"][1:]}
+    assert "pip" in installed  # the build environment as installed
+    # ... each wheel the index serves by its sha256: pip's own download of pip's agrees
+    pip_entry = installed["pip"]
+    file_name = pip_entry["uri"].partition("?file_name=")[2]
+    assert file_name.startswith("pip-") and file_name.endswith(".whl"), pip_entry
+    version = pip_entry["uri"].split("@")[1].split("?")[0]
+    got = tmp_path / "pip-download"
+    subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "pip", "download", "--no-deps", "--no-cache-dir",
+         "--only-binary=:all:", "-d", str(got), f"pip=={version}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert pip_entry["digest"] == {"sha256": file_hash(got / file_name)}
+    assert pip_entry["downloadLocation"].endswith("/" + file_name)
+    with_digest = [d for d in installed.values() if "digest" in d]
+    print(f"\n{len(with_digest)} of {len(installed)} build requirements with a digest")
     (report,) = data["predicate"]["runDetails"]["byproducts"]
     assert report == {
         "name": "build-report.json",
@@ -272,3 +290,132 @@ def test_an_sdist_is_named_as_pypi_does(tmp_path, no_ci):
     marker = {**SDIST, "file": "Clib_Demo-1.0.0rc1.tar.gz"}
     (source,) = record(tmp_path, marker)["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert source["uri"] == "pkg:pypi/clib-demo@1.0.0rc1?file_name=Clib_Demo-1.0.0rc1.tar.gz"
+
+
+# ------------------------------------------- the build requirements' digests
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SimpleIndex(LoopbackServer):
+    """A simple index: alpha's page as PEP 691 JSON, beta's as PEP 503 HTML, any
+    other project 404; each page lists ``files[project]`` (name, sha256)."""
+
+    prefix = "/simple"
+
+    def __init__(self, files: dict[str, list[tuple[str, str]]]) -> None:
+        super().__init__()
+        self.files = files
+
+    def respond(self, handler, route) -> None:
+        project = handler.path.strip("/").split("/")[-1]
+        files = self.files.get(project)
+        if files is None:
+            body, ctype, status = b"not found", "text/plain", 404
+        elif project == "alpha":
+            listed = [{"filename": n, "url": f"/files/{n}", "hashes": {"sha256": h}}
+                      for n, h in files]  # fmt: skip
+            body = json.dumps({"meta": {"api-version": "1.0"}, "name": project, "files": listed})
+            body, ctype, status = body.encode(), "application/vnd.pypi.simple.v1+json", 200
+        else:
+            links = "".join(f'<a href="/files/{n}#sha256={h}">{n}</a>' for n, h in files)
+            body, ctype, status = f"<html><body>{links}</body></html>".encode(), "text/html", 200
+        handler.send_response(status)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+def build_env(tmp_path: Path, dists: dict[str, tuple[str, list[str]]]) -> Path:
+    """A real interpreter whose site-packages holds ``dists`` (name: version, WHEEL
+    Tag lines) as installers leave them; returns its python."""
+    venv = tmp_path / "build-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = venv.glob("lib/python*/site-packages")
+    for name, (version, tags) in dists.items():
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        wheel = "".join(f"Tag: {t}\n" for t in tags)
+        (info / "WHEEL").write_text(f"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n{wheel}")
+    return venv / "bin" / "python"
+
+
+DISTS = {
+    "alpha": ("1.0", ["py2-none-any", "py3-none-any"]),  # the index has this wheel
+    "beta": ("2.0", ["cp311-cp311-linux_x86_64"]),  # built here from the sdist
+    "gamma": ("3.0", ["py3-none-any"]),  # not on the index
+}
+INDEX = {
+    "alpha": [
+        ("alpha-1.0.tar.gz", sha("sdist")),
+        ("alpha-1.0-py3-none-any.whl", sha("a subset of the tags")),
+        ("alpha-1.0-1-py2.py3-none-any.whl", sha("another build")),
+        ("alpha-1.1-py2.py3-none-any.whl", sha("another version")),
+        ("alpha-1.0-py2.py3-none-any.whl", sha("the one")),
+    ],
+    "beta": [("beta-2.0.tar.gz", sha("b sdist")), ("beta-2.0-py3-none-any.whl", sha("b any"))],
+}
+
+
+def test_build_requirements_get_the_digest_of_the_exact_index_wheel(
+    tmp_path, no_ci, monkeypatch, capfd
+):
+    python = build_env(tmp_path, DISTS)
+    with SimpleIndex(INDEX) as index:
+        monkeypatch.setenv("NW_INDEX_URL", index.base.replace("//", "//user:s3cret@") + "/")
+        data = record(tmp_path, build_python=python)
+    deps = {d["name"]: d for d in data["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    host = index.base.removesuffix("/simple")  # the file's URL, without the credentials
+    assert deps["alpha"] == {
+        "name": "alpha",
+        "uri": "pkg:pypi/alpha@1.0?file_name=alpha-1.0-py2.py3-none-any.whl",
+        "digest": {"sha256": sha("the one")},
+        "downloadLocation": f"{host}/files/alpha-1.0-py2.py3-none-any.whl",
+    }
+    assert deps["beta"] == {"name": "beta", "uri": "pkg:pypi/beta@2.0"}  # tags differ
+    assert deps["gamma"] == {"name": "gamma", "uri": "pkg:pypi/gamma@3.0"}  # absent
+    assert {p.split("/")[2] for p in index.hits} == {"alpha", "beta", "gamma"}
+    assert "warning" not in capfd.readouterr().err  # a project absent is no failure
+    assert "s3cret" not in json.dumps(data)
+    proc = validate(provenance.write(tmp_path, data))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    published(data)
+
+
+def test_an_index_that_is_down_is_one_warning_and_no_digests(tmp_path, no_ci, monkeypatch, capfd):
+    python = build_env(tmp_path, DISTS)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("NW_INDEX_URL", f"http://127.0.0.1:{port}/simple/")
+    data = record(tmp_path, build_python=python)
+    deps = data["predicate"]["buildDefinition"]["resolvedDependencies"][1:]
+    assert [d["name"] for d in deps] == ["alpha", "beta", "gamma"]
+    assert not any("digest" in d for d in deps)
+    (line,) = [x for x in capfd.readouterr().err.splitlines() if "warning" in x]
+    assert "3 of 3 build requirements not looked up" in line and f"127.0.0.1:{port}" in line
+    path = provenance.write(tmp_path, data)
+    assert validate(path).returncode == 0
+
+
+class Failing(LoopbackServer):
+    def respond(self, handler, route) -> None:
+        handler.send_response(503)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+
+def test_an_index_that_never_answers_is_not_asked_for_every_project(tmp_path, monkeypatch, capfd):
+    dists = {f"dist{n}": ("1.0", ["py3-none-any"]) for n in range(40)}
+    python = build_env(tmp_path, dists)
+    with Failing() as server:
+        monkeypatch.setenv("NW_INDEX_URL", f"{server.base}/simple/")
+        deps = provenance.installed(python)
+    assert len(deps) == 40 and not any("digest" in d for d in deps)
+    assert sum(server.hits.values()) < 40  # the first failures stop the lookups
+    (line,) = [x for x in capfd.readouterr().err.splitlines() if "warning" in x]
+    assert "40 of 40 build requirements not looked up" in line and "503" in line

@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import FatalError
 from .log import log
@@ -61,6 +62,12 @@ def mask_credentials(text: str) -> str:
 def sanitize_url(url: str) -> str:
     """Mask credentials in a URL (``user:pass@host`` -> ``********@host``), parsable or not."""
     return mask_credentials(url)
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` without its ``user:pass@``: where a file is, for a record or a link."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
 
 
 def printable(text: str, limit: int = 200) -> str:

@@ -21,6 +21,10 @@ from .log import log
 from .net import http_session
 
 
+class NotOnIndexError(FatalError):
+    """The index answered, and has no such project."""
+
+
 def index_url(explicit: str | None = None) -> str:
     """The simple index's URL by the rule above."""
     for url in (explicit, os.environ.get("NW_INDEX_URL"), os.environ.get("PIP_INDEX_URL")):
@@ -64,7 +68,7 @@ def project_page(project: str, url: str, timeout: float = 60) -> Any:
         with PyPISimple(endpoint=url, session=http_session()) as client:
             return client.get_project_page(project, timeout=timeout)
     except NoSuchProjectError:
-        raise FatalError(f"{project} is not on the index {shown}") from None
+        raise NotOnIndexError(f"{project} is not on the index {shown}") from None
     except FatalError:
         raise
     except Exception as exc:

@@ -7,7 +7,8 @@ $WHEEL_SDIR/build-provenance.intoto.json.
                           build (BUILD_COMMIT, PLAT, MB_ML_VER, Python, the env
                           vars and config files); what it was made from, with
                           digests (source commit or sdist sha256, the OpenBLAS
-                          wheel or archive) and the build requirements as installed
+                          wheel or archive) and the build requirements as installed,
+                          each with the sha256 of the wheel the index serves for it
     runDetails            the builder (the CI run's URL on CI), the toolkit's
                           commit, the repair tools, start and finish times
 
@@ -19,20 +20,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
-from packaging.utils import parse_sdist_filename, parse_wheel_filename
+from packaging.tags import parse_tag
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
 
-from .. import options
+from .. import index, options
 from ..errors import FatalError
-from ..files import atomic_write, file_hash, sanitize_url
-from ..log import add_version_option, run_main
+from ..files import atomic_write, file_hash, sanitize_url, without_userinfo
+from ..log import add_version_option, logger, plural, run_main
 from .paths import ROOT
 
 FILENAME = "build-provenance.intoto.json"
@@ -145,23 +156,112 @@ def openblas_prepared() -> Path | None:
     return found if found and found.is_dir() else None
 
 
+# Run by the build Python (any version with importlib.metadata): each distribution
+# once, as the first on sys.path shadows the others, with its WHEEL file's tags.
+_DISTRIBUTIONS = """
+import importlib.metadata as m, json, re
+seen = {}
+for d in m.distributions():
+    name = d.metadata["Name"]
+    if not name:
+        continue
+    fields = [line.partition(":") for line in (d.read_text("WHEEL") or "").splitlines()]
+    seen.setdefault(re.sub(r"[-_.]+", "-", name).lower(), {
+        "name": name, "version": d.version,
+        "tags": [v.strip() for k, _, v in fields if k == "Tag"],
+        "build": "".join(v.strip() for k, _, v in fields if k == "Build"),
+        "direct": d.read_text("direct_url.json") is not None,
+    })
+print(json.dumps(list(seen.values())))
+"""
+LOOKUP_TIMEOUT = 20  # seconds per request; the whole page is bounded by net.http_session
+LOOKUP_THREADS = 8
+SHA256 = re.compile(r"[0-9a-f]{64}")
+PLAIN_URL = re.compile(r"https?://[!-~]+", re.IGNORECASE)
+
+
 def installed(python: Path) -> list[dict]:
-    """The build environment's distributions as installed (pip's own listing)."""
+    """The build environment's distributions as installed: each a purl and, where the
+    index (index.index_url) serves that exact wheel, the file's name and sha256."""
     if not python.exists():
         return []
-    proc = subprocess.run(
-        [str(python), "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
-        capture_output=True,
-        text=True,
-    )
+    proc = subprocess.run([str(python), "-c", _DISTRIBUTIONS], capture_output=True, text=True)
     try:
         dists = json.loads(proc.stdout) if proc.returncode == 0 else []
     except ValueError:
         return []
-    return [
-        {"name": d["name"], "uri": f"pkg:pypi/{d['name'].lower()}@{d['version']}"}
-        for d in sorted(dists, key=lambda d: d["name"].lower())
-    ]
+    dists.sort(key=lambda d: canonicalize_name(d["name"]))
+    files = index_wheels(dists, index.index_url())
+    described = []
+    for dist in dists:
+        project = canonicalize_name(dist["name"])
+        entry = {"name": dist["name"], "uri": f"pkg:pypi/{project}@{dist['version']}"}
+        found = files.get(project)
+        if found:
+            entry["uri"] += f"?file_name={quote(found.filename)}"
+            entry["digest"] = {"sha256": found.digests["sha256"]}
+            location = without_userinfo(found.url)
+            if PLAIN_URL.fullmatch(location):  # the server chose it: http(s), printable
+                entry["downloadLocation"] = location
+        described.append(entry)
+    return described
+
+
+def index_wheels(dists: list[dict], url: str) -> dict[str, Any]:
+    """{project: the index's DistributionPackage that is exactly the installed wheel}:
+    one page per project, read concurrently.  Dists installed from a URL or path, or
+    with no WHEEL tags, are not looked up; an unreadable index is one warning."""
+    wanted = [d for d in dists if d["tags"] and not d["direct"]]
+
+    def lookup(dist: dict) -> Any:
+        try:
+            page = index.project_page(dist["name"], url, timeout=LOOKUP_TIMEOUT)
+        except index.NotOnIndexError:
+            return None
+        return same_wheel(dist, page.packages)
+
+    found, answered, failure = {}, 0, ""
+    with ThreadPoolExecutor(max_workers=LOOKUP_THREADS) as pool:
+        futures = {pool.submit(lookup, d): d for d in wanted}
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            try:
+                package = future.result()
+            except FatalError as exc:
+                failure = failure or str(exc)
+                if not answered:  # not one answer yet: the index is down, ask no more
+                    for pending in futures:
+                        pending.cancel()
+                continue
+            answered += 1
+            if package is not None:
+                found[canonicalize_name(futures[future]["name"])] = package
+    if failure:
+        missed, of = len(wanted) - answered, plural(len(wanted), "build requirement")
+        logger.warning(f"provenance: warning: {missed} of {of} not looked up, no digest: {failure}")
+    return found
+
+
+def same_wheel(dist: dict, packages: list[Any]) -> Any:
+    """The package whose file name has the installed name, version, build tag and
+    exactly its set of tags, with a sha256; None when there is none."""
+    try:
+        version = Version(dist["version"])
+        tags = frozenset().union(*map(parse_tag, dist["tags"]))
+    except (InvalidVersion, ValueError):
+        return None
+    want = (canonicalize_name(dist["name"]), version, dist["build"], tags)
+    for package in packages:
+        try:
+            name, got, build, file_tags = parse_wheel_filename(package.filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if (name, got, "".join(map(str, build)), file_tags) == want and SHA256.fullmatch(
+            package.digests.get("sha256", "")
+        ):
+            return package
+    return None
 
 
 def _toolkit_version() -> dict[str, str]:

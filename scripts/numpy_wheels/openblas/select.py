@@ -23,6 +23,7 @@ from numpy_wheels.files import (
     file_lock,
     printable,
     sanitize_url,
+    without_userinfo,
 )
 from numpy_wheels.net import download
 
@@ -61,7 +62,7 @@ def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any
                 files.append(
                     {
                         "filename": pkg.filename,
-                        "url": _without_userinfo(pkg.url),
+                        "url": without_userinfo(pkg.url),
                         "size": size,
                         "sha256": pkg.digests["sha256"],
                     }
@@ -73,11 +74,6 @@ def index_files(project: str, version: str, opts: Options) -> list[dict[str, Any
     with atomic_write(cached) as out:
         json.dump({"project": project, "version": version, "files": files}, out, indent=1)
     return files
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
 
 
 def file_url(url: str, index_url: str | None) -> str:

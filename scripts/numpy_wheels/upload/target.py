@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
-from ..files import sanitize_url
+from ..files import sanitize_url, without_userinfo
 
 LOGIN_HINT = "set TWINE_USERNAME and TWINE_PASSWORD, or name a .pypirc section with -r"
 
@@ -60,11 +60,6 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
-
-
 def simple_url_for(upload_url: str) -> str:
     """The simple index of an upload URL: ``/legacy/`` dropped, an ``upload.`` host
     label dropped, ``simple/`` appended (pypiserver: ``http://h:p/`` -> ``/simple/``)."""
@@ -98,7 +93,7 @@ def resolve_target(
     config = config_file or twine_utils.DEFAULT_CONFIG_FILE
     secrets: dict[str, str] = {}
     if repository_url:
-        url = _without_userinfo(repository_url)
+        url = without_userinfo(repository_url)
         # Credentials in the URL go to twine through its environment, never argv (ps).
         args: tuple[str, ...] = ("--repository-url", url)
         parts = urlsplit(repository_url)
@@ -122,7 +117,7 @@ def resolve_target(
         args = ("--repository", name)
     if config_file:
         args += ("--config-file", config_file)
-    userless = _without_userinfo(url)
+    userless = without_userinfo(url)
     auth = (username, password) if username and password else None
     simple = index_url or simple_url_for(userless)
     return UploadTarget(args, simple, auth, upload_url=userless, twine_env=tuple(secrets.items()),
