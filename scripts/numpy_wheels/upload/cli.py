@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="download nothing, upload nothing: read the target index and say, per file, "
-        "whether it would be uploaded or is already there",
+        "whether it would be uploaded or is already there (with --provenance: which record "
+        "vouches for it, by the sha256 staging publishes, or why a real run refuses it)",
     )
     parser.add_argument("-j", "--jobs", type=int, default=4, help="parallel downloads (4)")
     parser.add_argument("--no-check", action="store_true", help="skip the check_wheel.py audit")
@@ -242,7 +243,9 @@ def finish(entries: list[Entry], opts: argparse.Namespace, records=None) -> int:
     warnings: list[str] = []
     vouched = None  # before any upload: every file vouched for by a --provenance record
     try:
-        if _ready(entries) and not opts.dry_run:
+        if opts.dry_run:  # the gate's decision, on the digests known without a download
+            vouched = provenance.preview(entries, records)
+        elif _ready(entries):
             vouched = provenance.gate(entries, records)
             attestations.gather(entries, getattr(opts, "staged_attestations", None),
                                 timeout=opts.timeout, retries=opts.retries,

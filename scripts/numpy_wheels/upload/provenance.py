@@ -5,8 +5,11 @@
 with ``--provenance-key``); :func:`vouch` then maps every downloaded file to the
 record that names it with the same sha256, before anything is uploaded: a
 different sha256, or a file no record names, stops the run; subjects that were not
-staged are listed.  ``python -m numpy_wheels.upload.provenance stage`` (`make
-stage`) merges a run's build records into the one file it stages.
+staged are listed.  ``--dry-run`` previews that decision (:func:`preview`, the same
+:func:`judge`) on the sha256s the staging page publishes, downloading no wheel; the
+real run judges the downloaded bytes again.  ``python -m
+numpy_wheels.upload.provenance stage`` (`make stage`) merges a run's build records
+into the one file it stages.
 
 The staging org's own hashes are not enough: whoever holds its token controls
 them too. A record is only as good as where it came from (the CI artifact or a
@@ -32,17 +35,24 @@ from .provenance_records import ProvenanceError, Record, load, parse_statements
 
 @dataclass
 class Vouched:
-    """The outcome of :func:`vouch`: file name -> record; subjects nobody staged."""
+    """The outcome of :func:`judge`: file name -> record; subjects nobody staged; files
+    a real run refuses (name -> why); files a record names whose digest is not known
+    yet (``--dry-run`` without a published sha256: the check needs the download)."""
 
     by_file: dict[str, Record] = field(default_factory=dict)
     missing: list[tuple[str, Record]] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    unchecked: dict[str, Record] = field(default_factory=dict)
 
 
-def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
-    """Map each file (name -> sha256 of the downloaded bytes) to the first record that
-    names it with that sha256; raise on a file named with another sha256, named by two
-    records with two sha256s, or named by no record.  Subjects of the records that are
-    not among ``files`` are returned."""
+def judge(
+    records: list[Record], files: dict[str, str | None], *, seen: str = "downloaded",
+    then: str = "nothing uploaded",
+) -> Vouched:  # fmt: skip
+    """Map each file (name -> its sha256, ``seen`` saying where that came from; None when
+    not known) to the first record that names it with that sha256.  A file named with
+    another sha256, named by two records with two sha256s, or named by no record is
+    refused (why, ending in ``then``).  Subjects not among ``files`` are listed."""
     if not records:
         raise ConfigurationError("--provenance: no record given")
     result = Vouched()
@@ -50,30 +60,42 @@ def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
         named = [(r, r.subjects[name]) for r in records if name in r.subjects]
         differ = next(((r, theirs) for r, theirs in named if theirs != named[0][1]), None)
         if differ is not None:  # two builds of one file name: which one is this?
-            raise ProvenanceError(
+            result.refused[name] = (
                 f"{name}: {named[0][0].label} says sha256 {named[0][1]}, {differ[0].label} "
-                f"says {differ[1]}; the records disagree, nothing uploaded"
+                f"says {differ[1]}; the records disagree, {then}"
             )
-        if named and named[0][1] == sha:
+        elif not named:
+            result.refused[name] = (
+                f"{name}: no provenance record names it{_spelt(name, records, then)}"
+            )
+        elif sha is None:
+            result.unchecked[name] = named[0][0]
+        elif named[0][1] == sha:
             result.by_file[name] = named[0][0]
-        elif named:
-            record, theirs = named[0]
-            raise ProvenanceError(
-                f"{name}: sha256 {sha} downloaded, but {record.label} says {theirs}; "
-                "not the file that was built, nothing uploaded"
-            )
         else:
-            raise ProvenanceError(f"{name}: no provenance record names it{_spelt(name, records)}")
-    seen: set[str] = set()
+            record, theirs = named[0]
+            result.refused[name] = (
+                f"{name}: sha256 {sha} {seen}, but {record.label} says {theirs}; "
+                f"not the file that was built, {then}"
+            )
+    seen_names: set[str] = set()
     for record in records:
         for name in record.subjects:
-            if name not in files and name not in seen:
-                seen.add(name)
+            if name not in files and name not in seen_names:
+                seen_names.add(name)
                 result.missing.append((name, record))
     return result
 
 
-def _spelt(name: str, records: list[Record]) -> str:
+def vouch(records: list[Record], files: dict[str, str]) -> Vouched:
+    """:func:`judge` of downloaded files (name -> sha256), raising on the first refused."""
+    result = judge(records, files)
+    if result.refused:
+        raise ProvenanceError(next(iter(result.refused.values())))
+    return result
+
+
+def _spelt(name: str, records: list[Record], then: str) -> str:
     """The rest of the error for a file no record names: a subject naming the same
     distribution spelt otherwise (case, normalization), or what was read."""
     from packaging.version import InvalidVersion, Version
@@ -92,9 +114,9 @@ def _spelt(name: str, records: list[Record]) -> str:
         for subject in record.subjects:
             if wanted is not None and same(subject) == wanted:
                 return (f"; {record.label} names {printable(subject)}, spelt otherwise (a record "
-                        "must name the file exactly), nothing uploaded")  # fmt: skip
+                        f"must name the file exactly), {then}")  # fmt: skip
     sources = ", ".join(sorted({r.source for r in records}))
-    return f" (read {len(records)} statements from {sources}); nothing uploaded"
+    return f" (read {len(records)} statements from {sources}); {then}"
 
 
 # ------------------------------------------------------------- wheel-uploader's use
@@ -143,12 +165,33 @@ def gate(entries, records: list[Record] | None) -> Vouched | None:
     return vouch(records, {e.name: e.sha256 or file_hash(e.path) for e in entries})
 
 
+def preview(entries, records: list[Record] | None) -> Vouched | None:
+    """``--dry-run``: what :func:`gate` will decide, judged on the sha256 the staging
+    page publishes (no wheel downloaded; a page without one leaves the file unchecked)
+    or, for ``--files``, on the local file; each entry a real run refuses gets why."""
+    if records is None:
+        return None
+    local = all(e.remote is None for e in entries)
+    files = {e.name: file_hash(e.path) if local else e.remote.sha256 for e in entries}
+    seen = "read from the file" if local else "published by staging"
+    result = judge(records, files, seen=seen, then="a real run refuses it and uploads nothing")
+    for e in entries:
+        if e.name in result.refused:
+            e.verified, e.error = "refused", result.refused[e.name]
+    return result
+
+
 def summary_lines(vouched: Vouched | None) -> list[str]:
     """What the summary says of the records: who vouched for each file, and what was
     named but not staged."""
     if vouched is None:
         return []
     lines = [f"{name}: vouched for by {r.describe()}" for name, r in vouched.by_file.items()]
+    lines += [
+        f"{name}: named by {r.label}, but staging publishes no sha256 for it: the check "
+        "needs the download (a real run makes it)"
+        for name, r in vouched.unchecked.items()
+    ]
     # a record's subject names are its author's text: shown with control characters spelt out
     lines += [f"{printable(n)}: named by {r.label} but not staged" for n, r in vouched.missing]
     return lines
