@@ -18,6 +18,8 @@ from .report import Binary, WheelReport
 _PARSERS = {"elf": elf.parse_elf, "macho": macho.parse_macho, "pe": pe.parse_pe}
 # Names an interpreter imports as extension modules; one that holds no native
 # binary (a text file, a truncated download) passes RECORD but fails on import.
+# Only the tagged names: policy.EXTENSION_RE also takes untagged "x.so" (Python 2's
+# modules), where a non-binary file is more often a linker script than a module.
 _EXTENSION_MODULE = re.compile(r"\.(cpython-[^./]+|abi3|pypy[^./]*)\.so$|\.pyd$")
 
 
